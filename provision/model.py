@@ -1,0 +1,184 @@
+"""Domain values shared by the reader, planner, Graph client, executor and report.
+
+Everything here is a frozen value: the roster says what is desired, Graph says what is
+current, and the planner turns the two into changes. Phone numbers are always held in
+Graph's form (``+CC NSN`` or ``+CC NSNxEXT``) once they pass ``provision.phones``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Mapping
+
+
+class PhoneType(StrEnum):
+    """Graph's ``authenticationPhoneType``; the value is the wire string."""
+
+    MOBILE = "mobile"
+    ALTERNATE_MOBILE = "alternateMobile"
+    OFFICE = "office"
+
+
+# Canonical order: the order creates must happen in (a mobile must exist before an
+# alternateMobile), and the column order of every report.
+PHONE_TYPES: tuple[PhoneType, ...] = (PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE)
+
+# Graph gives each phone type a fixed method id, identical in every tenant (v1.0 and beta).
+METHOD_IDS: Mapping[PhoneType, str] = {
+    PhoneType.MOBILE: "3179e48a-750b-4051-897c-87b9720928f7",
+    PhoneType.ALTERNATE_MOBILE: "b6332ec1-7057-4abe-9331-3d72feddfe41",
+    PhoneType.OFFICE: "e37fc753-ff3b-4958-9484-eaa9425c82bc",
+}
+PHONE_TYPE_BY_METHOD_ID: Mapping[str, PhoneType] = {v: k for k, v in METHOD_IDS.items()}
+
+# Roster field names for each phone type (job column mapping, reports).
+FIELD_BY_PHONE_TYPE: Mapping[PhoneType, str] = {
+    PhoneType.MOBILE: "mobile",
+    PhoneType.ALTERNATE_MOBILE: "alternate_mobile",
+    PhoneType.OFFICE: "office",
+}
+
+
+class SmsSignInState(StrEnum):
+    """Graph's ``authenticationMethodSignInState`` (read-only, derived by the service)."""
+
+    NOT_SUPPORTED = "notSupported"
+    NOT_ALLOWED_BY_POLICY = "notAllowedByPolicy"
+    NOT_ENABLED = "notEnabled"
+    PHONE_NUMBER_NOT_UNIQUE = "phoneNumberNotUnique"
+    READY = "ready"
+    NOT_CONFIGURED = "notConfigured"
+    UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
+
+
+class SmsIntent(StrEnum):
+    """What the job wants for a user's SMS sign-in (job default, overridable per row)."""
+
+    ENABLE = "enable"
+    DISABLE = "disable"
+    LEAVE = "leave"
+
+
+class Severity(StrEnum):
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class RowStatus(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class RowIssue:
+    """A problem with one roster row (or one cell of it).
+
+    ``row`` is the row number as a spreadsheet shows it (header is row 1 in a file whose
+    header is on the first line). ``code`` is a stable machine-readable reason
+    (``invalid_number``, ``duplicate_user_conflict``...), ``reason`` the human sentence.
+    Reasons never contain an unmasked phone number.
+    """
+
+    row: int
+    sheet: str | None
+    column: str | None
+    severity: Severity
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RosterRow:
+    """One data row of the roster file, after parsing; every data row yields exactly one.
+
+    ``key`` is the matching key of the user (trimmed, case-folded UPN or lower-case GUID),
+    ``None`` when the user cell is unusable. ``phones`` holds only the phone columns the
+    roster has: a type absent from it means "the roster does not speak about this type";
+    a ``None`` value means the cell was blank (or invalid, see ``status``).
+    ``extra`` carries the passthrough columns for the report.
+    """
+
+    row: int
+    sheet: str | None
+    user: str
+    key: str | None
+    phones: Mapping[PhoneType, str | None]
+    sms_sign_in: bool | None
+    status: RowStatus
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredUser:
+    """What the roster wants for one user (possibly merged from identical rows).
+
+    ``phones`` follows the same convention as ``RosterRow.phones``: a missing type is
+    not managed by this roster; ``None`` is an explicit blank (authoritative mode deletes).
+    ``sms_sign_in`` is the per-row override (``None``: use the job's default).
+    """
+
+    key: str
+    user: str
+    phones: Mapping[PhoneType, str | None]
+    sms_sign_in: bool | None = None
+    rows: tuple[int, ...] = ()
+
+
+class ReadStatus(StrEnum):
+    OK = "ok"
+    NOT_FOUND = "not_found"  # Graph answered 404 for the user
+    FAILED = "failed"  # the read did not succeed (permission, repeated faults...)
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentPhone:
+    phone_type: PhoneType
+    number: str  # as Graph returned it (may be masked, may be in an older format)
+    sms_sign_in_state: SmsSignInState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentUser:
+    """What Graph has for one roster user at read time."""
+
+    key: str
+    status: ReadStatus
+    id: str | None = None  # object id when known
+    phones: Mapping[PhoneType, CurrentPhone] = field(default_factory=dict)
+    masked: bool = False  # numbers were masked by the service: never diff against them
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SmsPolicy:
+    """The tenant's SMS authentication method policy as far as this job could read it.
+
+    ``readable`` is False when the app may not read the policy: then nobody's eligibility
+    is known (``allows`` returns None) and the job carries on without that check.
+    """
+
+    readable: bool
+    enabled: bool = False
+    include_all_users: bool = False
+    include_ids: frozenset[str] = frozenset()  # targets with isUsableForSignIn=true
+    exclude_ids: frozenset[str] = frozenset()
+
+    def allows(self, user_id: str | None) -> bool | None:
+        """Whether policy lets this user sign in with SMS; None when it can't be known."""
+        if not self.readable:
+            return None
+        if not self.enabled:
+            return False
+        if user_id is not None and user_id.lower() in self.exclude_ids:
+            return False
+        if self.include_all_users:
+            return True
+        if user_id is None:
+            return None
+        return user_id.lower() in self.include_ids
+
+
+UNREADABLE_SMS_POLICY = SmsPolicy(readable=False)
