@@ -28,8 +28,8 @@ class UsageError(ProvisionError):
 
 class JobFileError(UsageError):
     def __init__(self, message: str, *, key: str | None = None, path: str | None = None) -> None:
-        where = " ".join(p for p in (path and f"{path}:", key and f"[{key}]") if p)
-        super().__init__(f"{where} {message}".strip())
+        prefix = "".join(f"{part}: " for part in (path, key) if part)
+        super().__init__(f"{prefix}{message}")
         self.key = key
         self.path = path
 

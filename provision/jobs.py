@@ -1,0 +1,226 @@
+"""Job files: the TOML that says which roster, which tenant, and how boldly to change it.
+
+A job file is validated in full before anything runs; every problem names its key
+(``safety.max_delete_percent: ...``) so an admin can fix it at 2 a.m. without reading
+code. Relative paths are resolved against the job file's folder. Secrets never live here:
+credentials read them from environment variables or files (see ``provision.graph``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from provision.errors import JobFileError
+from provision.model import SmsIntent
+
+ROSTER_FIELDS = ("user", "mobile", "alternate_mobile", "office", "region", "sms_sign_in")
+
+# Keys people try to put in a job file that must come from the environment instead.
+SECRET_KEYS = frozenset({"client_secret", "secret", "password", "certificate_password", "token", "access_token"})
+
+
+class Mode(StrEnum):
+    ADDITIVE = "additive"
+    FILL_EMPTY = "fill-empty"
+    AUTHORITATIVE = "authoritative"
+
+
+class Cloud(StrEnum):
+    GLOBAL = "global"
+    USGOV = "usgov"
+    USGOV_DOD = "usgov-dod"
+    CHINA = "china"
+
+
+class CredentialKind(StrEnum):
+    SECRET = "secret"
+    CERTIFICATE = "certificate"
+    MANAGED_IDENTITY = "managed-identity"
+    WORKLOAD_IDENTITY = "workload-identity"
+    AZURE_CLI = "azure-cli"
+    DEVICE_CODE = "device-code"
+    DEFAULT = "default"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RosterConfig(_Strict):
+    path: Path
+    sheet: str | int | None = None
+    default_region: str | None = Field(default=None, min_length=2, max_length=2)
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("default_region")
+    @classmethod
+    def _upper_region(cls, v: str | None) -> str | None:
+        return v.upper() if v else v
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if name not in ROSTER_FIELDS:
+                raise ValueError(f"unknown roster field {name!r}{_suggest(name, ROSTER_FIELDS)}; fields are {', '.join(ROSTER_FIELDS)}")
+        return v
+
+
+class SafetyConfig(_Strict):
+    max_changes: Annotated[int, Field(ge=0)] | None = None
+    max_delete_percent: Annotated[float, Field(ge=0, le=100)] | None = None
+    max_update_percent: Annotated[float, Field(ge=0, le=100)] | None = None
+
+
+class OutputConfig(_Strict):
+    directory: Path = Path("reports")
+
+
+class SandboxTarget(_Strict):
+    kind: Literal["sandbox"] = "sandbox"
+    # An already running sandbox; without it the job starts an embedded one on a free port.
+    url: str | None = None
+    # Seeds the embedded sandbox the first time; later runs continue from `state`.
+    snapshot: Path | None = None
+    state: Path = Path(".provision/sandbox/tenant.json")
+    profile: str = "unlimited"
+    api_version: Literal["v1.0", "beta"] = "v1.0"
+
+    @field_validator("url")
+    @classmethod
+    def _loopback_only(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from urllib.parse import urlsplit
+
+        host = urlsplit(v).hostname or ""
+        if host not in {"127.0.0.1", "localhost", "::1"} and not host.startswith("127."):
+            raise ValueError("a sandbox url must be a loopback address (127.0.0.1, localhost or ::1)")
+        return v.rstrip("/")
+
+
+class GraphTarget(_Strict):
+    kind: Literal["graph"]
+    tenant_id: str
+    client_id: str | None = None
+    cloud: Cloud = Cloud.GLOBAL
+    api_version: Literal["v1.0", "beta"] = "v1.0"
+    credential: CredentialKind = CredentialKind.DEFAULT
+    # A certificate file (PEM or PFX); its password, if any, comes from the environment.
+    certificate_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> "GraphTarget":
+        if self.credential in {CredentialKind.SECRET, CredentialKind.CERTIFICATE, CredentialKind.DEVICE_CODE} and not self.client_id:
+            raise ValueError(f"credential {self.credential.value!r} needs client_id")
+        if self.credential is CredentialKind.CERTIFICATE and self.certificate_path is None:
+            raise ValueError("credential 'certificate' needs certificate_path (the password, if any, comes from AZURE_CLIENT_CERTIFICATE_PASSWORD)")
+        return self
+
+
+class Job(_Strict):
+    name: str
+    description: str = ""
+    mode: Mode = Mode.ADDITIVE
+    sms_sign_in: SmsIntent = SmsIntent.LEAVE
+    roster: RosterConfig
+    safety: SafetyConfig = SafetyConfig()
+    output: OutputConfig = OutputConfig()
+    target: Annotated[SandboxTarget | GraphTarget, Field(discriminator="kind")] = SandboxTarget()
+    # Where the job file lives: relative paths were resolved against it.
+    source: Path | None = None
+
+
+def load_job(path: str | Path) -> Job:
+    """Read and validate a job file; raise JobFileError naming the key on any problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise JobFileError("job file not found", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobFileError(f"can't read job file: {exc}", path=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise JobFileError(f"not valid TOML: {exc}", path=str(path)) from None
+    return parse_job(raw, base=path.parent, source=path)
+
+
+def parse_job(raw: dict[str, Any], *, base: Path, source: Path | None = None) -> Job:
+    _refuse_secrets(raw, source)
+    data = dict(raw)
+    data.setdefault("name", source.stem if source else "job")
+    data.setdefault("target", {"kind": "sandbox"})
+    if isinstance(data["target"], dict):
+        data["target"] = {"kind": "sandbox", **data["target"]}
+    try:
+        job = Job.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise JobFileError(_describe(exc), path=str(source) if source else None) from None
+    return _resolve_paths(job, base)
+
+
+def _resolve_paths(job: Job, base: Path) -> Job:
+    def rel(p: Path | None) -> Path | None:
+        return None if p is None or p.is_absolute() else base / p
+
+    roster = job.roster.model_copy(update={"path": rel(job.roster.path) or job.roster.path})
+    output = job.output.model_copy(update={"directory": rel(job.output.directory) or job.output.directory})
+    target = job.target
+    if isinstance(target, SandboxTarget):
+        # `state` stays relative to the working directory: it is the tool's home, like .git.
+        target = target.model_copy(update={"snapshot": rel(target.snapshot) or target.snapshot})
+    elif target.certificate_path is not None:
+        target = target.model_copy(update={"certificate_path": rel(target.certificate_path) or target.certificate_path})
+    return job.model_copy(update={"roster": roster, "output": output, "target": target})
+
+
+def _refuse_secrets(raw: Any, source: Path | None, prefix: str = "") -> None:
+    if not isinstance(raw, dict):
+        return
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if key.lower() in SECRET_KEYS:
+            raise JobFileError(
+                "secrets never go in a job file: set AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PASSWORD) "
+                "in the environment, or use certificate_path / a managed identity",
+                key=dotted,
+                path=str(source) if source else None,
+            )
+        _refuse_secrets(value, source, f"{dotted}.")
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in {"sandbox", "graph"})]
+        key = ".".join(loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parent = _known_keys(loc[:-1])
+            lines.append(f"{key}: unknown key{_suggest(loc[-1], parent)}")
+        elif err["type"] == "missing":
+            lines.append(f"{key}: required key is missing")
+        else:
+            lines.append(f"{key}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def _known_keys(loc: list[str]) -> tuple[str, ...]:
+    model: type[BaseModel] | None = Job
+    for part in loc:
+        field = model.model_fields.get(part) if model else None
+        ann = field.annotation if field else None
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if part == "target":
+            return tuple(set(SandboxTarget.model_fields) | set(GraphTarget.model_fields))
+    return tuple(model.model_fields) if model else ()
+
+
+def _suggest(word: str, candidates: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
