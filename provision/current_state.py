@@ -1,0 +1,268 @@
+"""Read what Graph has for every roster user: phone methods, existence, masking, SMS policy.
+
+The SMS policy is read once. Then every user's ``GET .../phoneMethods`` goes out in
+``$batch`` requests of 20, several in flight, all through the client's pacing controller.
+When the policy names individual users (so eligibility depends on object ids) and the
+caller says the policy matters, users keyed by UPN also get a
+``GET /users/{upn}?$select=id`` in the same batches (a GUID key already is the id).
+
+Outcomes per user, never exceptions: 404 -> ``NOT_FOUND``; a final error -> ``FAILED``
+with Graph's code and message; masked numbers -> ``masked=True``. Throttled or failed
+items are re-queued under ``provision.retry``'s policy (honouring each item's
+Retry-After) and go out again packed with other ready items. A 401 (the token itself is
+refused) stops the read: nothing else could succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Iterable
+
+from provision.errors import AuthError, GraphError
+from provision.graph import ops as graph_ops
+from provision.graph.batch import MAX_BATCH_SIZE, Op, OpResult
+from provision.graph.client import GraphClient
+from provision.model import UNREADABLE_SMS_POLICY, CurrentPhone, CurrentUser, PhoneType, ReadStatus, SmsPolicy
+from provision.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadNotes:
+    """How the read went: figures for the run note and remarks for the report."""
+
+    users: int
+    batches: int  # $batch round trips (retried batches included)
+    operations: int  # batch items sent (retries included)
+    retried: int  # items sent again after a transient failure
+    throttled: int  # items answered 429
+    not_found: int
+    failed: int
+    masked: int
+    remarks: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Item:
+    key: str
+    kind: str  # "phones" | "user"
+    started: float = 0.0
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class _UserAcc:
+    pending: int
+    phones: dict[PhoneType, CurrentPhone] | None = None
+    id: str | None = None
+    status: ReadStatus | None = None
+    error: GraphError | None = None
+
+
+@dataclass(slots=True)
+class _Counters:
+    batches: int = 0
+    operations: int = 0
+    retried: int = 0
+    throttled: int = 0
+    remarks: list[str] = field(default_factory=list)
+
+
+def _op_for(item: _Item, op_id: str) -> Op:
+    if item.kind == "phones":
+        return graph_ops.list_phones(op_id, item.key)
+    return graph_ops.get_user(op_id, item.key)
+
+
+async def read_sms_policy_once(
+    client: GraphClient,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> tuple[SmsPolicy, str | None]:
+    """The SMS policy, or the unreadable value and why (403, or failures past retrying)."""
+    try:
+        return await retry.call(client.read_sms_policy, clock=clock, sleep=sleep)
+    except AuthError as exc:
+        if exc.status == 401:
+            raise
+        return UNREADABLE_SMS_POLICY, f"can't read the SMS sign-in policy ({exc.code or exc.status}): {exc.message}"
+    except GraphError as exc:
+        return UNREADABLE_SMS_POLICY, f"can't read the SMS sign-in policy ({exc.code or exc.status}): {exc.message}"
+
+
+async def read_current_state(
+    client: GraphClient,
+    user_keys: Iterable[str],
+    *,
+    pacer: object | None = None,
+    policy_needs_ids: bool,
+    progress: Progress | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+    max_in_flight: int = 8,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> tuple[dict[str, CurrentUser], SmsPolicy, ReadNotes]:
+    """Current state for every key (each key once), the SMS policy, and notes on the read.
+
+    ``pacer``: the pacing controller; every request already goes through the client's, so
+    this is only accepted to state the dependency (it must be the client's when given).
+    ``max_in_flight`` caps the batches waiting for a pacing slot or an answer at once.
+    """
+    if pacer is not None and pacer is not client.pacer and getattr(client.pacer, "controller", None) is not pacer:
+        raise ValueError("read_current_state: pacer must be the client's pacing controller")
+    keys = list(dict.fromkeys(user_keys))
+    counters = _Counters()
+    policy, reason = await read_sms_policy_once(client, retry=retry, clock=clock, sleep=sleep)
+    if reason:
+        counters.remarks.append(reason)
+    need_ids = policy_needs_ids and graph_ops.policy_targets_users(policy)
+
+    accs: dict[str, _UserAcc] = {}
+    ready: deque[_Item] = deque()
+    for key in keys:
+        fetch_id = need_ids and not _GUID.match(key)
+        accs[key] = _UserAcc(pending=2 if fetch_id else 1, id=key.lower() if _GUID.match(key) else None)
+        ready.append(_Item(key, "phones"))
+        if fetch_id:
+            ready.append(_Item(key, "user"))
+
+    delayed: list[tuple[float, int, _Item]] = []  # (due, tiebreak, item)
+    tiebreak = itertools.count()
+    done_users = 0
+    total = len(keys)
+
+    def finish_item(item: _Item) -> None:
+        nonlocal done_users
+        acc = accs[item.key]
+        acc.pending -= 1
+        if acc.pending == 0:
+            done_users += 1
+
+    def settle(item: _Item, result: OpResult) -> None:
+        acc = accs[item.key]
+        error = result.error
+        if error is None:
+            if item.kind == "phones":
+                acc.phones = graph_ops.parse_phone_list(result.body)
+            elif isinstance(result.body, dict) and result.body.get("id"):
+                acc.id = str(result.body["id"]).lower()
+            finish_item(item)
+            return
+        if error.status == 429:
+            counters.throttled += 1
+        if error.status == 401:
+            raise error
+        if error.status == 404:
+            acc.status = ReadStatus.NOT_FOUND
+            acc.error = error
+            finish_item(item)
+            return
+        wait = retry.decide(error, attempt=item.attempts, started=item.started, now=clock())
+        if wait is not None:
+            counters.retried += 1
+            heapq.heappush(delayed, (clock() + wait, next(tiebreak), item))
+            return
+        if item.kind == "phones" or acc.status is None:
+            if acc.status is not ReadStatus.NOT_FOUND:
+                acc.status = ReadStatus.FAILED
+                acc.error = error
+        finish_item(item)
+
+    async def send(chunk: list[_Item]) -> None:
+        now = clock()
+        batch_ops: list[Op] = []
+        for i, item in enumerate(chunk):
+            if item.attempts == 0:
+                item.started = now
+            item.attempts += 1
+            batch_ops.append(_op_for(item, str(i)))
+        counters.batches += 1
+        counters.operations += len(batch_ops)
+        results = await client.batch(batch_ops)
+        for item, result in zip(chunk, results):
+            settle(item, result)
+        if progress is not None:
+            progress(done_users, total)
+
+    in_flight: set[asyncio.Task[None]] = set()
+    try:
+        while ready or delayed or in_flight:
+            now = clock()
+            while delayed and delayed[0][0] <= now:
+                ready.append(heapq.heappop(delayed)[2])
+            while ready and len(in_flight) < max_in_flight:
+                chunk = [ready.popleft() for _ in range(min(MAX_BATCH_SIZE, len(ready)))]
+                in_flight.add(asyncio.ensure_future(send(chunk)))
+            waiters: set[asyncio.Future[None]] = set(in_flight)
+            timer: asyncio.Task[None] | None = None
+            if delayed and (len(in_flight) < max_in_flight):
+                timer = asyncio.ensure_future(sleep(max(0.0, delayed[0][0] - clock())))
+                waiters.add(timer)
+            if not waiters:
+                continue
+            finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if timer is not None and timer not in finished:
+                timer.cancel()
+            for task in finished:
+                if task is timer:
+                    continue
+                in_flight.discard(task)  # type: ignore[arg-type]
+                task.result()  # a 401 or a bug surfaces here
+    finally:
+        for task in in_flight:
+            task.cancel()
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
+
+    users: dict[str, CurrentUser] = {}
+    not_found = failed = masked_count = 0
+    for key in keys:
+        acc = accs[key]
+        if acc.status is ReadStatus.NOT_FOUND:
+            not_found += 1
+            err = acc.error
+            users[key] = CurrentUser(
+                key, ReadStatus.NOT_FOUND, error_code=err.code if err else None, error_message=err.message if err else None
+            )
+        elif acc.status is ReadStatus.FAILED or acc.phones is None:
+            failed += 1
+            err = acc.error
+            users[key] = CurrentUser(
+                key,
+                ReadStatus.FAILED,
+                id=acc.id,
+                error_code=(err.code or str(err.status)) if err else "notRead",
+                error_message=err.message if err else "phone methods were not read",
+            )
+        else:
+            masked = any(graph_ops.is_masked(p.number) for p in acc.phones.values())
+            masked_count += masked
+            users[key] = CurrentUser(key, ReadStatus.OK, id=acc.id, phones=acc.phones, masked=masked)
+    if masked_count:
+        counters.remarks.append(
+            f"{masked_count} user(s) have masked phone numbers (the caller may only see masked numbers); "
+            "they are never planned against"
+        )
+    notes = ReadNotes(
+        users=total,
+        batches=counters.batches,
+        operations=counters.operations,
+        retried=counters.retried,
+        throttled=counters.throttled,
+        not_found=not_found,
+        failed=failed,
+        masked=masked_count,
+        remarks=tuple(counters.remarks),
+    )
+    return users, policy, notes

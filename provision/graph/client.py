@@ -1,0 +1,250 @@
+"""GraphClient: the one way the job talks to Graph (or the sandbox), for reads and writes.
+
+Built on msgraph-sdk: a ``GraphServiceClient`` over a ``GraphRequestAdapter`` that uses
+our ``httpx.AsyncClient`` (keep-alive; HTTP/2 only towards real Graph) wrapped in kiota's
+middleware by ``GraphClientFactory`` with the RetryHandler switched off (it would retry
+POST/PATCH on its own; retries are ``provision.retry``'s job). Auth goes through
+kiota_authentication_azure's provider with the target's scope and allowed host spelled
+out (msgraph-core's provider is broken with current kiota).
+
+Every method makes exactly one HTTP request and either returns our own values or raises a
+``GraphError`` (see ``provision.graph.errors``). Every request passes through the pacing
+controller: GETs in the read lane, everything else in the write lane. ``batch`` is the
+bulk path: up to 20 ``Op`` values in one ``$batch`` request we serialise ourselves, sent
+through the adapter (so auth and middleware apply), parsed with ``json.loads`` into
+``OpResult`` values; a throttled/overloaded/unanswered envelope becomes the same error on
+every item, so callers retry per item in one way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
+
+import httpx
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.phone_authentication_method import PhoneAuthenticationMethod
+from msgraph.generated.models.authentication_phone_type import AuthenticationPhoneType
+from msgraph_core import GraphClientFactory
+
+from provision.errors import GraphError
+from provision.graph import ops as _ops
+from provision.graph.batch import MAX_BATCH_SIZE, Op, OpResult, decode_batch, encode_batch
+from provision.graph.clouds import GraphTarget
+from provision.graph.errors import TransportFailure, translate
+from provision.graph.pacing_port import Lane, Pacer, UnpacedPacer
+from provision.model import METHOD_IDS, UNREADABLE_SMS_POLICY, CurrentPhone, PhoneType, SmsPolicy
+
+T = TypeVar("T")
+
+_ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
+_ENVELOPE_RETRYABLE = frozenset({429, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class GraphUser:
+    id: str
+    user_principal_name: str | None
+
+
+def _sdk_phone(phone: Any) -> CurrentPhone | None:
+    if phone is None:
+        return None
+    return _ops.parse_phone(
+        {
+            "id": phone.id,
+            "phoneNumber": phone.phone_number,
+            "phoneType": getattr(phone.phone_type, "value", phone.phone_type),
+            "smsSignInState": getattr(phone.sms_sign_in_state, "value", phone.sms_sign_in_state),
+        }
+    )
+
+
+class GraphClient:
+    """Phone methods, users and the SMS policy over msgraph-sdk, paced and translated.
+
+    ``transport`` replaces the network (``httpx.ASGITransport(app)`` for an in-process
+    sandbox). The client owns its httpx client; use ``async with`` or ``await close()``.
+    The credential stays the caller's to close.
+    """
+
+    def __init__(
+        self,
+        target: GraphTarget,
+        credential: Any,
+        *,
+        pacer: Pacer | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_s: float = 60.0,
+        max_connections: int = 64,
+    ) -> None:
+        self.target = target
+        self.pacer: Pacer = pacer if pacer is not None else UnpacedPacer()
+        if transport is None:
+            transport = httpx.AsyncHTTPTransport(
+                http2=not target.is_loopback,
+                limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            )
+        # No base_url on the httpx client: the adapter's base_url (no trailing slash) builds
+        # every URL, which avoids the SDK's ".../v1.0//users" form.
+        http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)))
+        self._http = GraphClientFactory.create_with_default_middleware(
+            client=http,
+            options={RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False)},
+        )
+        auth = AzureIdentityAuthenticationProvider(
+            credential, scopes=list(target.scopes), allowed_hosts=list(target.allowed_hosts)
+        )
+        self.adapter = GraphRequestAdapter(auth, client=self._http)
+        self.adapter.base_url = target.base_url
+        self.sdk = GraphServiceClient(request_adapter=self.adapter)
+        self._batch_url = f"{target.base_url}/$batch"
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "GraphClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # plumbing -------------------------------------------------------------------------
+    async def _single(self, lane: Lane, call: Callable[[], Awaitable[T]]) -> T:
+        async with self.pacer.slot(lane, 1) as slot:
+            try:
+                result = await call()
+            except Exception as exc:
+                error = translate(exc)
+                if error is None:
+                    raise
+                slot.report([error])
+                raise error from exc
+            slot.report([None])
+            return result
+
+    def _phone_item(self, user: str, phone_type: PhoneType) -> Any:
+        return self.sdk.users.by_user_id(user).authentication.phone_methods.by_phone_authentication_method_id(
+            METHOD_IDS[phone_type]
+        )
+
+    # phone methods (single calls through the SDK's request builders) --------------------
+    async def list_phones(self, user: str) -> dict[PhoneType, CurrentPhone]:
+        async def call() -> dict[PhoneType, CurrentPhone]:
+            resp = await self.sdk.users.by_user_id(user).authentication.phone_methods.get()
+            phones: dict[PhoneType, CurrentPhone] = {}
+            for item in (resp.value if resp is not None else None) or ():
+                phone = _sdk_phone(item)
+                if phone is not None:
+                    phones[phone.phone_type] = phone
+            return phones
+
+        return await self._single(Lane.READ, call)
+
+    async def get_phone(self, user: str, phone_type: PhoneType) -> CurrentPhone | None:
+        return await self._single(Lane.READ, lambda: self._get_phone(user, phone_type))
+
+    async def _get_phone(self, user: str, phone_type: PhoneType) -> CurrentPhone | None:
+        return _sdk_phone(await self._phone_item(user, phone_type).get())
+
+    async def create_phone(self, user: str, phone_type: PhoneType, number: str) -> CurrentPhone | None:
+        body = PhoneAuthenticationMethod(phone_number=number, phone_type=AuthenticationPhoneType(phone_type.value))
+
+        async def call() -> CurrentPhone | None:
+            return _sdk_phone(await self.sdk.users.by_user_id(user).authentication.phone_methods.post(body))
+
+        return await self._single(Lane.WRITE, call)
+
+    async def update_phone(self, user: str, phone_type: PhoneType, number: str) -> CurrentPhone | None:
+        """None when Graph answers 204 (v1.0); the phone when it answers 200 (older beta)."""
+        body = PhoneAuthenticationMethod(phone_number=number, phone_type=AuthenticationPhoneType(phone_type.value))
+
+        async def call() -> CurrentPhone | None:
+            return _sdk_phone(await self._phone_item(user, phone_type).patch(body))
+
+        return await self._single(Lane.WRITE, call)
+
+    async def delete_phone(self, user: str, phone_type: PhoneType) -> None:
+        await self._single(Lane.WRITE, lambda: self._phone_item(user, phone_type).delete())
+
+    async def enable_sms_sign_in(self, user: str) -> None:
+        await self._single(Lane.WRITE, lambda: self._phone_item(user, PhoneType.MOBILE).enable_sms_sign_in.post())
+
+    async def disable_sms_sign_in(self, user: str) -> None:
+        await self._single(Lane.WRITE, lambda: self._phone_item(user, PhoneType.MOBILE).disable_sms_sign_in.post())
+
+    # users and policy -----------------------------------------------------------------
+    async def get_user(self, user: str) -> GraphUser:
+        """``GET /users/{id|upn}?$select=id,userPrincipalName``."""
+        builder = self.sdk.users.by_user_id(user)
+        config = RequestConfiguration(
+            query_parameters=builder.UserItemRequestBuilderGetQueryParameters(select=["id", "userPrincipalName"])
+        )
+
+        async def call() -> GraphUser:
+            found = await builder.get(request_configuration=config)
+            if found is None or not found.id:
+                raise GraphError(502, "emptyResponse", "Graph returned no user object")
+            return GraphUser(found.id, found.user_principal_name)
+
+        return await self._single(Lane.READ, call)
+
+    async def read_sms_policy(self) -> tuple[SmsPolicy, str | None]:
+        """The SMS authentication method policy, or (UNREADABLE_SMS_POLICY, reason) on 403.
+
+        Read as raw JSON: the generated model drops includeTargets when the answer has no
+        ``@odata.type``. Other errors raise.
+        """
+        builder = self.sdk.policies.authentication_methods_policy.authentication_method_configurations
+        info = builder.by_authentication_method_configuration_id("sms").to_get_request_information()
+        try:
+            raw = await self._single(Lane.READ, lambda: self.adapter.send_primitive_async(info, "bytes", _ERROR_MAP))
+        except GraphError as exc:
+            if exc.status == 403:
+                return UNREADABLE_SMS_POLICY, f"can't read the SMS sign-in policy ({exc.code or exc.status}): {exc.message}"
+            raise
+        return _ops.parse_sms_policy(json.loads(raw or b"{}")), None
+
+    # the bulk path --------------------------------------------------------------------
+    async def batch(self, ops: Sequence[Op]) -> list[OpResult]:
+        """Send up to 20 ops in one ``$batch`` request; one OpResult per op, in order.
+
+        Per-item errors are in ``OpResult.error``. When the envelope itself is throttled,
+        overloaded or unanswered, every item carries that error (retry per item); other
+        envelope failures (401/403, a malformed batch) raise.
+        """
+        if len(ops) > MAX_BATCH_SIZE:
+            raise ValueError(f"a batch holds at most {MAX_BATCH_SIZE} requests, got {len(ops)}")
+        info = RequestInformation()
+        info.http_method = Method.POST
+        info.url = self._batch_url
+        info.headers.try_add("Content-Type", "application/json")
+        info.headers.try_add("Accept", "application/json")
+        info.content = encode_batch(ops)
+        lane = Lane.READ if all(op.method == "GET" for op in ops) else Lane.WRITE
+        async with self.pacer.slot(lane, len(ops)) as slot:
+            try:
+                raw = await self.adapter.send_primitive_async(info, "bytes", _ERROR_MAP)
+            except Exception as exc:
+                error = translate(exc)
+                if error is None:
+                    raise
+                if not (isinstance(error, TransportFailure) or error.status in _ENVELOPE_RETRYABLE):
+                    slot.report([error] * len(ops))
+                    raise error from exc
+                results = [OpResult(op.id, error.status, {}, None, error) for op in ops]
+            else:
+                if raw is None:
+                    missing = TransportFailure("empty $batch answer", outcome_unknown=True)
+                    results = [OpResult(op.id, 0, {}, None, missing) for op in ops]
+                else:
+                    results = decode_batch(raw, ops)
+            slot.report([r.error for r in results])
+        return results

@@ -1,0 +1,136 @@
+"""Batch ops for every phone-method operation, and fast parsers for their answers.
+
+Users are addressed by object id or UPN; a UPN is percent-encoded whole
+(``quote(upn, safe='')``: ``@`` and ``#`` must not reach the URL raw). Op ids are the
+caller's (unique within one batch).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+from urllib.parse import quote
+
+from provision.graph.batch import Op
+from provision.model import METHOD_IDS, PHONE_TYPE_BY_METHOD_ID, CurrentPhone, PhoneType, SmsPolicy, SmsSignInState
+
+SMS_POLICY_URL = "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/sms"
+
+_MOBILE_ID = METHOD_IDS[PhoneType.MOBILE]
+_X_NOT_EXTENSION = re.compile(r"x(?!\d+$)")
+
+
+def user_url(user: str) -> str:
+    return f"/users/{quote(user, safe='')}"
+
+
+def phones_url(user: str) -> str:
+    return f"/users/{quote(user, safe='')}/authentication/phoneMethods"
+
+
+def phone_url(user: str, phone_type: PhoneType) -> str:
+    return f"{phones_url(user)}/{METHOD_IDS[phone_type]}"
+
+
+def list_phones(id: str, user: str) -> Op:
+    return Op(id, "GET", phones_url(user))
+
+
+def get_phone(id: str, user: str, phone_type: PhoneType) -> Op:
+    return Op(id, "GET", phone_url(user, phone_type))
+
+
+def create_phone(id: str, user: str, phone_type: PhoneType, number: str, *, depends_on: str | None = None) -> Op:
+    return Op(id, "POST", phones_url(user), {"phoneNumber": number, "phoneType": phone_type.value}, depends_on)
+
+
+def update_phone(id: str, user: str, phone_type: PhoneType, number: str, *, depends_on: str | None = None) -> Op:
+    return Op(id, "PATCH", phone_url(user, phone_type), {"phoneNumber": number, "phoneType": phone_type.value}, depends_on)
+
+
+def delete_phone(id: str, user: str, phone_type: PhoneType, *, depends_on: str | None = None) -> Op:
+    return Op(id, "DELETE", phone_url(user, phone_type), None, depends_on)
+
+
+def enable_sms_sign_in(id: str, user: str, *, depends_on: str | None = None) -> Op:
+    return Op(id, "POST", f"{phones_url(user)}/{_MOBILE_ID}/enableSmsSignIn", None, depends_on)
+
+
+def disable_sms_sign_in(id: str, user: str, *, depends_on: str | None = None) -> Op:
+    return Op(id, "POST", f"{phones_url(user)}/{_MOBILE_ID}/disableSmsSignIn", None, depends_on)
+
+
+def get_user(id: str, user: str) -> Op:
+    return Op(id, "GET", f"{user_url(user)}?$select=id,userPrincipalName")
+
+
+def get_sms_policy(id: str) -> Op:
+    return Op(id, "GET", SMS_POLICY_URL)
+
+
+def parse_phone(item: Mapping[str, Any]) -> CurrentPhone | None:
+    """A phoneAuthenticationMethod JSON object as a CurrentPhone (None: a type we don't know)."""
+    raw_type = item.get("phoneType")
+    try:
+        phone_type = PhoneType(raw_type)
+    except ValueError:
+        phone_type = PHONE_TYPE_BY_METHOD_ID.get(str(item.get("id", "")).lower())  # type: ignore[assignment]
+        if phone_type is None:
+            return None
+    state_raw = item.get("smsSignInState")
+    try:
+        state = SmsSignInState(state_raw) if state_raw is not None else None
+    except ValueError:
+        state = SmsSignInState.UNKNOWN_FUTURE_VALUE
+    return CurrentPhone(phone_type, str(item.get("phoneNumber") or ""), state)
+
+
+def parse_phone_list(body: Any) -> dict[PhoneType, CurrentPhone]:
+    phones: dict[PhoneType, CurrentPhone] = {}
+    values = body.get("value") if isinstance(body, dict) else None
+    for item in values or ():
+        phone = parse_phone(item)
+        if phone is not None:
+            phones[phone.phone_type] = phone
+    return phones
+
+
+def is_masked(number: str) -> bool:
+    """Graph shows some callers numbers like ``+1 XXXXXXX100`` or ``+1 *******100``."""
+    if "*" in number or "X" in number:
+        return True
+    # A lone lower-case "x" followed by digits is an extension; anything else is a mask.
+    return number.count("x") > 1 or _X_NOT_EXTENSION.search(number) is not None
+
+
+def parse_sms_policy(body: Any) -> SmsPolicy:
+    """An smsAuthenticationMethodConfiguration JSON object as our SmsPolicy.
+
+    Only include targets usable for sign-in count; target ids (users or groups) are kept
+    lower-cased. Group membership is not resolved: a group id matches no user id.
+    """
+    if not isinstance(body, dict):
+        return SmsPolicy(readable=True)
+    include_all = False
+    include: set[str] = set()
+    for target in body.get("includeTargets") or ():
+        if not isinstance(target, dict) or not target.get("isUsableForSignIn", False):
+            continue
+        tid = str(target.get("id", "")).lower()
+        if tid == "all_users":
+            include_all = True
+        elif tid:
+            include.add(tid)
+    exclude = {str(t.get("id", "")).lower() for t in body.get("excludeTargets") or () if isinstance(t, dict)}
+    return SmsPolicy(
+        readable=True,
+        enabled=str(body.get("state", "")).lower() == "enabled",
+        include_all_users=include_all,
+        include_ids=frozenset(include),
+        exclude_ids=frozenset(exclude - {""}),
+    )
+
+
+def policy_targets_users(policy: SmsPolicy) -> bool:
+    """Whether deciding eligibility needs users' object ids (the policy names individual ids)."""
+    return policy.readable and policy.enabled and (bool(policy.include_ids) or bool(policy.exclude_ids))

@@ -1,0 +1,74 @@
+"""The retry policy: what is retried, how long it waits, when it gives up."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from provision.errors import AuthError, GraphError
+from provision.graph.errors import TransportFailure
+from provision.retry import RetryPolicy
+
+POLICY = RetryPolicy(max_attempts=4, deadline_s=100.0, backoff_initial_s=1.0, backoff_max_s=8.0, jitter_s=0.0)
+
+
+@pytest.mark.parametrize("status", [429, 503, 504])
+def test_transient_statuses_retried(status: int) -> None:
+    assert POLICY.decide(GraphError(status, "x", "m"), attempt=1, started=0.0, now=0.0) == 1.0
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 412, 424, 500])
+def test_other_statuses_final(status: int) -> None:
+    assert POLICY.decide(GraphError(status, "x", "m"), attempt=1, started=0.0, now=0.0) is None
+    assert POLICY.decide(AuthError(403, "x", "m"), attempt=1, started=0.0, now=0.0) is None
+
+
+def test_retry_after_honoured_and_backoff_grows_capped() -> None:
+    assert POLICY.decide(GraphError(429, "x", "m", retry_after=13.0), attempt=1, started=0.0, now=0.0) == 13.0
+    waits = [POLICY.decide(GraphError(503, "x", "m"), attempt=n, started=0.0, now=0.0) for n in (1, 2, 3)]
+    assert waits == [1.0, 2.0, 4.0]
+    assert RetryPolicy(max_attempts=20, backoff_initial_s=1.0, backoff_max_s=8.0, jitter_s=0.0).decide(
+        GraphError(503, "x", "m"), attempt=10, started=0.0, now=0.0) == 8.0
+
+
+def test_attempts_and_deadline_cap() -> None:
+    assert POLICY.decide(GraphError(503, "x", "m"), attempt=4, started=0.0, now=0.0) is None
+    # a wait that would end past the deadline is not started
+    assert POLICY.decide(GraphError(429, "x", "m", retry_after=30.0), attempt=1, started=0.0, now=80.0) is None
+    assert POLICY.decide(GraphError(429, "x", "m", retry_after=30.0), attempt=1, started=0.0, now=60.0) == 30.0
+
+
+def test_unknown_outcome_writes_are_not_retried_blindly() -> None:
+    reset = TransportFailure("RemoteProtocolError", outcome_unknown=True)
+    refused = TransportFailure("ConnectError", outcome_unknown=False)
+    assert POLICY.decide(reset, attempt=1, started=0.0, now=0.0) == 1.0
+    assert POLICY.decide(reset, attempt=1, started=0.0, now=0.0, idempotent=False) is None
+    assert POLICY.decide(refused, attempt=1, started=0.0, now=0.0, idempotent=False) == 1.0
+
+
+def test_call_retries_with_injected_clock_and_sleep() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    answers = [GraphError(429, "TooManyRequests", "m", retry_after=3.0), GraphError(503, "x", "m"), "done"]
+
+    async def fn() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert asyncio.run(POLICY.call(fn, clock=lambda: now[0], sleep=sleep)) == "done"
+    assert slept == [3.0, 2.0]
+
+    async def always_404() -> str:
+        raise GraphError(404, "Request_ResourceNotFound", "gone")
+
+    with pytest.raises(GraphError) as info:
+        asyncio.run(POLICY.call(always_404, clock=lambda: now[0], sleep=sleep))
+    assert info.value.status == 404 and slept == [3.0, 2.0]
