@@ -181,7 +181,7 @@ def _parse_phone(raw: Any, where: str) -> SnapshotPhone:
     _no_unknown_keys(raw, _PHONE_KEYS, where)
     phone_type = _phone_type(raw.get("phoneType"), f"{where}.phoneType")
     number = raw.get("phoneNumber")
-    if not isinstance(number, str) or not any(c.isdigit() for c in number):
+    if not isinstance(number, str) or not any("0" <= c <= "9" for c in number):
         raise SnapshotError(f"{where}.phoneNumber: must be a string containing digits")
     sms_raw = raw.get("sms", SmsRegistration.NONE.value)
     try:

@@ -424,9 +424,7 @@ class Tenant:
         phone = self._sms_mobile(user, method_id)
         if not self._policy.allows(user.id):
             raise _bad_request("SMS sign-in is not enabled by policy for this user.")
-        if phone.sms is SmsRegistration.REGISTERED:
-            return
-        if not self._register(user, phone):
+        if not self._register(user, phone):  # already registered to this user: a no-op
             raise _not_unique(saved=False)
 
     def disable_sms_sign_in(self, ref: str, method_id: str) -> None:

@@ -66,6 +66,13 @@ def bob(tenant: Tenant) -> str:
     return tenant.create_user("bob@contoso.com", "Bob")["id"]
 
 
+def test_tenant_error_behaves_like_an_exception() -> None:
+    error = TenantError(409, "phoneNumberNotUnique", "taken", saved=True)
+    error.add_note("hypothesis and pytest attach notes to exceptions")
+    assert (error.status, error.code, error.message, error.saved) == (409, "phoneNumberNotUnique", "taken", True)
+    assert str(error) == "409 phoneNumberNotUnique: taken (the write was saved)"
+
+
 # phone number format ---------------------------------------------------------------------
 @pytest.mark.parametrize("value", ["+1 2065550100", "+44 2079460958x12", "+1 5555551234x123", "+49 3012345678"])
 def test_graph_format_accepts(value: str) -> None:
@@ -471,6 +478,18 @@ def test_bad_policy_patch_is_rejected_whole(tenant: Tenant, patch: Any) -> None:
     before = tenant.get_sms_policy()
     raises(400, "badRequest", tenant.update_sms_policy, {"state": "disabled", **patch} if isinstance(patch, dict) else patch)
     assert tenant.get_sms_policy() == before
+
+
+def test_policy_patch_replaces_only_the_given_keys(tenant: Tenant, alice: str) -> None:
+    tenant.update_sms_policy({"state": "disabled"})
+    tenant.update_sms_policy({"excludeTargets": [{"targetType": "user", "id": alice}]})
+    tenant.update_sms_policy({"includeTargets": [{"targetType": "user", "id": alice}]})
+    policy = tenant.get_sms_policy()
+    assert policy["state"] == "disabled"
+    assert policy["excludeTargets"] == [{"targetType": "user", "id": alice}]
+    assert policy["includeTargets"] == [
+        {"targetType": "user", "id": alice, "isRegistrationRequired": False, "isUsableForSignIn": True}
+    ]
 
 
 def test_policy_reads_are_copies(tenant: Tenant) -> None:
