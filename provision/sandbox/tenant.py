@@ -137,7 +137,9 @@ def _user_not_found(ref: str) -> TenantError:
 
 
 def _method_not_found(method_id: str) -> TenantError:
-    return TenantError(404, "itemNotFound", f"The phone authentication method '{method_id}' was not found for this user.")
+    return TenantError(
+        404, "itemNotFound", f"The phone authentication method '{method_id}' was not found for this user."
+    )
 
 
 def _not_unique(saved: bool) -> TenantError:
@@ -277,7 +279,9 @@ class Tenant:
                 "Another object with the same value for property userPrincipalName already exists.",
             )
         if user_id in self._users:
-            raise TenantError(400, "Request_BadRequest", "Another object with the same value for property id already exists.")
+            raise TenantError(
+                400, "Request_BadRequest", "Another object with the same value for property id already exists."
+            )
         user = _User(
             id=user_id,
             upn=upn,
@@ -594,10 +598,10 @@ class Tenant:
 
     def _load_user(self, raw: SnapshotUser, where: str) -> None:
         try:
-            user_id = self.create_user(raw.upn, raw.display_name, raw.account_enabled, id=raw.id, deleted=raw.deleted)["id"]
+            created = self.create_user(raw.upn, raw.display_name, raw.account_enabled, id=raw.id, deleted=raw.deleted)
         except TenantError as exc:
             raise SnapshotError(f"{where}: {exc.message}") from None
-        user = self._users[user_id]
+        user = self._users[created["id"]]
         user.default_method = raw.default_method
         for p in raw.phones:
             if p.phone_type in user.phones:

@@ -476,7 +476,8 @@ def test_policy_targets_decide_who_is_allowed(tenant: Tenant, alice: str, bob: s
 )
 def test_bad_policy_patch_is_rejected_whole(tenant: Tenant, patch: Any) -> None:
     before = tenant.get_sms_policy()
-    raises(400, "badRequest", tenant.update_sms_policy, {"state": "disabled", **patch} if isinstance(patch, dict) else patch)
+    body = {"state": "disabled", **patch} if isinstance(patch, dict) else patch
+    raises(400, "badRequest", tenant.update_sms_policy, body)
     assert tenant.get_sms_policy() == before
 
 
@@ -691,7 +692,9 @@ def _user(n: int, **fields: Any) -> dict[str, Any]:
             "already registered",
         ),
         (
-            _snapshot_with([_user(1, phones=[{"phoneType": "mobile", "phoneNumber": N1}])], sms_registrations={"1": "x"}),
+            _snapshot_with(
+                [_user(1, phones=[{"phoneType": "mobile", "phoneNumber": N1}])], sms_registrations={"1": "x"}
+            ),
             "sms_registrations",
         ),
         (_snapshot_with([], sms_policy={"state": "sometimes"}), "sms_policy"),
@@ -705,7 +708,8 @@ def test_invalid_snapshots_are_refused(data: dict[str, Any], fragment: str) -> N
 
 
 def test_snapshot_may_hold_a_deleted_and_a_live_user_with_one_upn() -> None:
-    tenant = Tenant.from_snapshot(_snapshot_with([_user(1, upn="x@contoso.com"), _user(2, upn="x@contoso.com", deleted=True)]))
+    users = [_user(1, upn="x@contoso.com"), _user(2, upn="x@contoso.com", deleted=True)]
+    tenant = Tenant.from_snapshot(_snapshot_with(users))
     assert tenant.get_user("x@contoso.com")["id"].endswith("1")
     assert (tenant.user_count(), tenant.user_count(include_deleted=True)) == (1, 2)
 
