@@ -30,10 +30,12 @@ _USER_KEYS = frozenset({"id", "upn", "displayName", "accountEnabled", "deleted",
 _PHONE_KEYS = frozenset({"phoneType", "phoneNumber", "sms"})
 
 
-class SnapshotError(UsageError):
+class SnapshotError(UsageError, ValueError):
     """The snapshot file is not a valid tenant snapshot (the message names the field).
 
-    Messages name users and phone types, never phone numbers.
+    Also a ValueError: to code that just receives a snapshot dict (the HTTP reset
+    endpoint) it is simply a bad value. Messages name users and phone types, never
+    phone numbers.
     """
 
 

@@ -703,6 +703,7 @@ def _user(n: int, **fields: Any) -> dict[str, Any]:
 def test_invalid_snapshots_are_refused(data: dict[str, Any], fragment: str) -> None:
     with pytest.raises(SnapshotError) as info:
         Tenant.from_snapshot(data)
+    assert isinstance(info.value, ValueError)  # what code handed a bad dict expects
     assert fragment in str(info.value)
     assert "2065550101" not in str(info.value)
 
