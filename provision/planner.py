@@ -22,11 +22,13 @@ may read ``+12065550100``). A type the roster does not mention is never touched.
 SMS sign-in (job default ``SmsIntent``, overridden per row by ``DesiredUser.sms_sign_in``),
 judged against the mobile the user will have after the plan:
 
-- enable: nothing when the mobile is already ``ready``. Policy says no (or the mobile reads
-  ``notAllowedByPolicy`` while the policy is unreadable): no change, warning
-  ``sms_not_allowed_by_policy``. Policy allows and the plan writes the mobile: no change,
-  because Graph registers a written mobile for SMS sign-in by itself. Otherwise (mobile
-  unchanged and not ready, or policy unknown) ``enable_sms`` after the mobile write.
+- enable: nothing when the unchanged mobile is already ``ready``. Policy says no (or the
+  mobile reads ``notAllowedByPolicy`` while the policy is unreadable): no change, warning
+  ``sms_not_allowed_by_policy``. A mobile with an extension: no change, warning
+  ``sms_mobile_has_extension`` (SMS can't dial extensions). Policy allows and the plan
+  creates the mobile or changes its digits: no change, because Graph registers such a
+  mobile for SMS sign-in by itself. Otherwise (mobile unchanged and not ready, only its
+  extension changes, or policy unknown) ``enable_sms`` after the mobile write.
 - disable: ``disable_sms`` when the unchanged mobile reads ``ready``, or when the plan
   writes the mobile and policy allows or is unknown (the write may auto-register it).
 - leave: nothing.
@@ -59,6 +61,7 @@ from provision.model import (
     SmsPolicy,
     SmsSignInState,
 )
+from provision.phones import canonical_digits
 
 __all__ = [
     "Change",
@@ -232,12 +235,22 @@ class PlanSummary:
 
 
 # -- number comparison -------------------------------------------------------------------
-# Private until provision.phones offers canonical_digits: digits plus "x" + extension digits.
+# Fast paths before provision.phones.canonical_digits (regex based): identical strings, then
+# the same string once spaces/punctuation go; only genuinely different spellings pay more.
 _CANON_TABLE = str.maketrans({**{c: None for c in " +-()./\t"}, "X": "x"})
 
 
 def _same_number(a: str, b: str) -> bool:
-    return a == b or a.translate(_CANON_TABLE) == b.translate(_CANON_TABLE)
+    if a == b:
+        return True
+    ta = a.translate(_CANON_TABLE)
+    tb = b.translate(_CANON_TABLE)
+    return ta == tb or canonical_digits(a) == canonical_digits(b)
+
+
+def _same_handset(a: str, b: str) -> bool:
+    """Same number apart from the extension: a write Graph doesn't treat as a new SMS number."""
+    return canonical_digits(a).partition("x")[0] == canonical_digits(b).partition("x")[0]
 
 
 # -- the per-user planner ----------------------------------------------------------------
@@ -346,7 +359,10 @@ def _plan_user(
                     codes.append(ReasonCode.SMS_NOT_ALLOWED)
                 elif "x" in mobile_number or "X" in mobile_number:
                     codes.append(ReasonCode.SMS_EXTENSION)
-                elif allowed is None or not mobile_written:
+                elif allowed is None or not mobile_written or (
+                    mobile_cp is not None and _same_handset(mobile_cp.number, mobile_number)
+                ):
+                    # a write only auto-registers a new handset (created, or other digits)
                     sms_kind = ChangeKind.ENABLE_SMS
         elif has_mobile:  # disable
             if not mobile_written:
@@ -375,8 +391,10 @@ def _plan_user(
 
 
 def _has_masked_number(c: CurrentUser) -> bool:
+    # Masked reads look like "+1 *******100" or "+1 XXXXXXXX00" even if the reader missed it.
     for cp in c.phones.values():
-        if "*" in cp.number:
+        n = cp.number
+        if "*" in n or "XX" in n:
             return True
     return False
 

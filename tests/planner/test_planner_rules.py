@@ -321,3 +321,16 @@ def test_summary_counts_and_top_reasons():
 def test_reasons_never_contain_digits_of_numbers():
     s, up = steps(desired(mobile=None, alternate="+1 2065550102"), current(mobile="+1 2065550100", alternate="+1 2065550101"), AUTH)
     assert up.reason and not re.search(r"\d{3}", up.reason)
+
+
+def test_other_spellings_compare_through_canonical_digits():
+    s, _ = steps(desired(office="+1 2065550100x12"), current(office="+1 (206) 555-0100 ext. 12"))
+    assert s == []
+    s, _ = steps(desired(office="+1 2065550100x13"), current(office="+1 (206) 555-0100 ext. 12"))
+    assert s == [(ChangeKind.UPDATE, O, "+1 (206) 555-0100 ext. 12", "+1 2065550100x13")]
+
+
+def test_enable_after_a_mobile_write_that_keeps_the_handset():
+    # dropping only the extension is no new SMS number: Graph won't auto-register it
+    s, _ = steps(desired(mobile="+1 2065550100"), current(mobile="+1 2065550100x5"), ENABLE, ALLOW_ALL)
+    assert [k for k, *_ in s] == [ChangeKind.UPDATE, ChangeKind.ENABLE_SMS]
