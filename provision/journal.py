@@ -72,7 +72,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Self
 
 from provision import __version__
 from provision.errors import UsageError
@@ -688,7 +688,7 @@ class Journal:
                 if self._writer_lock is not None:
                     self._writer_lock.release()
 
-    def __enter__(self) -> Journal:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
