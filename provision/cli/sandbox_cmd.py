@@ -1,7 +1,133 @@
-"""`provision sandbox ...`: serve the local Graph-compatible tenant, mint tokens."""
+"""`provision sandbox ...`: serve the local Graph-compatible tenant, mint tokens, fetch snapshots."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+from urllib.parse import urlsplit
+
+import httpx
 import typer
 
+from provision.errors import ProvisionError, UsageError
+from provision.sandbox.auth import SANDBOX_APP_ID, SANDBOX_TENANT_ID, make_token
+from provision.sandbox.server import NotLoopbackError, check_loopback
+
 app = typer.Typer(help="The local Graph-compatible sandbox tenant.", no_args_is_help=True)
+
+
+def _fail(exc: ProvisionError) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(exc.exit_code)
+
+
+def _split_csv(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _sandbox_root(url: str) -> str:
+    """The sandbox's root URL from any of its URLs (``.../v1.0`` and ``.../beta`` accepted); loopback only."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"not an http URL: {url!r}")
+    check_loopback(parts.hostname)
+    path = parts.path.rstrip("/")
+    for suffix in ("/v1.0", "/beta"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Loopback address to bind (127.0.0.1, ::1 or localhost).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 0,
+    snapshot: Annotated[Optional[Path], typer.Option(help="Tenant snapshot JSON to start from.")] = None,
+    profile: Annotated[str, typer.Option(help="unlimited, graph-like, strict, or a profile TOML file.")] = "unlimited",
+    save: Annotated[Optional[Path], typer.Option(help="Write the tenant snapshot here on shutdown.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for latency jitter and injected faults.")] = 0,
+) -> None:
+    """Serve the sandbox until Ctrl-C; prints its Graph base URLs."""
+    from provision.sandbox.app import create_app
+    from provision.sandbox.limits import load_profile
+    from provision.sandbox.server import serve_forever
+    from provision.sandbox.snapshot import load_snapshot, save_snapshot
+
+    try:
+        check_loopback(host)
+        resolved = load_profile(profile)
+        lag = resolved.consistency.replication_lag_ms / 1000.0
+        tenant = load_snapshot(snapshot, replication_lag_s=lag) if snapshot is not None else None
+        sandbox_app = create_app(tenant, profile=resolved, seed=seed)
+    except ProvisionError as exc:
+        raise _fail(exc) from None
+
+    def ready(root: str) -> None:
+        typer.echo(f"{root}/v1.0")
+        typer.echo(f"{root}/beta")
+        typer.echo(f"tenant {sandbox_app.sandbox.tenant_id}, profile {resolved.name}; Ctrl-C to stop", err=True)
+        typer.echo(f"token: provision sandbox token --url {root}", err=True)
+
+    try:
+        serve_forever(sandbox_app, host=host, port=port, on_ready=ready)
+    except OSError as exc:
+        typer.echo(f"error: can't serve on {host}:{port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        if save is not None:
+            save_snapshot(sandbox_app.sandbox.tenant, save)
+            typer.echo(f"snapshot saved to {save}", err=True)
+
+
+@app.command("token")
+def token(
+    roles: Annotated[Optional[str], typer.Option(help="Application permissions, comma-separated (app token).")] = None,
+    scp: Annotated[Optional[str], typer.Option(help="Delegated scopes, space-separated (delegated token).")] = None,
+    wids: Annotated[Optional[str], typer.Option(help="Directory role template ids, comma-separated.")] = None,
+    tid: Annotated[Optional[str], typer.Option(help="Tenant id (default: the sandbox's default tenant).")] = None,
+    url: Annotated[Optional[str], typer.Option(help="A running sandbox's URL: take the tenant id from it.")] = None,
+    appid: Annotated[str, typer.Option(help="Application id (the throttling key).")] = SANDBOX_APP_ID,
+) -> None:
+    """Print an unsigned JWT the sandbox accepts (default: an app token for the job)."""
+    if roles is not None and scp is not None:
+        typer.echo("error: give --roles (application) or --scp (delegated), not both", err=True)
+        raise typer.Exit(2)
+    tenant_id = tid or SANDBOX_TENANT_ID
+    if url is not None and tid is None:
+        try:
+            response = httpx.get(_sandbox_root(url) + "/_sandbox/info", timeout=10)
+            response.raise_for_status()
+            tenant_id = str(response.json()["tenant_id"])
+        except ProvisionError as exc:
+            raise _fail(exc) from None
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            typer.echo(f"error: can't read the sandbox at {url}: {exc}", err=True)
+            raise typer.Exit(1) from None
+    if scp is not None:
+        typer.echo(make_token(scp=scp, wids=_split_csv(wids), tid=tenant_id, appid=appid))
+    else:
+        typer.echo(make_token(roles=_split_csv(roles) if roles is not None else None, tid=tenant_id, appid=appid))
+
+
+@app.command("snapshot")
+def snapshot(
+    url: Annotated[str, typer.Option(help="The running sandbox's URL (root, /v1.0 or /beta).")],
+    out: Annotated[Path, typer.Option(help="Where to write the snapshot JSON.")],
+) -> None:
+    """Fetch a running sandbox's tenant snapshot."""
+    try:
+        root = _sandbox_root(url)
+    except (NotLoopbackError, UsageError) as exc:
+        raise _fail(exc) from None
+    try:
+        response = httpx.get(root + "/_sandbox/snapshot", timeout=30)
+        response.raise_for_status()
+        data = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        typer.echo(f"error: can't fetch the snapshot from {root}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    typer.echo(f"snapshot written to {out}", err=True)

@@ -1,0 +1,103 @@
+"""Serve the sandbox over loopback HTTP with uvicorn: in the foreground (the CLI) or in a
+background thread (tests, the job's embedded sandbox). Only loopback addresses are ever
+bound: the sandbox must not be reachable from the network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import socket
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import uvicorn
+
+from provision.errors import UsageError
+
+
+class NotLoopbackError(UsageError):
+    """The sandbox was asked to bind to a non-loopback address."""
+
+
+def check_loopback(host: str) -> None:
+    """Raise NotLoopbackError unless ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise NotLoopbackError(f"refusing to serve on {host!r}: the sandbox binds only to loopback (127.0.0.1, ::1)")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    check_loopback(host)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def root_url(sock: socket.socket) -> str:
+    """``http://HOST:PORT`` for a bound socket (Graph bases are this + /v1.0 or /beta)."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _server(app: Any) -> uvicorn.Server:
+    fast = importlib.util.find_spec("httptools") is not None
+    config = uvicorn.Config(
+        app,
+        http="httptools" if fast else "h11",
+        loop="uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=30,
+    )
+    return uvicorn.Server(config)
+
+
+@contextmanager
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Run ``app`` with uvicorn in a daemon thread; yields the root URL (``http://127.0.0.1:PORT``).
+
+    ``port=0`` picks a free port. The server stops when the block exits.
+    """
+    sock = _bind(host, port)
+    server = _server(app)
+    # Signal handlers can only be installed from the main thread.
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="sandbox-uvicorn", daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the sandbox server failed to start")
+            thread.join(0.01)
+        yield root_url(sock)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def serve_forever(app: Any, *, host: str = "127.0.0.1", port: int = 0, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve in the foreground until interrupted (Ctrl-C / SIGTERM). ``on_ready`` gets the root URL."""
+    sock = _bind(host, port)
+    server = _server(app)
+    if on_ready is not None:
+        on_ready(root_url(sock))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+__all__ = ["NotLoopbackError", "check_loopback", "root_url", "serve_forever", "serve_in_thread"]
