@@ -1,10 +1,132 @@
-"""`provision validate ROSTER`: check a roster without touching any tenant."""
+"""`provision validate ROSTER`: check a roster without touching any tenant.
+
+Prints a summary (rows read, valid, warnings, errors, top reasons) and the first row
+problems, with every number masked; ``--out`` writes the per-row report as CSV, whose
+phone columns hold the normalised Graph form. Exit 0 when no row has an error, 1 when
+some do, 2 when the roster (or the job file) can't be read at all.
+"""
 
 from __future__ import annotations
 
+import csv
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Mapping
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from provision.errors import ProvisionError, UsageError
+from provision.model import FIELD_BY_PHONE_TYPE, PHONE_TYPES, RowIssue, RowStatus, Severity
+from provision.roster import Roster, read_roster
+
+SHOWN_ISSUES = 20
+TOP_REASONS = 8
 
 
-def validate(roster: str = typer.Argument(..., help="Roster file (.csv/.tsv/.txt/.xlsx/.xlsm)")) -> None:
+@dataclass(frozen=True, slots=True)
+class RosterSettings:
+    """What the job file says about the roster (only what validate needs)."""
+
+    path: Path | None = None
+    sheet: str | int | None = None
+    default_region: str | None = None
+    columns: Mapping[str, str] | None = None
+
+
+def roster_settings(job: Path | None) -> RosterSettings:
+    if job is None:
+        return RosterSettings()
+    from provision.jobs import load_job  # pydantic: only when a job file is given
+
+    roster = load_job(job).roster
+    return RosterSettings(roster.path, roster.sheet, roster.default_region, dict(roster.columns) or None)
+
+
+def validate(
+    roster: Annotated[
+        Path | None, typer.Argument(help="Roster file (.csv/.tsv/.txt/.xlsx/.xlsm); default: the job's roster.path")
+    ] = None,
+    job: Annotated[Path | None, typer.Option("--job", help="Job file (TOML): its [roster] table is used")] = None,
+    region: Annotated[
+        str | None, typer.Option("--region", help="Region (ISO 3166, e.g. US) for numbers without +country code")
+    ] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="Excel sheet name (or 0-based index)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the per-row report to this CSV file")] = None,
+) -> None:
     """Check a roster file and report every row's problems."""
-    raise typer.Exit(2)
+    console = Console(highlight=False)
+    try:
+        settings = roster_settings(job)
+        path = roster or settings.path
+        if path is None:
+            raise UsageError("give a ROSTER file, or a --job whose [roster] has a path")
+        result = read_roster(
+            path,
+            columns=settings.columns,
+            default_region=region or settings.default_region,
+            sheet=sheet if sheet is not None else settings.sheet,
+        )
+    except ProvisionError as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    _summary(console, result)
+    if out is not None:
+        write_report(result, out)
+        console.print(f"per-row report: {out}")
+    raise typer.Exit(1 if result.count(RowStatus.ERROR) else 0)
+
+
+def _summary(console: Console, roster: Roster) -> None:
+    counts = roster.status_counts()
+    where = f"{roster.path}" + (f" [sheet {roster.sheet}]" if roster.sheet else "")
+    console.print(f"roster: {where}", markup=False)
+    mapped = ", ".join(f"{field}={header!r}" for field, header in roster.columns.items())
+    console.print(f"columns: {mapped}", markup=False)
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("rows read", f"{len(roster.rows):,}")
+    table.add_row("valid", f"{counts[RowStatus.OK]:,}")
+    table.add_row("warnings", f"{counts[RowStatus.WARNING]:,}")
+    table.add_row("errors", f"[red]{counts[RowStatus.ERROR]:,}[/red]" if counts[RowStatus.ERROR] else "0")
+    table.add_row("blank rows", f"{roster.blank_rows:,}")
+    table.add_row("users", f"{len(roster.users):,}")
+    console.print(table)
+    if not roster.issues:
+        return
+    reasons = Table(title="top reasons", title_justify="left")
+    reasons.add_column("count", justify="right")
+    reasons.add_column("severity")
+    reasons.add_column("code")
+    reasons.add_column("example")
+    examples: dict[tuple[Severity, str], RowIssue] = {}
+    counts_by_kind: Counter[tuple[Severity, str]] = Counter()
+    for issue in roster.issues:
+        examples.setdefault((issue.severity, issue.code), issue)
+        counts_by_kind[(issue.severity, issue.code)] += 1
+    for (severity, code), count in counts_by_kind.most_common(TOP_REASONS):
+        reasons.add_row(f"{count:,}", severity.value, code, examples[(severity, code)].reason)
+    console.print(reasons)
+    shown = Table(title=f"first {min(SHOWN_ISSUES, len(roster.issues))} of {len(roster.issues):,} problems", title_justify="left")
+    for name in ("row", "column", "severity", "reason"):
+        shown.add_column(name)
+    for issue in roster.issues[:SHOWN_ISSUES]:
+        shown.add_row(str(issue.row), issue.column or "", issue.severity.value, issue.reason)
+    console.print(shown)
+
+
+def write_report(roster: Roster, out: Path) -> None:
+    """The per-row CSV: row, user, the three phones in Graph form, status, problems, passthrough."""
+    by_row = roster.issues_by_row()
+    phone_fields = [FIELD_BY_PHONE_TYPE[t] for t in PHONE_TYPES]
+    extra = [name for name in roster.extra_columns if name not in {"row", "user", "status", "problems", *phone_fields}]
+    with out.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", "user", *phone_fields, "status", "problems", *extra])
+        for row in roster.rows:
+            problems = " | ".join(
+                f"{i.column + ': ' if i.column else ''}{i.reason} [{i.code}]" for i in by_row.get(row.row, ())
+            )
+            phones = [row.phones.get(t) or "" for t in PHONE_TYPES]
+            writer.writerow([row.row, row.user, *phones, row.status.value, problems, *(row.extra.get(n, "") for n in extra)])

@@ -1,0 +1,312 @@
+"""Phone numbers as people type them, turned into Graph's form, on libphonenumber.
+
+Graph accepts ``+<country code> <national significant number>[x<extension>]`` and
+nothing else (``+1 2065550100``, ``+44 2079460958x12``). ``normalise`` turns a roster
+cell into that form for any country libphonenumber knows, or says why it can't with a
+stable ``problem`` code and a sentence that never repeats the number. ``mask`` is the
+only way a number may reach a log or a console.
+
+Problem codes: ``not_a_number``, ``scientific_notation``, ``no_region``,
+``invalid_country_code``, ``too_short``, ``too_long``, ``invalid_number``,
+``invalid_for_region``, ``extension_not_allowed``, ``extension_too_long``.
+Warning codes: ``fixed_line_in_mobile_slot``, ``non_mobile_in_mobile_slot``,
+``ambiguous_lost_plus``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
+
+from provision.model import PhoneType
+
+__all__ = [
+    "NormalisedPhone",
+    "canonical_digits",
+    "is_known_region",
+    "mask",
+    "normalise",
+    "region_for",
+]
+
+# Graph's own limits (see sandbox.tenant.PHONE_NUMBER_PATTERN): NSN <= 14 digits, ext <= 10.
+_MAX_EXTENSION_DIGITS = 10
+
+# Types an SMS can't reach; in a mobile slot they are almost certainly a data-entry slip.
+_NOT_MOBILE_TYPES = frozenset(
+    {
+        PhoneNumberType.TOLL_FREE,
+        PhoneNumberType.PREMIUM_RATE,
+        PhoneNumberType.SHARED_COST,
+        PhoneNumberType.UAN,
+        PhoneNumberType.VOICEMAIL,
+        PhoneNumberType.PAGER,
+    }
+)
+_MOBILE_SLOTS = frozenset({PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE})
+
+# What Excel writes into a CSV once a long number has been displayed as "2.06555E+09":
+# the digits past the sixth are gone for good.
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
+# A spreadsheet number written out as a float ("2065550100.0"): the digits are intact.
+_FLOAT_TEXT = re.compile(r"(\d+)\.0+")
+# International call prefixes people type instead of "+" whatever the row's region is:
+# 00 (most of the world) and 011 (North America).
+_IDD = re.compile(r"[\s().\-/]*(?:00|011)(?=[\s().\-/]*[1-9])")
+_DIGITS = re.compile(r"\d")
+_EXTENSION_SPLIT = re.compile(r"(?i)\s*(?:;\s*ext=|ext\.?|extension|x|#)\s*")
+
+_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+_REGION_ALIASES = {"UK": "GB"}
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedPhone:
+    """The outcome of normalising one cell.
+
+    ``graph`` is Graph's form, ``None`` when the cell was blank or has a ``problem``.
+    ``warning`` is a code for a usable but suspicious number. ``reason`` is a sentence
+    for the problem (or else the warning), empty when all is well; it never contains the
+    number itself.
+    """
+
+    graph: str | None
+    problem: str | None = None
+    reason: str = ""
+    warning: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.graph is not None
+
+    @property
+    def blank(self) -> bool:
+        return self.graph is None and self.problem is None
+
+
+BLANK = NormalisedPhone(graph=None)
+
+
+def normalise(
+    raw: str,
+    region: str | None,
+    phone_type: PhoneType | None = None,
+    *,
+    from_number: bool = False,
+) -> NormalisedPhone:
+    """Turn a typed phone number into Graph's ``+CC NSN[xEXT]`` form.
+
+    ``region`` is the ISO 3166 alpha-2 code used for numbers written without a country
+    code (``None``: only international numbers are accepted). ``phone_type`` decides
+    whether an extension is allowed (not on mobile/alternateMobile: SMS and mobile calls
+    can't dial one) and whether a fixed line in a mobile slot is worth a warning.
+    ``from_number`` says the cell was a spreadsheet number, which may have lost its
+    leading ``+``: the digits are then also tried as an international number.
+    """
+    if region:
+        region = _REGION_ALIASES.get(region.upper(), region.upper())
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            region = None
+    return _normalise_cached(raw, region or None, phone_type, from_number)
+
+
+def mask(number: str) -> str:
+    """A number fit for logs and consoles: country code and last three digits only.
+
+    ``+1 2065550100`` -> ``+1 *******100``. Anything else (national forms, garbage)
+    keeps at most its last three digits, and none when it has fewer than seven.
+    """
+    text = _fold(number).strip()
+    main, _, ext = text.partition("x") if text.startswith("+") else (text, "", "")
+    digits = "".join(_DIGITS.findall(main))
+    if not digits:
+        return "***"
+    suffix = "x" + "*" * len(_DIGITS.findall(ext)) if ext else ""
+    cc = ""
+    if text.startswith("+"):
+        head = main[1:].split(" ", 1)[0] if " " in main else ""
+        if head.isdigit() and int(head) in _COUNTRY_CODES:
+            cc = head
+        else:
+            cc = next((digits[:n] for n in (1, 2, 3) if int(digits[:n]) in _COUNTRY_CODES), "")
+    rest = digits[len(cc) :]
+    if len(rest) < 7:
+        hidden = "*" * len(rest)
+    else:
+        hidden = "*" * (len(rest) - 3) + rest[-3:]
+    return f"+{cc} {hidden}{suffix}" if cc else f"{hidden}{suffix}"
+
+
+def canonical_digits(number: str) -> str:
+    """A comparison key for one number in any of Graph's spellings.
+
+    ``+1 2065550100``, ``+12065550100`` and ``+1 (206) 555-0100`` all give
+    ``12065550100``; an extension is kept apart: ``+1 2065550100x12`` -> ``12065550100x12``.
+    """
+    text = _fold(number).strip()
+    if text.lower().startswith("tel:"):
+        text = text[4:]
+    parts = _EXTENSION_SPLIT.split(text, maxsplit=1)
+    main = "".join(_DIGITS.findall(parts[0]))
+    ext = "".join(_DIGITS.findall(parts[1])) if len(parts) > 1 else ""
+    return f"{main}x{ext}" if ext else main
+
+
+def region_for(value: str) -> str | None:
+    """The ISO region for a roster's country cell: ``gb``, ``UK``, ``+44`` or ``44``.
+
+    A calling code shared by several regions gives its main one (``+1`` -> ``US``);
+    that is all a region is used for here. ``None`` when the value names no region.
+    """
+    text = _fold(value).strip()
+    code = text.upper()
+    code = _REGION_ALIASES.get(code, code)
+    if code in phonenumbers.SUPPORTED_REGIONS:
+        return code
+    digits = code.removeprefix("+").strip()
+    if digits.isdigit() and int(digits) in _COUNTRY_CODES:
+        region = phonenumbers.region_code_for_country_code(int(digits))
+        return region if region in phonenumbers.SUPPORTED_REGIONS else None
+    return None
+
+
+def is_known_region(region: str) -> bool:
+    return region.upper() in phonenumbers.SUPPORTED_REGIONS
+
+
+# -- implementation ---------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1 << 16)
+def _normalise_cached(raw: str, region: str | None, phone_type: PhoneType | None, from_number: bool) -> NormalisedPhone:
+    text = _fold(raw).strip()
+    if not text:
+        return BLANK
+    if _SCIENTIFIC.fullmatch(text):
+        return _problem(
+            "scientific_notation",
+            "the cell holds a number in scientific notation (as Excel displays long numbers); its digits are lost",
+        )
+    as_float = _FLOAT_TEXT.fullmatch(text)
+    if as_float:
+        text, from_number = as_float.group(1), True
+    if from_number and text.isdigit() and not text.startswith("0"):
+        return _lost_plus(text, region, phone_type)
+    return _parse(text, region, phone_type)
+
+
+def _fold(text: str) -> str:
+    # NFKC turns full-width digits into ASCII and every kind of no-break space into a space.
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
+def _parse(text: str, region: str | None, phone_type: PhoneType | None) -> NormalisedPhone:
+    first = _attempt(text, region, phone_type)
+    if first.ok:
+        return first
+    # "00 44 ..." or "011 44 ..." typed in a region whose own prefix is different.
+    idd = _IDD.match(text)
+    if idd:
+        second = _attempt("+" + text[idd.end() :], None, phone_type)
+        if second.ok or second.problem == "extension_not_allowed":
+            return second
+    return first
+
+
+def _lost_plus(digits: str, region: str | None, phone_type: PhoneType | None) -> NormalisedPhone:
+    """A spreadsheet number: national reading with the row's region, or ``+digits``."""
+    international = _attempt("+" + digits, None, phone_type)
+    if region is None:
+        return international if international.ok else _attempt(digits, None, phone_type)
+    national = _attempt(digits, region, phone_type)
+    if not international.ok or national.graph == international.graph:
+        return national
+    if not national.ok:
+        return international
+    return NormalisedPhone(
+        graph=national.graph,
+        warning="ambiguous_lost_plus",
+        reason=(
+            f"the cell is a spreadsheet number that reads both as a {region} number and as an "
+            "international number whose '+' was lost; the national reading was kept"
+        ),
+    )
+
+
+def _attempt(text: str, region: str | None, phone_type: PhoneType | None) -> NormalisedPhone:
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException as exc:
+        return _parse_failure(exc, text, region)
+    # number_type() is UNKNOWN exactly when is_valid_number() is False; one call does both.
+    kind = phonenumbers.number_type(number)
+    if kind == PhoneNumberType.UNKNOWN:
+        return _invalid(number)
+    extension = number.extension or ""
+    if extension and phone_type in _MOBILE_SLOTS:
+        return _problem(
+            "extension_not_allowed",
+            f"a {phone_type} number can't have an extension (SMS and mobile calls can't dial one)",
+        )
+    if len(extension) > _MAX_EXTENSION_DIGITS:
+        return _problem("extension_too_long", f"the extension has more than {_MAX_EXTENSION_DIGITS} digits")
+    graph = f"+{number.country_code} {phonenumbers.national_significant_number(number)}"
+    if extension:
+        graph = f"{graph}x{extension}"
+    if phone_type in _MOBILE_SLOTS:
+        if kind == PhoneNumberType.FIXED_LINE:
+            return NormalisedPhone(
+                graph=graph,
+                warning="fixed_line_in_mobile_slot",
+                reason=f"the number is a fixed line, not a mobile, so it can't receive SMS ({phone_type} slot)",
+            )
+        if kind in _NOT_MOBILE_TYPES:
+            return NormalisedPhone(
+                graph=graph,
+                warning="non_mobile_in_mobile_slot",
+                reason=f"the number is a {_kind_name(kind)} number, which can't receive SMS ({phone_type} slot)",
+            )
+    return NormalisedPhone(graph=graph)
+
+
+def _kind_name(kind: int) -> str:
+    return PhoneNumberType.to_string(kind).lower().replace("_", "-")
+
+
+def _parse_failure(exc: NumberParseException, text: str, region: str | None) -> NormalisedPhone:
+    if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE:
+        if region is None and not text.lstrip().startswith(("+", "tel:", "TEL:")):
+            return _problem(
+                "no_region",
+                "the number has no +country code and no region applies to the row (set a region column or a default region)",
+            )
+        return _problem("invalid_country_code", "the country code is not one in use")
+    if exc.error_type in (NumberParseException.TOO_SHORT_NSN, NumberParseException.TOO_SHORT_AFTER_IDD):
+        return _problem("too_short", "the number is too short")
+    if exc.error_type == NumberParseException.TOO_LONG:
+        return _problem("too_long", "the number is too long")
+    return _problem("not_a_number", "the cell is not a phone number")
+
+
+def _invalid(number: phonenumbers.PhoneNumber) -> NormalisedPhone:
+    region = phonenumbers.region_code_for_country_code(number.country_code)
+    where = f"+{number.country_code}" if region in ("ZZ", "001") else f"{region} (+{number.country_code})"
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason == ValidationResult.TOO_SHORT:
+        return _problem("too_short", f"the number is too short for {where}")
+    if reason == ValidationResult.TOO_LONG:
+        return _problem("too_long", f"the number is too long for {where}")
+    if reason == ValidationResult.INVALID_COUNTRY_CODE:
+        return _problem("invalid_country_code", "the country code is not one in use")
+    if reason == ValidationResult.INVALID_LENGTH:
+        return _problem("invalid_number", f"no number in {where} has this length")
+    return _problem("invalid_for_region", f"the number has a possible length but is not a valid number in {where}")
+
+
+def _problem(code: str, reason: str) -> NormalisedPhone:
+    return NormalisedPhone(graph=None, problem=code, reason=reason)

@@ -1,0 +1,382 @@
+"""Roster files -> desired phones per user, and every row's problems.
+
+``read_roster`` reads a CSV or Excel roster (``provision.roster_files``), finds its columns
+(``provision.roster_columns``), normalises every phone cell (``provision.phones``) and
+checks the rows against each other. No row disappears: each data row is a ``RosterRow``
+and its user is in ``Roster.users`` unless the row has an error ``RowIssue``; blank rows
+are counted. Row numbers are the ones a spreadsheet shows (the header is row 1 when it
+is on the first line).
+
+This is the only module that may import pandas; it currently doesn't need to (see
+``roster_files`` for why the csv module and openpyxl read the cells).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, deque
+from itertools import islice
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Callable, Iterator, Mapping
+
+from provision import phones
+from provision.phones import NormalisedPhone
+from provision.phones_batch import BatchNormaliser, CellKey, default_workers, normalise_cells
+from provision.errors import UsageError
+from provision.model import DesiredUser, PhoneType, RosterRow, RowIssue, RowStatus, Severity
+from provision.roster_columns import PHONE_FIELDS, ColumnMap, match_columns
+from provision.roster_files import Record, open_table
+
+__all__ = ["Roster", "read_roster", "user_key", "parse_sms_sign_in"]
+
+_GUID = re.compile(r"\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?")
+_UPN = re.compile(r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+")
+_YES = frozenset({"yes", "y", "true", "1", "on", "enable", "enabled"})
+_NO = frozenset({"no", "n", "false", "0", "off", "disable", "disabled"})
+_NO_EXTRA: Mapping[str, str] = MappingProxyType({})
+
+CHUNK_ROWS = 20_000
+
+_OK, _WARNING, _ERROR = 0, 1, 2
+# (row, user, key, phones, sms_sign_in, passthrough): a row until its status is final.
+_Draft = tuple[int, str, str | None, dict[PhoneType, str | None], bool | None, Mapping[str, str]]
+_STATUS = (RowStatus.OK, RowStatus.WARNING, RowStatus.ERROR)
+
+
+@dataclass(frozen=True, slots=True)
+class Roster:
+    """A read roster. ``columns``: field -> header actually used; ``extra_columns``: the
+    passthrough headers, in file order. ``issues`` are sorted by row."""
+
+    path: Path
+    sheet: str | None
+    columns: Mapping[str, str]
+    extra_columns: tuple[str, ...]
+    rows: tuple[RosterRow, ...]
+    users: Mapping[str, DesiredUser]
+    issues: tuple[RowIssue, ...]
+    blank_rows: int
+    default_region: str | None = None
+    phone_types: tuple[PhoneType, ...] = field(default=())
+
+    def count(self, status: RowStatus) -> int:
+        return sum(1 for r in self.rows if r.status is status)
+
+    def status_counts(self) -> dict[RowStatus, int]:
+        counts = Counter(r.status for r in self.rows)
+        return {s: counts.get(s, 0) for s in RowStatus}
+
+    def issue_counts(self, severity: Severity | None = None) -> Counter[str]:
+        """How many issues of each code (optionally of one severity)."""
+        return Counter(i.code for i in self.issues if severity is None or i.severity is severity)
+
+    def issues_by_row(self) -> dict[int, tuple[RowIssue, ...]]:
+        grouped: dict[int, list[RowIssue]] = {}
+        for issue in self.issues:
+            grouped.setdefault(issue.row, []).append(issue)
+        return {row: tuple(found) for row, found in grouped.items()}
+
+
+def user_key(value: str) -> str | None:
+    """The matching key for a user cell: a case-folded UPN or a lower-case GUID."""
+    text = value.strip()
+    guid = _GUID.fullmatch(text)
+    if guid:
+        return guid.group(1).lower()
+    if _UPN.fullmatch(text):
+        return text.casefold()
+    return None
+
+
+def parse_sms_sign_in(value: str) -> bool | None:
+    """yes/no/true/false/1/0/enable(d)/disable(d)/on/off; blank -> None; else ValueError."""
+    text = value.strip().casefold()
+    if not text:
+        return None
+    if text in _YES:
+        return True
+    if text in _NO:
+        return False
+    raise ValueError(value)
+
+
+def read_roster(
+    path: str | Path,
+    *,
+    columns: Mapping[str, str] | None = None,
+    default_region: str | None = None,
+    sheet: str | int | None = None,
+    workers: int | None = None,
+) -> Roster:
+    """Read a roster file. Raises RosterReadError when it can't be read at all (missing,
+    unreadable, no header, no user column or no phone column), UsageError for an unknown
+    default region or field name. Everything else is a ``RowIssue``.
+
+    ``workers``: processes that normalise phone cells of files over ``CHUNK_ROWS`` rows
+    (``None``: one per CPU, up to 4; ``0``: all in this process). The result is the same.
+    """
+    path = Path(path)
+    region = None
+    if default_region:
+        region = phones.region_for(default_region)
+        if region is None:
+            raise UsageError(f"unknown default region {default_region!r}: use an ISO 3166 code such as US, GB, DE")
+    table = open_table(path, sheet)
+    try:
+        colmap = match_columns(table.header, columns)
+    except BaseException:
+        close = getattr(table.records, "close", None)
+        if close is not None:
+            close()
+        raise
+    with BatchNormaliser(default_workers() if workers is None else workers) as normaliser:
+        return _Builder(path, table.sheet, colmap, region).build(table.records, normaliser)
+
+
+def _quote(value: str) -> str:
+    """A cell for a reason sentence: masked when it could be a phone number."""
+    if sum(c.isdigit() for c in value) >= 4:
+        return phones.mask(value)
+    return repr(value[:20])
+
+
+def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    while chunk := list(islice(records, size)):
+        yield chunk
+
+
+class _Builder:
+    """Turns records into rows, then checks rows against each other."""
+
+    def __init__(self, path: Path, sheet: str | None, colmap: ColumnMap, region: str | None) -> None:
+        self.path = path
+        self.sheet = sheet
+        self.colmap = colmap
+        self.region = region
+        self.names = colmap.names
+        self.issues: list[RowIssue] = []
+        self.severity = bytearray()
+        self.blank_rows = 0
+        self.drafts: list[_Draft] = []
+        self.first_by_key: dict[str, int] = {}
+        self.repeats: dict[str, list[int]] = {}  # key -> draft positions, for users on several rows
+        self.region_cache: dict[str, str | None] = {}
+
+    def issue(self, i: int, row: int, field_name: str | None, severity: Severity, code: str, reason: str) -> None:
+        column = self.names.get(field_name) if field_name else None
+        self.issues.append(RowIssue(row, self.sheet, column, severity, code, reason))
+        level = _ERROR if severity is Severity.ERROR else _WARNING
+        if self.severity[i] < level:
+            self.severity[i] = level
+
+    def build(self, records: Iterator[Record], normaliser: BatchNormaliser) -> Roster:
+        # Phone cells of a chunk are normalised (in worker processes for big files) while
+        # the next chunks are read; rows are built in file order as results come back.
+        pending: deque[tuple[list[Record], list[str | None], Callable[[], dict[CellKey, NormalisedPhone]]]] = deque()
+        depth = normaliser.workers + 1
+        for number, chunk in enumerate(_chunks(records, CHUNK_ROWS)):
+            regions, keys = self._phone_keys(chunk)
+            if number == 0:
+                done = normalise_cells(keys)  # small files never start a pool
+                pending.append((chunk, regions, lambda: done))
+            else:
+                pending.append((chunk, regions, normaliser.submit(keys)))
+            while len(pending) > depth:
+                chunk, regions, results = pending.popleft()
+                self._rows(chunk, regions, results())
+        while pending:
+            chunk, regions, results = pending.popleft()
+            self._rows(chunk, regions, results())
+        self._check_repeats(self.drafts, self.repeats)
+        self._check_shared_mobiles(self.drafts)
+        return self._finish(self.drafts, self.repeats)
+
+    def _region(self, value: str) -> str | None:
+        cache = self.region_cache
+        if value not in cache:
+            cache[value] = phones.region_for(value)
+        return cache[value]
+
+    def _phone_keys(self, chunk: list[Record]) -> tuple[list[str | None], list[CellKey]]:
+        """Each record's region and the chunk's distinct phone cells."""
+        index = self.colmap.index
+        region_at = index.get("region")
+        phone_at = [(PHONE_FIELDS[f], index[f]) for f in self.colmap.phone_fields]
+        default_region = self.region
+        regions: list[str | None] = []
+        keys: dict[CellKey, None] = {}
+        for record in chunk:
+            cells = record.cells
+            region = default_region
+            if region_at is not None and cells[region_at]:
+                region = self._region(cells[region_at])
+            regions.append(region)
+            for phone_type, at in phone_at:
+                raw = cells[at]
+                if raw:
+                    keys[(raw, region, phone_type, at in record.numeric)] = None
+        return regions, list(keys)
+
+    def _rows(self, chunk: list[Record], regions: list[str | None], results: Mapping[CellKey, NormalisedPhone]) -> None:
+        index = self.colmap.index
+        user_at = index["user"]
+        region_at = index.get("region")
+        sms_at = index.get("sms_sign_in")
+        mobile_at = index.get("mobile")
+        phone_at = [(PHONE_FIELDS[f], f, index[f]) for f in self.colmap.phone_fields]
+        extra = self.colmap.extra
+        alternate = PhoneType.ALTERNATE_MOBILE
+        drafts = self.drafts
+        first_by_key = self.first_by_key
+        repeats = self.repeats
+        severity = self.severity
+
+        for record, region in zip(chunk, regions):
+            cells = record.cells
+            if not any(cells):
+                self.blank_rows += 1
+                continue
+            i = len(drafts)
+            severity.append(_OK)
+            row = record.row
+            user = cells[user_at]
+            key = None
+            if not user:
+                self.issue(i, row, "user", Severity.ERROR, "missing_user", "the row has no user (UPN or object id)")
+            else:
+                key = user_key(user)
+                if key is None:
+                    self.issue(
+                        i, row, "user", Severity.ERROR, "invalid_user",
+                        "the user is neither a UPN (name@domain) nor an object id (GUID)",
+                    )
+            if region is None and region_at is not None and cells[region_at]:
+                self.issue(
+                    i, row, "region", Severity.WARNING, "invalid_region",
+                    f"{_quote(cells[region_at])} is not a country code (ISO 3166 like GB, or a calling code like +44); "
+                    "only numbers written with +country code can be read on this row",
+                )
+            numbers: dict[PhoneType, str | None] = {}
+            for phone_type, field_name, at in phone_at:
+                raw = cells[at]
+                if not raw:
+                    numbers[phone_type] = None
+                    continue
+                result = results[(raw, region, phone_type, at in record.numeric)]
+                numbers[phone_type] = result.graph
+                if result.problem:
+                    self.issue(i, row, field_name, Severity.ERROR, result.problem, result.reason)
+                elif result.warning:
+                    self.issue(i, row, field_name, Severity.WARNING, result.warning, result.reason)
+            sms = None
+            if sms_at is not None:
+                try:
+                    sms = parse_sms_sign_in(cells[sms_at])
+                except ValueError:
+                    self.issue(
+                        i, row, "sms_sign_in", Severity.ERROR, "invalid_sms_sign_in",
+                        f"{_quote(cells[sms_at])} is not yes, no or blank",
+                    )
+            if record.uncached:
+                self._uncached(i, row, record.uncached)
+            if record.overflow:
+                self.issue(
+                    i, row, None, Severity.ERROR, "extra_cells",
+                    f"the row has {record.overflow} non-empty cell(s) beyond the header's columns "
+                    "(an unquoted delimiter inside a value?)",
+                )
+            if numbers.get(alternate) and (mobile_at is None or not cells[mobile_at]):
+                self.issue(
+                    i, row, "alternate_mobile", Severity.WARNING, "alternate_without_mobile",
+                    "an alternate mobile needs a mobile first; it can only be added if the user already has one",
+                )
+            passthrough = {name: cells[at] for at, name in extra} if extra else _NO_EXTRA
+            if key is not None:
+                if key in first_by_key:
+                    repeats.setdefault(key, [first_by_key[key]]).append(i)
+                else:
+                    first_by_key[key] = i
+            drafts.append((row, user, key, numbers, sms, passthrough))
+
+    def _uncached(self, i: int, row: int, positions: frozenset[int]) -> None:
+        by_position = {at: f for f, at in self.colmap.index.items()}
+        for at in sorted(positions):
+            field_name = by_position.get(at)
+            column = self.names.get(field_name) if field_name else dict(self.colmap.extra).get(at)
+            self.issues.append(
+                RowIssue(
+                    row, self.sheet, column, Severity.ERROR, "formula_without_value",
+                    "the cell is a formula the workbook never calculated (open and save it in Excel first)",
+                )
+            )
+            self.severity[i] = _ERROR
+
+    def _check_repeats(self, drafts: list[tuple], repeats: dict[str, list[int]]) -> None:  # type: ignore[type-arg]
+        for positions in repeats.values():
+            first = drafts[positions[0]]
+            identical = all(
+                self.severity[p] != _ERROR and drafts[p][3] == first[3] and drafts[p][4] == first[4] for p in positions
+            )
+            if identical:
+                continue
+            rows = [drafts[p][0] for p in positions]
+            for p in positions:
+                others = ", ".join(str(r) for r in rows if r != drafts[p][0])
+                broken = any(self.severity[q] == _ERROR for q in positions)
+                why = "one of them has errors" if broken else "with different values"
+                self.issue(
+                    p, drafts[p][0], "user", Severity.ERROR, "duplicate_user_conflict",
+                    f"the same user is also on row(s) {others}, {why}; none of them is applied",
+                )
+
+    def _check_shared_mobiles(self, drafts: list[_Draft]) -> None:
+        owner: dict[str, str] = {}
+        shared: dict[str, set[str]] = {}
+        severity = self.severity
+        mobile = PhoneType.MOBILE
+        for i, (_, _, key, numbers, _, _) in enumerate(drafts):
+            number = numbers.get(mobile)
+            if number is None or key is None or severity[i] == _ERROR:
+                continue
+            first = owner.setdefault(number, key)
+            if first != key:
+                shared.setdefault(number, {first}).add(key)
+        if not shared:
+            return
+        for i, (row, _, key, numbers, _, _) in enumerate(drafts):
+            number = numbers.get(mobile)
+            if number in shared and severity[i] != _ERROR:
+                users = len(shared[number])
+                self.issue(
+                    i, row, "mobile", Severity.WARNING, "duplicate_mobile",
+                    f"{phones.mask(number)} is the mobile of {users} users; SMS sign-in can work for only one of them",
+                )
+
+    def _finish(self, drafts: list[_Draft], repeats: dict[str, list[int]]) -> Roster:
+        sheet = self.sheet
+        severity = self.severity
+        rows: list[RosterRow] = []
+        users: dict[str, DesiredUser] = {}
+        for i, (row, user, key, numbers, sms, passthrough) in enumerate(drafts):
+            level = severity[i]
+            rows.append(RosterRow(row, sheet, user, key, numbers, sms, _STATUS[level], passthrough))
+            if key is not None and level != _ERROR and key not in users:
+                positions = repeats.get(key)
+                row_numbers = tuple(drafts[p][0] for p in positions) if positions else (row,)
+                users[key] = DesiredUser(key, user, numbers, sms, row_numbers)
+        drafts.clear()
+        issues = sorted(self.issues, key=lambda issue: issue.row)
+        return Roster(
+            path=self.path,
+            sheet=sheet,
+            columns=dict(self.names),
+            extra_columns=tuple(name for _, name in self.colmap.extra),
+            rows=tuple(rows),
+            users=users,
+            issues=tuple(issues),
+            blank_rows=self.blank_rows,
+            default_region=self.region,
+            phone_types=tuple(PHONE_FIELDS[f] for f in self.colmap.phone_fields),
+        )
