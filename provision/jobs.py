@@ -17,35 +17,18 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from provision.errors import JobFileError
+from provision.graph.clouds import Cloud
+from provision.graph.credentials import SECRET_KEYS, CredentialKind
 from provision.model import SmsIntent
 
 ROSTER_FIELDS = ("user", "mobile", "alternate_mobile", "office", "region", "sms_sign_in")
 
-# Keys people try to put in a job file that must come from the environment instead.
-SECRET_KEYS = frozenset({"client_secret", "secret", "password", "certificate_password", "token", "access_token"})
 
 
 class Mode(StrEnum):
     ADDITIVE = "additive"
     FILL_EMPTY = "fill-empty"
     AUTHORITATIVE = "authoritative"
-
-
-class Cloud(StrEnum):
-    GLOBAL = "global"
-    USGOV = "usgov"
-    USGOV_DOD = "usgov-dod"
-    CHINA = "china"
-
-
-class CredentialKind(StrEnum):
-    SECRET = "secret"
-    CERTIFICATE = "certificate"
-    MANAGED_IDENTITY = "managed-identity"
-    WORKLOAD_IDENTITY = "workload-identity"
-    AZURE_CLI = "azure-cli"
-    DEVICE_CODE = "device-code"
-    DEFAULT = "default"
 
 
 class _Strict(BaseModel):

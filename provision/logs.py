@@ -1,0 +1,68 @@
+"""run.log: one JSON object per line, with phone numbers masked on the way out.
+
+Code that logs is expected to mask already (``phones.mask``); the filter here is the
+safety net for what slips through (a Graph error message quoting a number, say): anything
+shaped like an international number, or a bare run of nine or more digits, is masked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from provision.phones import mask
+
+LOGGER_NAME = "provision"
+_PHONE_LIKE = re.compile(r"\+\d{1,3}[ \u00a0]?\d[\d ]{4,16}\d(?:x\d+)?|(?<![\w-])\d{9,}(?![\w-])")
+
+
+def mask_text(text: str) -> str:
+    return _PHONE_LIKE.sub(lambda m: mask(m.group(0)), text)
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: _mask_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask_value(v) for v in value]
+    return value
+
+
+class JsonLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "message": mask_text(record.getMessage()),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            entry.update(_mask_value(fields))
+        if record.exc_info:
+            entry["exception"] = mask_text(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def logger() -> logging.Logger:
+    return logging.getLogger(LOGGER_NAME)
+
+
+def attach_run_log(path: Path) -> logging.Handler:
+    """Send the provision logger to ``path`` as JSON lines; returns the handler to detach."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonLineFormatter())
+    log = logger()
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def detach(handler: logging.Handler) -> None:
+    logger().removeHandler(handler)
+    handler.close()

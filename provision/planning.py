@@ -1,0 +1,108 @@
+"""From a job to a reviewed plan: read the roster, read live state, plan, check safety.
+
+This is the part of a run that never writes to the tenant: ``provision plan`` stops after
+it, ``provision apply`` continues into ``provision.applying``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from provision.console import Console, NullConsole
+from provision.current_state import ReadNotes, read_current_state
+from provision.errors import PlanMismatchError
+from provision.jobs import Job
+from provision.model import CurrentUser, SmsPolicy
+from provision.plan_file import plan_checksum, read_plan, write_plan
+from provision.planner import Plan, PlanPolicy, plan
+from provision.roster import Roster, read_roster
+from provision.targets import Target
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRun:
+    job: Job
+    roster: Roster
+    current: dict[str, CurrentUser]
+    sms_policy: SmsPolicy
+    read_notes: ReadNotes
+    plan: Plan
+    target: str  # the target's description
+    created: datetime
+
+    @property
+    def checksum(self) -> str:
+        return plan_checksum(self.plan)
+
+
+def plan_policy(job: Job) -> PlanPolicy:
+    return PlanPolicy(
+        mode=job.mode.value,
+        sms=job.sms_sign_in,
+        max_changes=job.safety.max_changes,
+        max_delete_percent=job.safety.max_delete_percent,
+        max_update_percent=job.safety.max_update_percent,
+    )
+
+
+def load_roster(job: Job, roster_path: Path | None = None) -> Roster:
+    cfg = job.roster
+    return read_roster(
+        roster_path or cfg.path,
+        columns=cfg.columns or None,
+        default_region=cfg.default_region,
+        sheet=cfg.sheet,
+    )
+
+
+async def make_plan(
+    job: Job,
+    target: Target,
+    *,
+    roster: Roster,
+    console: Console | None = None,
+    clock: Clock = utc_now,
+) -> PlannedRun:
+    """Read every roster user's phones from the target and plan the difference."""
+    console = console or NullConsole()
+    keys = list(roster.users)
+    console.stage("reading users", len(keys))
+
+    def progress(done: int, total: int) -> None:
+        console.advance("reading users", done, total)
+
+    current, sms_policy, notes = await read_current_state(
+        target.client, keys, policy_needs_ids=True, progress=progress
+    )
+    for remark in notes.remarks:
+        console.note("warning", remark)
+    console.stage("planning", len(keys))
+    planned = await asyncio.to_thread(plan, roster.users, current, sms_policy, plan_policy(job))
+    console.advance("planning", len(keys), len(keys))
+    return PlannedRun(job, roster, current, sms_policy, notes, planned, target.description, clock())
+
+
+def save_plan(planned: PlannedRun, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_plan(planned.plan, path, job=planned.job.name, target=planned.target, created=planned.created)
+
+
+def check_saved_plan(planned: PlannedRun, saved_path: Path) -> None:
+    """Refuse to apply a reviewed plan that no longer matches the live tenant."""
+    saved = read_plan(saved_path)
+    if saved.checksum != planned.checksum:
+        raise PlanMismatchError(
+            f"the saved plan {saved_path} no longer matches the tenant: re-reading the users gives a different "
+            "set of changes (someone or something changed their phones since the plan was made). "
+            "Run `provision plan` again and review the new plan."
+        )
