@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from provision.cli import sandbox_cmd, validate_cmd
+from provision.cli import plan_cmd, sandbox_cmd, validate_cmd
 
 app = typer.Typer(
     name="provision",
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.command("validate")(validate_cmd.validate)
+app.command("plan")(plan_cmd.plan)
 
 
 def main() -> None:

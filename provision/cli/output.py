@@ -1,0 +1,159 @@
+"""Console output for the job commands: rich on a terminal, JSON lines otherwise.
+
+Exit codes live here too, so every command maps the error tree the same way:
+
+    0  every row applied or already right        3  plan refused by a safety threshold
+    1  some rows failed (or could not be done)    4  authentication or permission failure
+    2  bad usage, job file or unreadable roster
+
+Everything printed passes ``logs.mask_text`` first: a phone number that slipped into a
+message is masked before it reaches a screen or a scheduler's log.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any, Iterator, TextIO
+
+import typer
+from rich.console import Console as RichTerminal
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeRemainingColumn
+
+from provision.errors import AuthError, ProvisionError, SafetyError, UsageError
+from provision.logs import logger, mask_text
+
+EXIT_OK = 0
+EXIT_ROWS_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNSAFE = 3
+EXIT_AUTH = 4
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    TEXT = "text"
+    JSON = "json"
+
+
+def exit_code_for(exc: ProvisionError) -> int:
+    if isinstance(exc, AuthError):
+        return EXIT_AUTH
+    if isinstance(exc, SafetyError):
+        return EXIT_UNSAFE
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    return exc.exit_code
+
+
+class JsonConsole:
+    """JSON lines on stderr, for schedulers and log collectors. Progress at most once a second."""
+
+    def __init__(self, stream: TextIO | None = None, *, min_interval_s: float = 1.0) -> None:
+        self._stream = stream or sys.stderr
+        self._min_interval = min_interval_s
+        self._last: dict[str, float] = {}
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        entry = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": event}
+        entry.update({k: mask_text(v) if isinstance(v, str) else v for k, v in fields.items()})
+        self._stream.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+        self._stream.flush()
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self._emit("stage", stage=name, total=total)
+
+    def advance(self, name: str, done: int, total: int | None = None, **fields: Any) -> None:
+        now = time.monotonic()
+        if total is not None and done < total and now - self._last.get(name, 0.0) < self._min_interval:
+            return
+        self._last[name] = now
+        self._emit("progress", stage=name, done=done, total=total, **fields)
+
+    def note(self, level: str, message: str, **fields: Any) -> None:
+        self._emit("log", level=level, message=message, **fields)
+        logger().log(_LEVELS.get(level, 20), message, extra={"fields": fields} if fields else None)
+
+    def result(self, **fields: Any) -> None:
+        self._emit("result", **fields)
+
+
+class RichConsole:
+    """A progress bar per long stage, notes as coloured lines, on stderr."""
+
+    def __init__(self, terminal: RichTerminal | None = None) -> None:
+        self.terminal = terminal or RichTerminal(stderr=True, highlight=False)
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+
+    @contextmanager
+    def live(self) -> Iterator["RichConsole"]:
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            console=self.terminal,
+            transient=False,
+        )
+        with self._progress:
+            yield self
+        self._progress = None
+        self._tasks.clear()
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        if self._progress is None:
+            self.terminal.print(f"[dim]{name}...[/]")
+            return
+        self._tasks[name] = self._progress.add_task(name, total=total, info="")
+
+    def advance(self, name: str, done: int, total: int | None = None, **fields: Any) -> None:
+        if self._progress is None:
+            return
+        task = self._tasks.get(name)
+        if task is None:
+            task = self._tasks[name] = self._progress.add_task(name, total=total, info="")
+        info = "  ".join(_field_text(k, v) for k, v in fields.items() if v not in (None, "", 0))
+        self._progress.update(task, completed=done, total=total, info=mask_text(info))
+
+    def note(self, level: str, message: str, **fields: Any) -> None:
+        style = {"error": "red", "warning": "yellow", "debug": "dim"}.get(level, "")
+        text = mask_text(message)
+        self.terminal.print(f"[{style}]{text}[/]" if style else text, markup=True, highlight=False)
+        logger().log(_LEVELS.get(level, 20), message, extra={"fields": fields} if fields else None)
+
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+def _field_text(key: str, value: Any) -> str:
+    if key == "ops_per_s":
+        return f"{value:.0f} ops/s"
+    if key == "throttled":
+        return f"{value} throttled"
+    if key == "pause":
+        return f"paused: {value}"
+    if key == "eta_s":
+        return ""
+    return f"{key}={value}"
+
+
+def use_json(fmt: LogFormat) -> bool:
+    if fmt is LogFormat.JSON:
+        return True
+    if fmt is LogFormat.TEXT:
+        return False
+    return not sys.stderr.isatty()
+
+
+def fail(exc: ProvisionError, console: JsonConsole | RichConsole) -> typer.Exit:
+    """Report an error the way the console speaks and return the exit to raise."""
+    code = exit_code_for(exc)
+    console.note("error", f"error: {exc}", exit_code=code)
+    return typer.Exit(code)

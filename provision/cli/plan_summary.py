@@ -1,0 +1,86 @@
+"""The plan summary admins read before saying yes: counts, reasons, safety. No numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console as RichTerminal
+from rich.table import Table
+
+from provision.model import PHONE_TYPES, RowStatus, Severity
+from provision.planner import ChangeKind, Outcome, summarize
+from provision.planning import PlannedRun
+
+KINDS = tuple(ChangeKind)
+
+
+def plan_summary(planned: PlannedRun) -> dict[str, Any]:
+    """The summary as plain data (for JSON output and for the rich tables)."""
+    s = summarize(planned.plan)
+    roster = planned.roster
+    statuses = roster.status_counts()
+    return {
+        "job": planned.job.name,
+        "target": planned.target,
+        "mode": planned.job.mode.value,
+        "sms_sign_in": planned.job.sms_sign_in.value,
+        "rows": len(roster.rows),
+        "rows_ok": statuses[RowStatus.OK],
+        "rows_warning": statuses[RowStatus.WARNING],
+        "rows_error": statuses[RowStatus.ERROR],
+        "blank_rows": roster.blank_rows,
+        "row_problems": dict(roster.issue_counts(Severity.ERROR).most_common(5)),
+        "row_warnings": dict(roster.issue_counts(Severity.WARNING).most_common(5)),
+        "users": len(planned.plan.users),
+        "users_by_outcome": {o.value: s.by_outcome.get(o, 0) for o in Outcome},
+        "changes": s.total_changes,
+        "changes_by_kind": {k.value: s.by_kind.get(k, 0) for k in KINDS},
+        "changes_by_phone_type": {
+            t.value: {k.value: n for k, n in s.by_phone_type[t].items() if n} for t in PHONE_TYPES
+        },
+        "top_errors": dict(s.top_errors),
+        "top_warnings": dict(s.top_warnings),
+        "safety": "ok" if planned.plan.safety.ok else planned.plan.safety.message,
+        "read": {
+            "round_trips": planned.read_notes.batches,
+            "operations": planned.read_notes.operations,
+            "throttled": planned.read_notes.throttled,
+        },
+    }
+
+
+def render_plan_summary(terminal: RichTerminal, summary: dict[str, Any]) -> None:
+    terminal.print(
+        f"[bold]{summary['job']}[/] → {summary['target']}  (mode [bold]{summary['mode']}[/], "
+        f"SMS sign-in [bold]{summary['sms_sign_in']}[/])"
+    )
+    terminal.print(
+        f"Roster: {summary['rows']} rows: {summary['rows_ok']} ok, {summary['rows_warning']} with warnings, "
+        f"[{'red' if summary['rows_error'] else 'default'}]{summary['rows_error']} with errors[/]"
+        + (f", {summary['blank_rows']} blank" if summary["blank_rows"] else "")
+    )
+    for title, reasons in (("Row errors", summary["row_problems"]), ("Row warnings", summary["row_warnings"])):
+        if reasons:
+            terminal.print(f"  {title}: " + ", ".join(f"{code} ×{n}" for code, n in reasons.items()))
+
+    table = Table(title=f"Planned changes: {summary['changes']}", title_justify="left")
+    table.add_column("phone type")
+    for kind in KINDS:
+        table.add_column(kind.value, justify="right")
+    for ptype, counts in summary["changes_by_phone_type"].items():
+        table.add_row(ptype, *(str(counts.get(k.value, 0) or "") for k in KINDS))
+    table.add_row("[bold]total[/]", *(f"[bold]{summary['changes_by_kind'][k.value] or ''}[/]" for k in KINDS))
+    terminal.print(table)
+
+    outcomes = summary["users_by_outcome"]
+    terminal.print(
+        f"Users: {summary['users']}: {outcomes['change']} to change, {outcomes['noop']} already right, "
+        f"{outcomes['skip']} skipped, {outcomes['error']} with errors"
+    )
+    for title, reasons in (("Errors", summary["top_errors"]), ("Warnings", summary["top_warnings"])):
+        if reasons:
+            terminal.print(f"  {title}: " + ", ".join(f"{code} ×{n}" for code, n in reasons.items()))
+    if summary["safety"] == "ok":
+        terminal.print("Safety: [green]within every threshold[/]")
+    else:
+        terminal.print(f"Safety: [bold red]over threshold[/]: {summary['safety']}")
