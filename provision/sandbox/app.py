@@ -352,7 +352,7 @@ class Sandbox:
             if fault is not None:
                 self.stats.faults_injected += 1
                 if fault.applied:
-                    self._apply(op, params, data, masked)
+                    self._apply(op, params, data, masked, answered=False)
                 result = (
                     _error(503, "serviceNotAvailable", "The service is temporarily unavailable. Please retry.")
                     if fault.status == 503
@@ -376,8 +376,11 @@ class Sandbox:
         except ValueError:
             raise TenantError(400, "BadRequest", _BAD_JSON) from None
 
-    def _apply(self, op: Operation, params: tuple[str, ...], data: Any, masked: bool) -> tuple[int, Any]:
-        """Run the rule; record the write when it changed the tenant (even if it then failed)."""
+    def _apply(
+        self, op: Operation, params: tuple[str, ...], data: Any, masked: bool, *, answered: bool = True
+    ) -> tuple[int, Any]:
+        """Run the rule; record the write when it changed the tenant (even if it then failed,
+        or, ``answered=False``, its answer is replaced by an injected fault)."""
         if op.target is None:
             return op.handler(self, params, data, masked)
         subject, target = op.target(self, params, data)
@@ -388,7 +391,7 @@ class Sandbox:
             if exc.saved:
                 self.stats.record_write_applied(write, succeeded=False)
             raise
-        self.stats.record_write_applied(write, succeeded=True)
+        self.stats.record_write_applied(write, succeeded=answered)
         return answer
 
     def _record(self, operation: str, result: OpResult) -> OpResult:
