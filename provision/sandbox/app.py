@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from provision.errors import ProvisionError
 from provision.model import METHOD_IDS, PhoneType
 from provision.sandbox.auth import AuthFailure, Authenticator, Principal, authorize, make_token
 from provision.sandbox.batch import BatchError, BatchItem, parse_batch, run_batch
@@ -579,7 +580,7 @@ async def _reset(request: Request) -> Response:
         if snapshot is not None:
             try:
                 sandbox.load_snapshot(snapshot)
-            except (TenantError, ValueError, TypeError, KeyError) as exc:
+            except (ProvisionError, TenantError, ValueError, TypeError, KeyError) as exc:
                 return _plain_error(400, "BadRequest", f"Invalid snapshot: {exc}")
     sandbox.reset()
     return JSONResponse({"reset": True, "tenant_id": _tenant_id(sandbox.tenant)})
