@@ -25,8 +25,9 @@ resume never sends a write twice without reading back first.
    before it is retried. Re-mark before every re-send.
 4. **Resume.** ``Journal.open(run_dir)``; ``done`` stays done; ``failed``/``skipped`` are
    final and reported; ``pending()`` is dispatched normally; every change in ``in_flight()``
-   is read back first: if the tenant shows ``after``, record it done (``verified=True``),
-   otherwise mark and send it again. ``statuses()`` gives the id -> status map for
+   is read back first: if the tenant shows the change's effect (``after`` for a write, no
+   phone of that type for a delete, the SMS state for an SMS change), record it done
+   (``verified=True``), otherwise mark and send it again. ``statuses()`` gives the id -> status map for
    dependency decisions.
 5. **Interrupt.** On Ctrl-C: stop dispatching, await in-flight requests, record their
    results, ``record_event(EventKind.INTERRUPT)``, ``close()``.
@@ -40,8 +41,10 @@ Why writes are cheap: the database runs in WAL mode with ``synchronous=NORMAL``.
 appends to the WAL through the operating system's page cache and returns without
 ``fsync``; the data survives the death of the process (``kill -9``, a crash, Ctrl-C) because
 it is already in the kernel. Only a power loss or an operating-system crash can lose the
-commits made since the last checkpoint; SQLite still rolls back to a consistent state, and
-the lost window is the last few batches. An in-flight mark lost that way means resume sees
+commits made since the WAL was last synced to disk (at each checkpoint, every ~1,000 pages);
+SQLite still comes back to a consistent, earlier state. Acceptable because the issue's
+promise is about the job being killed, which loses nothing; and because what a lost
+commit can hide is bounded and detectable: an in-flight mark lost that way means resume sees
 ``pending`` for a write the tenant may already hold; ``Journal.unclean_restart`` reports
 when the previous writer ended without ``close()`` on an earlier boot of the machine, so
 resume can then read back every user that is not done before writing. Callers who want
@@ -49,7 +52,10 @@ power-loss durability per commit pass ``sync="full"`` (one ``fsync`` per transac
 
 Grouping: ``mark_in_flight`` and ``record_results`` each commit one transaction per call
 (callers pass one ``$batch``'s worth); ``record_event`` and ``record_verifications`` are
-buffered and ride along with the next transaction, or ``flush()`` / ``close()``.
+buffered and ride along with the next transaction, or ``flush()`` / ``close()``. A call
+typically takes a fraction of a millisecond, but a checkpoint on a busy disk can hold one
+for tens of milliseconds: an async executor that must not stall its event loop calls the
+journal through ``asyncio.to_thread`` (all methods are thread-safe).
 
 The file holds phone numbers (``before``/``after``) because resume compares read-backs with
 them: it is created ``0600`` and must stay in a protected run directory. Event details and
@@ -72,7 +78,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, Literal, Self
+from typing import IO, Any, Literal, Protocol, Self
 
 from provision import __version__
 from provision.errors import UsageError
@@ -87,6 +93,7 @@ __all__ = [
     "CHANGE_KINDS",
     "JOURNAL_FILENAME",
     "SCHEMA_VERSION",
+    "ChangeLike",
     "ChangeResult",
     "ChangeStatus",
     "EventKind",
@@ -137,6 +144,29 @@ class EventKind(StrEnum):
     INTERRUPT = "interrupt"
 
 
+class ChangeLike(Protocol):
+    """Anything shaped like the planner's ``Change`` (the journal does not import the planner)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def phone_type(self) -> str: ...
+    @property
+    def before(self) -> str | None: ...
+    @property
+    def after(self) -> str | None: ...
+    @property
+    def depends_on(self) -> str | None: ...
+    @property
+    def rows(self) -> tuple[int, ...]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class JournalChange:
     """One planned change, as the journal stores it (the executor converts planner Changes).
@@ -165,6 +195,15 @@ class JournalChange:
             raise ValueError(f"change {self.id!r}: unknown phone type {self.phone_type!r}")
         if not isinstance(self.rows, tuple):
             object.__setattr__(self, "rows", tuple(self.rows))
+
+    @classmethod
+    def of(cls, change: ChangeLike) -> JournalChange:
+        """The journal's record of a planner ``Change`` (or anything with the same fields)."""
+        return cls(
+            id=change.id, user=change.user, target=change.target, kind=change.kind,
+            phone_type=change.phone_type, before=change.before, after=change.after,
+            depends_on=change.depends_on, rows=tuple(change.rows),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -776,7 +815,10 @@ class Journal:
 
     @contextmanager
     def snapshot(self) -> Iterator[Journal]:
-        """Read one consistent state across several queries (WAL: the writer carries on)."""
+        """Read one consistent state across several queries (WAL: the writer carries on).
+
+        Meant for readers (the report); on a writer, write nothing inside the block.
+        """
         with self._lock:
             self._conn.execute("BEGIN")
         try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from provision.journal import (
     StatusCounts,
     UserVerification,
 )
+from provision.model import PhoneType
 
 S = ChangeStatus
 
@@ -68,6 +71,29 @@ def test_duplicate_change_ids_are_refused_and_leave_no_journal(tmp_path: Path) -
     with pytest.raises(ValueError, match="invalid change list"):
         Journal.create(tmp_path, run_meta={}, changes=[*changes, changes[0]])
     assert not (tmp_path / JOURNAL_FILENAME).exists()
+
+
+def test_a_planner_shaped_change_converts_with_enum_values_as_plain_strings() -> None:
+    class Kind(StrEnum):
+        CREATE = "create"
+
+    @dataclass(frozen=True)
+    class PlannedChange:  # the planner's Change has these fields; the journal must not import it
+        id: str
+        user: str
+        target: str
+        kind: Kind
+        phone_type: PhoneType
+        before: str | None
+        after: str | None
+        depends_on: str | None
+        rows: tuple[int, ...]
+
+    record = JournalChange.of(
+        PlannedChange("a@x#1", "a@x", "oid-1", Kind.CREATE, PhoneType.OFFICE, None, "+1 425 5550100", None, (4,))
+    )
+    assert record == JournalChange("a@x#1", "a@x", "oid-1", "create", "office", None, "+1 425 5550100", None, (4,))
+    assert type(record.kind) is str and type(record.phone_type) is str
 
 
 def test_unknown_kind_or_phone_type_is_refused() -> None:
