@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import make_changes
+from journal_builders import make_changes
 
 from provision.errors import UsageError
 from provision.journal import (

@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import pytest
-from conftest import T0, StepClock, make_changes
+from journal_builders import T0, StepClock, make_changes
 
 from provision import __version__
 from provision.errors import UsageError
