@@ -848,10 +848,12 @@ class Journal:
                 if self._users:
                     conn.executemany(_USER_SQL, self._users)
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # Also after a failed COMMIT (disk full): leave no transaction open.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             self._events.clear()
             self._users.clear()
 
