@@ -1,0 +1,245 @@
+"""Plain-language words for the reports: what exit codes and outcomes mean, and for each
+known failure reason, what happened and what an admin can do about it.
+
+Reason codes are ours (the roster reader's and the planner's ``ReasonCode``) or Graph's
+error codes; lookup ignores case. An unknown code gets a generic hint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from provision.planner import ChangeKind
+from provision.results import Outcome
+
+__all__ = [
+    "CHANGE_KIND_LABELS",
+    "EXIT_MEANINGS",
+    "OUTCOME_WORDS",
+    "Remedy",
+    "known_codes",
+    "ordered_kinds",
+    "remedy_for",
+]
+
+EXIT_MEANINGS: Mapping[int, str] = {
+    0: "every row was applied or was already right",
+    1: "some rows failed",
+    2: "bad usage, job file or unreadable roster",
+    3: "the plan was refused by a safety threshold",
+    4: "authentication or permission failure",
+}
+
+OUTCOME_WORDS: Mapping[Outcome, str] = {
+    Outcome.APPLIED: "changed as the roster asked",
+    Outcome.UNCHANGED: "already right, nothing to do",
+    Outcome.PARTIAL: "some changes worked, some failed",
+    Outcome.FAILED: "Microsoft Graph refused the change",
+    Outcome.SKIPPED: "deliberately left alone",
+    Outcome.INVALID: "the roster row has errors",
+    Outcome.PLANNED: "planned, not written (yet)",
+}
+
+CHANGE_KIND_LABELS: Mapping[str, str] = {
+    ChangeKind.CREATE.value: "phones added",
+    ChangeKind.UPDATE.value: "phones changed",
+    ChangeKind.DELETE.value: "phones removed",
+    ChangeKind.ENABLE_SMS.value: "SMS sign-in turned on",
+    ChangeKind.DISABLE_SMS.value: "SMS sign-in turned off",
+}
+
+
+def ordered_kinds(*counts: Mapping[str, int]) -> list[str]:
+    """Change kinds present in any of ``counts``: known kinds in apply order, then the rest."""
+    seen: set[str] = set()
+    for c in counts:
+        seen.update(c)
+    known = [k for k in CHANGE_KIND_LABELS if k in seen]
+    return known + sorted(seen - set(known))
+
+
+@dataclass(frozen=True, slots=True)
+class Remedy:
+    title: str  # what happened, in a few words
+    meaning: str  # why, in a sentence or two
+    action: str  # what to do about it
+    known: bool = True
+    command: str | None = None  # a command an admin can paste, shown verbatim
+
+
+# Microsoft Graph PowerShell: who has this number as their SMS sign-in number.
+_FIND_SMS_OWNER = (
+    "Get-MgUser -All -Property Id,UserPrincipalName | ForEach-Object { $u = $_\n"
+    "  Get-MgUserAuthenticationPhoneMethod -UserId $u.Id |\n"
+    "    Where-Object { $_.SmsSignInState -eq 'ready' -and $_.PhoneNumber -eq '<number from results.xlsx>' } |\n"
+    "    ForEach-Object { $u.UserPrincipalName } }"
+)
+
+_REMEDIES: Mapping[str, Remedy] = {
+    "phoneNumberNotUnique": Remedy(
+        "Number already used for SMS sign-in by someone else",
+        "Each number can be the SMS sign-in number of only one user in the tenant. The phone is usually "
+        "still saved for multifactor authentication, but SMS sign-in was not turned on for this user.",
+        "Check the number in results.xlsx. If it belongs to this user, turn SMS sign-in off for the other "
+        "user (or fix their number) and run the job again; if it is a shared or wrong number, correct the "
+        "roster. To find who holds the number, run this in Microsoft Graph PowerShell:",
+        command=_FIND_SMS_OWNER,
+    ),
+    "user_not_found": Remedy(
+        "User not found",
+        "Microsoft Entra has no user with this name or id.",
+        "Check the spelling of the user principal name in the roster (typos, old domain, a renamed "
+        "account), or whether the account is not created yet. Fix the roster and run the job again.",
+    ),
+    "Request_ResourceNotFound": Remedy(
+        "User or phone method not found",
+        "Microsoft Graph answered 404: the user (or the phone being changed) does not exist.",
+        "Check the user in the roster exists in Entra. If a phone was removed by someone else during the "
+        "run, run the job again: it will plan from the current state.",
+    ),
+    "itemNotFound": Remedy(
+        "User or phone method not found",
+        "Microsoft Graph answered 404: the user (or the phone being changed) does not exist.",
+        "Check the user in the roster exists in Entra, then run the job again.",
+    ),
+    "numbers_masked": Remedy(
+        "Phone numbers came back masked",
+        "The app can only read masked numbers (like +1 XXXXXXXX00), which happens when it runs with the "
+        "Authentication Administrator role. The job never compares against or removes a masked number, "
+        "so these users were left alone.",
+        "Give the app the application permission UserAuthenticationMethod.ReadWrite.All (admin consent), "
+        "or run it as a Privileged Authentication Administrator, then run the job again.",
+    ),
+    "sms_not_allowed_by_policy": Remedy(
+        "SMS sign-in not allowed for this user",
+        "The tenant's SMS authentication method policy does not let this user sign in with SMS, so SMS "
+        "sign-in was not changed. The phone numbers themselves were still handled.",
+        "In the Entra admin center, Protection > Authentication methods > SMS: enable the method, add the "
+        "user (or a group they are in) and tick 'Use for sign-in'. The user also needs a license that "
+        "includes SMS sign-in. Then run the job again.",
+    ),
+    "sms_needs_mobile": Remedy(
+        "SMS sign-in needs a mobile number",
+        "SMS sign-in was asked for, but the user will have no mobile phone.",
+        "Add a mobile number for the user in the roster, or don't ask for SMS sign-in for them.",
+    ),
+    "sms_mobile_has_extension": Remedy(
+        "Mobile number has an extension",
+        "SMS messages can't be sent to a number with an extension, so SMS sign-in can't use it.",
+        "Give the user a mobile number without an extension in the roster.",
+    ),
+    "invalid_number": Remedy(
+        "Phone number not usable",
+        "The roster cell could not be read as a valid phone number (not a number, wrong length for the "
+        "country, or an extension on a mobile).",
+        "Correct the cell in the roster: write the number with its country code (+44 20 7946 0958) or set "
+        "the row's country column. The problem column and reason are in results.xlsx.",
+    ),
+    "duplicate_user_conflict": Remedy(
+        "Same user on several rows with different numbers",
+        "The roster lists this user more than once with numbers that disagree, so the job can't tell "
+        "which is right and changed none of them.",
+        "Keep one row per user in the roster (or make the rows identical) and run the job again.",
+    ),
+    "alternate_requires_mobile": Remedy(
+        "Alternate mobile without a mobile",
+        "Microsoft Entra needs a mobile number before an alternate mobile can be added; the user has "
+        "none and the roster gives none.",
+        "Add a mobile number for the user in the roster (or move the number to the mobile column).",
+    ),
+    "mobile_delete_blocked_by_alternate": Remedy(
+        "Mobile can't be removed while an alternate mobile exists",
+        "The roster blanks the mobile but keeps the alternate mobile, which Microsoft Entra does not allow.",
+        "Blank the alternate mobile as well, or give the user a new mobile number, in the roster.",
+    ),
+    "read_failed": Remedy(
+        "Could not read the user's phones",
+        "Reading the user's current phone methods failed, so nothing was planned for them.",
+        "Look at the error message in results.xlsx; usually running the job again is enough.",
+    ),
+    "not_read": Remedy(
+        "User's phones not read",
+        "The run stopped before this user's current phones were read.",
+        "Run the job again (or resume the run) to finish.",
+    ),
+    "Authorization_RequestDenied": Remedy(
+        "Permission denied",
+        "The app is not allowed to change phone methods for this user (missing permission, or the user "
+        "is an administrator that the app's role can't manage).",
+        "Grant the application permission UserAuthenticationMethod.ReadWrite.All with admin consent. For "
+        "administrator accounts, a Privileged Authentication Administrator must make the change.",
+    ),
+    "accessDenied": Remedy(
+        "Permission denied",
+        "The app is not allowed to make this change.",
+        "Grant the application permission UserAuthenticationMethod.ReadWrite.All with admin consent.",
+    ),
+    "TooManyRequests": Remedy(
+        "Microsoft Graph asked us to slow down (throttled)",
+        "Graph limits how many requests an app may send. The job waits and retries by itself; these rows "
+        "still failed after every retry.",
+        "Run the job again later, ideally outside working hours; only the remaining rows will be sent. "
+        "Other apps using the same tenant share the limit.",
+    ),
+    "badRequest": Remedy(
+        "Microsoft Graph rejected the request",
+        "Graph said the request was not valid, most often because of the phone number's format or a rule "
+        "about phone types (one of each type; a mobile before an alternate mobile).",
+        "Check the number and the error message in results.xlsx, correct the roster and run the job again.",
+    ),
+    "invalidRequest": Remedy(
+        "Microsoft Graph rejected the request",
+        "Graph said the request was not valid, most often because of the phone number's format.",
+        "Check the number and the error message in results.xlsx, correct the roster and run the job again.",
+    ),
+    "serviceNotAvailable": Remedy(
+        "Microsoft Graph was unavailable",
+        "Graph answered that the service was temporarily unavailable, even after retries.",
+        "Run the job again later; rows that were already done will be left alone.",
+    ),
+    "generalException": Remedy(
+        "Microsoft Graph had an internal error",
+        "Graph failed on its side, even after retries.",
+        "Run the job again later. If it keeps happening, open a Microsoft support case with the request "
+        "ids from results.xlsx.",
+    ),
+    "transportError": Remedy(
+        "Network problem",
+        "No answer came back from Microsoft Graph (connection failed or timed out).",
+        "Check the network and proxy of the machine running the job, then resume or run the job again; "
+        "the job reads back anything whose outcome was unknown.",
+    ),
+    "credentialUnavailable": Remedy(
+        "Could not sign in",
+        "The job could not get a token for Microsoft Graph with its configured credential.",
+        "Check the tenant id, client id and the secret or certificate (environment variable or file).",
+    ),
+}
+
+_REMEDIES_BY_FOLDED: Mapping[str, Remedy] = {k.casefold(): v for k, v in _REMEDIES.items()}
+
+_UNKNOWN = Remedy(
+    "Other problem",
+    "This reason is not one the report knows how to explain.",
+    "Read the error message and request id in results.xlsx. Running the job again often helps with "
+    "temporary errors; otherwise search the error code in the Microsoft Graph documentation.",
+    known=False,
+)
+
+_NO_CODE = Remedy(
+    "No reason recorded",
+    "These rows did not succeed, but no error code was recorded for them.",
+    "Look at the reason column in results.xlsx.",
+    known=False,
+)
+
+
+def remedy_for(code: str | None) -> Remedy:
+    if not code:
+        return _NO_CODE
+    return _REMEDIES_BY_FOLDED.get(code.casefold(), _UNKNOWN)
+
+
+def known_codes() -> Iterable[str]:
+    return _REMEDIES.keys()
