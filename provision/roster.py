@@ -126,13 +126,10 @@ def read_roster(
     table = open_table(path, sheet)
     try:
         colmap = match_columns(table.header, columns)
-    except BaseException:
-        close = getattr(table.records, "close", None)
-        if close is not None:
-            close()
-        raise
-    with BatchNormaliser(default_workers() if workers is None else workers) as normaliser:
-        return _Builder(path, table.sheet, colmap, region).build(table.records, normaliser)
+        with BatchNormaliser(default_workers() if workers is None else workers) as normaliser:
+            return _Builder(path, table.sheet, colmap, region).build(table.records, normaliser)
+    finally:
+        table.close()
 
 
 def _quote(value: str) -> str:

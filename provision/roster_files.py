@@ -19,9 +19,10 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any, Iterator
 
 import openpyxl
+from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
 from provision.errors import RosterReadError
@@ -58,6 +59,12 @@ class Table:
     sheet: str | None
     encoding: str | None = None
     delimiter: str | None = None
+    closables: tuple[Any, ...] = ()
+
+    def close(self) -> None:
+        """Release the file (also needed when ``records`` was never started)."""
+        for closable in self.closables:
+            closable.close()
 
 
 def open_table(path: Path, sheet: str | int | None = None) -> Table:
@@ -104,10 +111,11 @@ def _open_delimited(path: Path) -> Table:
     return Table(
         header=header,
         header_row=header_row,
-        records=_delimited_records(f, reader, header_row, len(header)),
+        records=_delimited_records(reader, header_row, len(header)),
         sheet=None,
         encoding=encoding,
         delimiter=delimiter,
+        closables=(f,),
     )
 
 
@@ -164,32 +172,40 @@ def _first_nonblank(reader: Any) -> tuple[int, list[str] | None]:
     return 0, None
 
 
-def _delimited_records(f: IO[str], reader: Any, header_row: int, width: int) -> Iterator[Record]:
+def _delimited_records(reader: Any, header_row: int, width: int) -> Iterator[Record]:
     # csv.reader yields [] for an empty line, so record n is spreadsheet row n.
-    with f:
-        row = header_row
-        for cells in reader:
-            row += 1
-            count = len(cells)
-            if count == width:
-                yield Record(row, tuple([c.strip() for c in cells]))
-            elif count < width:
-                yield Record(row, tuple([c.strip() for c in cells] + [""] * (width - count)))
-            else:
-                stripped = [c.strip() for c in cells]
-                overflow = sum(1 for c in stripped[width:] if c)
-                yield Record(row, tuple(stripped[:width]), overflow=overflow)
+    row = header_row
+    for cells in reader:
+        row += 1
+        count = len(cells)
+        if count == width:
+            yield Record(row, tuple([c.strip() for c in cells]))
+        elif count < width:
+            yield Record(row, tuple([c.strip() for c in cells] + [""] * (width - count)))
+        else:
+            stripped = [c.strip() for c in cells]
+            overflow = sum(1 for c in stripped[width:] if c)
+            yield Record(row, tuple(stripped[:width]), overflow=overflow)
 
 
 # -- Excel --------------------------------------------------------------------------------
 
 
 def _open_workbook(path: Path, sheet: str | int | None) -> Table:
+    # A file object, not the path: openpyxl refuses paths whose extension isn't .xlsx,
+    # and a workbook saved as "roster.csv" is still a workbook.
+    handles = [path.open("rb")]
     try:
-        values_book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        values_book = openpyxl.load_workbook(handles[0], read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, InvalidFileException) as exc:
+        handles[0].close()
         raise RosterReadError(f"{path.name} is not a readable Excel workbook ({exc})") from None
-    title = _pick_sheet(values_book.sheetnames, sheet, path)
+    try:
+        title = _pick_sheet(values_book.sheetnames, sheet, path)
+    except RosterReadError:
+        values_book.close()
+        handles[0].close()
+        raise
     values = values_book[title]
     values.reset_dimensions()  # some exporters write a wrong <dimension>; don't trust it
     books = [values_book]
@@ -197,7 +213,8 @@ def _open_workbook(path: Path, sheet: str | int | None) -> Table:
     if _has_formulas(path):
         # The cached value and the formula live in two different openpyxl modes: a formula
         # with no cached value reads as an empty cell unless the formulas are read too.
-        books.append(openpyxl.load_workbook(path, read_only=True, data_only=False))
+        handles.append(path.open("rb"))
+        books.append(openpyxl.load_workbook(handles[-1], read_only=True, data_only=False))
         formulas_sheet = books[-1][title]
         formulas_sheet.reset_dimensions()
     rows = _sheet_records(values.iter_rows(values_only=True), formulas_sheet)
@@ -207,11 +224,17 @@ def _open_workbook(path: Path, sheet: str | int | None) -> Table:
             header_row, header_values = record.row, record.cells
             break
     if header_values is None:
-        for book in books:
-            book.close()
+        for closable in (*books, *handles):
+            closable.close()
         raise RosterReadError(f"sheet {title!r} of {path.name} has no header row (the sheet is empty)")
     header = tuple(header_values)
-    return Table(header=header, header_row=header_row, records=_fit(rows, len(header), books), sheet=title)
+    return Table(
+        header=header,
+        header_row=header_row,
+        records=_fit(rows, len(header)),
+        sheet=title,
+        closables=(*books, *handles),
+    )
 
 
 def _pick_sheet(names: list[str], sheet: str | int | None, path: Path) -> str:
@@ -274,26 +297,22 @@ def _is_formula(value: Any) -> bool:
     return isinstance(value, (ArrayFormula, DataTableFormula)) or (isinstance(value, str) and value.startswith("="))
 
 
-def _fit(rows: Iterator[Record], width: int, books: list[Any]) -> Iterator[Record]:
-    try:
-        for record in rows:
-            count = len(record.cells)
-            if count == width:
-                yield record
-            elif count < width:
-                yield Record(record.row, record.cells + ("",) * (width - count), record.numeric, record.uncached)
-            else:
-                overflow = sum(1 for c in record.cells[width:] if c)
-                yield Record(
-                    record.row,
-                    record.cells[:width],
-                    frozenset(i for i in record.numeric if i < width),
-                    frozenset(i for i in record.uncached if i < width),
-                    overflow,
-                )
-    finally:
-        for book in books:
-            book.close()
+def _fit(rows: Iterator[Record], width: int) -> Iterator[Record]:
+    for record in rows:
+        count = len(record.cells)
+        if count == width:
+            yield record
+        elif count < width:
+            yield Record(record.row, record.cells + ("",) * (width - count), record.numeric, record.uncached)
+        else:
+            overflow = sum(1 for c in record.cells[width:] if c)
+            yield Record(
+                record.row,
+                record.cells[:width],
+                frozenset(i for i in record.numeric if i < width),
+                frozenset(i for i in record.uncached if i < width),
+                overflow,
+            )
 
 
 def cell_text(value: Any) -> tuple[str, bool]:

@@ -1,0 +1,210 @@
+"""read_roster on delimited text: encodings, delimiters, columns, and every row's fate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from roster_writers import write_csv
+
+from provision.errors import RosterReadError, UsageError
+from provision.model import PhoneType, RowStatus, Severity
+from provision.roster import Roster, read_roster
+
+M, A, O = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE
+
+
+def codes_by_row(roster: Roster) -> dict[int, list[str]]:
+    return {row: sorted(i.code for i in issues) for row, issues in roster.issues_by_row().items()}
+
+
+def assert_every_row_accounted(roster: Roster, data_rows: int) -> None:
+    """Each data row is a RosterRow (blank ones only counted); each row's user is in
+    ``users`` unless the row has an error issue."""
+    assert len(roster.rows) + roster.blank_rows == data_rows
+    errors = {i.row for i in roster.issues if i.severity is Severity.ERROR}
+    for row in roster.rows:
+        if row.row in errors:
+            assert row.status is RowStatus.ERROR
+            assert row.key not in roster.users or row.row not in roster.users[row.key].rows
+        else:
+            assert row.status is not RowStatus.ERROR
+            assert row.row in roster.users[row.key].rows
+
+
+ENCODED_ROWS = [
+    ["User Principal Name", "Mobile Phone", "Work Phone", "Country", "Prénom"],
+    ["zoe@contoso.com", "(206) 555-0100", "206.555.0199 x12", "US", "Zoë"],
+    ["", "", "", "", ""],
+    ["jurgen@contoso.com", "0151 23456789", "+49 30 123456, ext 7", "de", "Jürgen"],
+    ["francois@contoso.com", "06 12 34 56 78", "", "FR", "François; \"Franck\""],
+    ["nobody@contoso.com", "not a number", "", "US", "Ça"],
+]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"], ids=["comma", "semicolon", "tab", "pipe"])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "cp1252"])
+def test_every_encoding_and_delimiter(tmp_path: Path, encoding: str, delimiter: str) -> None:
+    path = write_csv(tmp_path / "roster.csv", ENCODED_ROWS, encoding=encoding, delimiter=delimiter)
+    roster = read_roster(path)
+
+    assert roster.columns == {"user": "User Principal Name", "mobile": "Mobile Phone", "office": "Work Phone", "region": "Country"}
+    assert roster.extra_columns == ("Prénom",)
+    assert [r.row for r in roster.rows] == [2, 4, 5, 6] and roster.blank_rows == 1
+    assert [r.extra["Prénom"] for r in roster.rows] == ["Zoë", "Jürgen", 'François; "Franck"', "Ça"]
+    assert roster.users["zoe@contoso.com"].phones == {M: "+1 2065550100", O: "+1 2065550199x12"}
+    assert roster.users["jurgen@contoso.com"].phones == {M: "+49 15123456789", O: "+49 30123456x7"}
+    assert roster.users["francois@contoso.com"].phones == {M: "+33 612345678", O: None}
+    assert codes_by_row(roster) == {6: ["not_a_number"]}
+    assert_every_row_accounted(roster, data_rows=5)
+
+
+def test_each_row_reason_is_reported(tmp_path: Path) -> None:
+    rows = [
+        ["UPN", "Mobile", "Alternate Mobile", "Office", "Country", "SMS sign-in"],
+        ["ok@contoso.com", "+1 206 555 0100", "", "", "", "yes"],  # 2
+        ["", "+1 206 555 0101", "", "", "", ""],  # 3 no user
+        ["not-a-upn", "+1 206 555 0102", "", "", "", ""],  # 4
+        ["region@contoso.com", "+44 7911 123456", "", "", "Atlantis", ""],  # 5 warning only
+        ["sms@contoso.com", "+1 206 555 0103", "", "", "", "maybe"],  # 6
+        ["ext@contoso.com", "+1 206 555 0104 x5", "", "", "", ""],  # 7
+        ["short@contoso.com", "555", "", "", "US", ""],  # 8
+        ["twice@contoso.com", "+1 206 555 0105", "", "", "", "no"],  # 9 merged with 10
+        ["TWICE@contoso.com", "(206) 555-0105", "", "", "US", "n"],  # 10
+        ["clash@contoso.com", "+1 206 555 0106", "", "", "", ""],  # 11 conflicts with 12
+        ["clash@contoso.com", "+1 206 555 0107", "", "", "", ""],  # 12
+        ["share1@contoso.com", "+1 206 555 0108", "", "", "", ""],  # 13 same mobile as 14
+        ["share2@contoso.com", "+12065550108", "", "", "", ""],  # 14
+        ["alt@contoso.com", "", "+1 206 555 0109", "", "", ""],  # 15
+        ["fixed@contoso.com", "020 7946 0958", "", "", "GB", ""],  # 16 fixed line in mobile slot
+        ["3F2504E0-4F89-11D3-9A0C-0305E82C3301", "", "", "+1 206 555 0110 ext 4", "", ""],  # 17 GUID user
+        ["wide@contoso.com", "+1 206 555 0111", "", "", "", "", "oops"],  # 18 cell past the header
+        ["noregion@contoso.com", "206 555 0112", "", "", "", ""],  # 19 national number, no region
+    ]
+    roster = read_roster(write_csv(tmp_path / "r.csv", rows))
+
+    assert codes_by_row(roster) == {
+        3: ["missing_user"],
+        4: ["invalid_user"],
+        5: ["invalid_region"],
+        6: ["invalid_sms_sign_in"],
+        7: ["extension_not_allowed"],
+        8: ["too_short"],
+        11: ["duplicate_user_conflict"],
+        12: ["duplicate_user_conflict"],
+        13: ["duplicate_mobile"],
+        14: ["duplicate_mobile"],
+        15: ["alternate_without_mobile"],
+        16: ["fixed_line_in_mobile_slot"],
+        18: ["extra_cells"],
+        19: ["no_region"],
+    }
+    assert_every_row_accounted(roster, data_rows=18)
+    statuses = {r.row: r.status for r in roster.rows}
+    assert statuses[2] is statuses[9] is statuses[10] is statuses[17] is RowStatus.OK
+    assert statuses[5] is statuses[13] is statuses[15] is statuses[16] is RowStatus.WARNING
+    assert roster.users["twice@contoso.com"].rows == (9, 10)
+    assert roster.users["twice@contoso.com"].sms_sign_in is False
+    assert roster.users["ok@contoso.com"].sms_sign_in is True
+    assert "clash@contoso.com" not in roster.users  # conflicting rows: nothing planned
+    assert roster.users["3f2504e0-4f89-11d3-9a0c-0305e82c3301"].phones[O] == "+1 2065550110x4"
+    assert roster.users["alt@contoso.com"].phones == {M: None, A: "+1 2065550109", O: None}
+    issues = {(i.row, i.code): i for i in roster.issues}
+    assert issues[(7, "extension_not_allowed")].column == "Mobile"
+    assert issues[(13, "duplicate_mobile")].reason.startswith("+1 *******108")
+    assert roster.status_counts() == {RowStatus.OK: 4, RowStatus.WARNING: 5, RowStatus.ERROR: 9}
+    # No reason carries an unmasked number.
+    for issue in roster.issues:
+        assert "2065550" not in issue.reason.replace(" ", "")
+
+
+def test_msonline_export(tmp_path: Path) -> None:
+    rows = [
+        ["UserPrincipalName", "DisplayName", "PhoneNumber", "AlternativePhoneNumber", "Email", "DefaultMethod"],
+        ["ann@contoso.com", "Ann", "+1 4255550100", "+1 4255550101", "ann@mail.example", "OneWaySMS"],
+        ["ben@contoso.com", "Ben", "+44 7911123456", "", "ben@mail.example", "TwoWayVoiceMobile"],
+        ["cy@contoso.com", "Cy", "", "", "", ""],
+    ]
+    roster = read_roster(write_csv(tmp_path / "msol.csv", rows))
+    assert roster.columns == {"user": "UserPrincipalName", "mobile": "PhoneNumber", "alternate_mobile": "AlternativePhoneNumber"}
+    assert roster.extra_columns == ("DisplayName", "Email", "DefaultMethod")
+    assert roster.users["ann@contoso.com"].phones == {M: "+1 4255550100", A: "+1 4255550101"}
+    assert roster.users["ben@contoso.com"].phones == {M: "+44 7911123456", A: None}
+    assert roster.users["cy@contoso.com"].phones == {M: None, A: None}  # explicit blanks
+    assert roster.issues == ()
+    assert_every_row_accounted(roster, data_rows=3)
+
+
+def test_active_directory_export_and_job_mapping(tmp_path: Path) -> None:
+    rows = [
+        ["sAMAccountName", "mail", "mobile", "telephoneNumber", "c", "Login"],
+        ["ann", "ann@mail.example", "07911 123456", "020 7946 0958", "GB", "ann@contoso.com"],
+    ]
+    path = write_csv(tmp_path / "ad.csv", rows)
+    found = read_roster(path)
+    assert found.columns == {"user": "mail", "mobile": "mobile", "office": "telephoneNumber", "region": "c"}
+    assert found.users["ann@mail.example"].phones == {M: "+44 7911123456", O: "+44 2079460958"}
+    # The job's mapping wins over the aliases (header compared loosely).
+    mapped = read_roster(path, columns={"user": "LOGIN", "office": "mobile"})
+    assert mapped.columns["user"] == "Login" and mapped.columns["office"] == "mobile"
+    assert mapped.users["ann@contoso.com"].phones == {O: "+44 7911123456"}
+    assert "mail" in mapped.extra_columns and "telephoneNumber" in mapped.extra_columns
+
+
+def test_default_region_applies_to_rows_without_one(tmp_path: Path) -> None:
+    rows = [["UPN", "Mobile", "Country"], ["a@contoso.com", "06 12 34 56 78", ""], ["b@contoso.com", "07911 123456", "+44"]]
+    path = write_csv(tmp_path / "r.csv", rows)
+    roster = read_roster(path, default_region="fr")
+    assert roster.users["a@contoso.com"].phones[M] == "+33 612345678"
+    assert roster.users["b@contoso.com"].phones[M] == "+44 7911123456"
+    with pytest.raises(UsageError, match="unknown default region"):
+        read_roster(path, default_region="Atlantis")
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([["Name", "Mobile"], ["Ann", "+1 2065550100"]], "no user column.*columns found: 'Name', 'Mobile'"),
+        ([["UPN", "Department"], ["a@contoso.com", "IT"]], "no phone column.*columns found: 'UPN', 'Department'"),
+        ([], "no header row"),
+        ([[""], [""]], "no header row"),
+    ],
+)
+def test_unreadable_rosters_raise_one_clear_error(tmp_path: Path, rows: list[list[str]], message: str) -> None:
+    with pytest.raises(RosterReadError, match=message):
+        read_roster(write_csv(tmp_path / "r.csv", rows))
+
+
+def test_missing_file_mapping_and_binary_formats(tmp_path: Path) -> None:
+    with pytest.raises(RosterReadError, match="not found"):
+        read_roster(tmp_path / "absent.csv")
+    path = write_csv(tmp_path / "r.csv", [["UPN", "Mobile"], ["a@contoso.com", "+1 2065550100"]])
+    with pytest.raises(RosterReadError, match="'Cell' is not in the roster; columns found: 'UPN', 'Mobile'"):
+        read_roster(path, columns={"mobile": "Cell"})
+    with pytest.raises(UsageError, match="unknown roster field"):
+        read_roster(path, columns={"pager": "Mobile"})
+    legacy = tmp_path / "old.xls"
+    legacy.write_bytes(b"\xd0\xcf\x11\xe0" + b"\x00" * 100)
+    with pytest.raises(RosterReadError, match="legacy .xls"):
+        read_roster(legacy)
+    broken = tmp_path / "broken.xlsx"
+    broken.write_text("UPN,Mobile\n")
+    with pytest.raises(RosterReadError, match="not a valid Excel workbook"):
+        read_roster(broken)
+
+
+def test_header_below_blank_lines_and_quoted_newlines_keep_spreadsheet_row_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text(
+        "\n\nUPN,Mobile,Note\n"
+        'a@contoso.com,+1 206 555 0100,"two\nlines"\n'
+        "\n"
+        "b@contoso.com,not a phone,\n",
+        encoding="utf-8",
+    )
+    roster = read_roster(path)
+    # Header on line 3: data rows are 4, (5 blank), 6 as a spreadsheet numbers records.
+    assert [r.row for r in roster.rows] == [4, 6]
+    assert roster.blank_rows == 1
+    assert roster.rows[0].extra == {"Note": "two\nlines"}
+    assert codes_by_row(roster) == {6: ["not_a_number"]}

@@ -1,0 +1,89 @@
+"""read_roster on Excel workbooks: numbers, text, formulas, sheets, row numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from roster_writers import write_xlsx
+
+from provision.errors import RosterReadError
+from provision.model import PhoneType, RowStatus
+from provision.roster import read_roster
+
+M, A, O = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE
+
+HEADER = ["UPN", "Mobile", "Office", "Country", "SMS", "Employee"]
+
+
+def workbook(tmp_path: Path) -> Path:
+    rows = [
+        None,  # row 1 left empty: the header is on row 2
+        HEADER,
+        ["int@contoso.com", 2065550100, None, "US", True, 1001],  # 3 number cell, bool cell
+        ["float@contoso.com", 442079460958.0, None, "GB", None, 1002.0],  # 4 float with its + lost
+        ["text@contoso.com", "+44 20 7946 0959", "020 7946 0958 ext 12", "GB", "no", "A-1"],  # 5 text cells
+        ["formula@contoso.com", '="+1 206"&"5550103"', "=2065550104", "US", None, None],  # 6 cached values
+        [None, None, None, None, None, None],  # 7 blank
+        ["nocache@contoso.com", "=B3", None, "US", None, None],  # 8 formula never calculated
+        ["ambiguous@contoso.com", 2015550123, None, "US", None, None],  # 9 US or +20?
+        ["sci@contoso.com", "2.06555E+09", None, "US", None, None],  # 10 digits already lost
+    ]
+    return write_xlsx(
+        tmp_path / "roster.xlsx",
+        {"Staff": [r if r is not None else [] for r in rows], "Other": [["UPN", "Office"], ["x@contoso.com", "+1 2065550199"]]},
+        cached={"B6": "+1 2065550103", "C6": 2065550104},
+    )
+
+
+def test_numbers_text_and_formula_cells(tmp_path: Path) -> None:
+    roster = read_roster(workbook(tmp_path))
+
+    assert roster.sheet == "Staff"
+    assert [r.row for r in roster.rows] == [3, 4, 5, 6, 8, 9, 10] and roster.blank_rows == 1
+    users = roster.users
+    assert users["int@contoso.com"].phones == {M: "+1 2065550100", O: None}  # never 2065550100.0
+    assert users["int@contoso.com"].sms_sign_in is True
+    assert users["float@contoso.com"].phones[M] == "+44 2079460958"  # + recovered
+    assert users["text@contoso.com"].phones == {M: "+44 2079460959", O: "+44 2079460958x12"}
+    assert users["text@contoso.com"].sms_sign_in is False
+    assert users["formula@contoso.com"].phones == {M: "+1 2065550103", O: "+1 2065550104"}
+    assert users["ambiguous@contoso.com"].phones[M] == "+1 2015550123"
+    # Passthrough numbers read as their digits too.
+    assert [r.extra["Employee"] for r in roster.rows[:3]] == ["1001", "1002", "A-1"]
+
+    found = {(i.row, i.column, i.code) for i in roster.issues}
+    assert found == {
+        (4, "Mobile", "fixed_line_in_mobile_slot"),
+        (5, "Mobile", "fixed_line_in_mobile_slot"),
+        (8, "Mobile", "formula_without_value"),
+        (9, "Mobile", "ambiguous_lost_plus"),
+        (10, "Mobile", "scientific_notation"),
+    }
+    assert {i.sheet for i in roster.issues} == {"Staff"}
+    assert {r.row: r.status for r in roster.rows}[8] is RowStatus.ERROR
+    assert "nocache@contoso.com" not in roster.users and "sci@contoso.com" not in roster.users
+
+
+def test_sheet_by_name_or_index(tmp_path: Path) -> None:
+    path = workbook(tmp_path)
+    for sheet in ("Other", "other", 1, "1"):
+        roster = read_roster(path, sheet=sheet)
+        assert roster.sheet == "Other"
+        assert roster.users["x@contoso.com"].phones == {O: "+1 2065550199"}
+    with pytest.raises(RosterReadError, match="no sheet 'Payroll'; sheets: 'Staff', 'Other'"):
+        read_roster(path, sheet="Payroll")
+    with pytest.raises(RosterReadError, match="no sheet number 5"):
+        read_roster(path, sheet=5)
+
+
+def test_a_workbook_is_read_as_one_whatever_its_extension(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "export.csv", {"Sheet": [["UPN", "Mobile"], ["a@contoso.com", 447911123456]]})
+    roster = read_roster(path, default_region="GB")
+    assert roster.users["a@contoso.com"].phones == {M: "+44 7911123456"}
+
+
+def test_empty_sheet_is_unreadable(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "empty.xlsx", {"Sheet": []})
+    with pytest.raises(RosterReadError, match="no header row"):
+        read_roster(path)
