@@ -487,9 +487,12 @@ def _render(result: OpResult, envelope: Any, request_id: str, crid: str | None) 
     else:
         payload = envelope if envelope is not None else result.body
     if payload is None:
+        headers.append((b"content-length", b"0"))
         return b"", headers
+    body = json.dumps(payload, separators=(",", ":")).encode()
     headers.append((b"content-type", b"application/json"))
-    return json.dumps(payload, separators=(",", ":")).encode(), headers
+    headers.append((b"content-length", str(len(body)).encode()))
+    return body, headers
 
 
 async def _drop_connection(send: Send) -> None:
