@@ -27,12 +27,17 @@ from typing import IO, Any, Iterable, Iterator, Mapping
 
 from provision.errors import UsageError
 from provision.model import CurrentPhone, CurrentUser, DesiredUser, PhoneType, ReadStatus, SmsSignInState
-from provision.planner import Change, ChangeKind, Plan, PlanPolicy, UserPlan, summarize
+from provision.planner import Change, ChangeKind, Plan, PlanPolicy, UserPlan, gc_paused, summarize
 
 __all__ = ["FORMAT", "VERSION", "SavedPlan", "SavedUser", "changes_checksum", "plan_checksum", "read_plan", "write_plan"]
 
 FORMAT = "provision-plan"
 VERSION = 1
+
+# by-value lookups: Enum(value) costs microseconds, a dict lookup nanoseconds (KeyError: malformed)
+_KIND = {k.value: k for k in ChangeKind}
+_TYPE = {t.value: t for t in PhoneType}
+_SMS_STATE = {s.value: s for s in SmsSignInState}
 
 
 def _change_dict(ch: Change) -> dict[str, Any]:
@@ -134,6 +139,11 @@ def _safety_dict(plan: Plan) -> dict[str, Any]:
 
 def write_plan(plan: Plan, path_or_file: str | Path | IO[str], *, job: str, target: str, created: datetime | str) -> str:
     """Write the plan as JSON (UTF-8) and return its checksum. ``created`` comes from the caller."""
+    with gc_paused():
+        return _write(plan, path_or_file, job=job, target=target, created=created)
+
+
+def _write(plan: Plan, path_or_file: str | Path | IO[str], *, job: str, target: str, created: datetime | str) -> str:
     checksum = plan_checksum(plan)
     doc = {
         "format": FORMAT,
@@ -151,12 +161,31 @@ def write_plan(plan: Plan, path_or_file: str | Path | IO[str], *, job: str, targ
     }
     if isinstance(path_or_file, (str, Path)):
         with open(path_or_file, "w", encoding="utf-8") as f:
-            json.dump(doc, f, ensure_ascii=False, indent=1)
-            f.write("\n")
+            _dump(doc, f)
     else:
-        json.dump(doc, path_or_file, ensure_ascii=False, indent=1)
-        path_or_file.write("\n")
+        _dump(doc, path_or_file)
     return checksum
+
+
+def _dump(doc: dict[str, Any], f: IO[str]) -> None:
+    """One top-level key per line and one user per line: diffable, greppable, and written
+    by json's C encoder (``indent`` would switch to the pure-Python one, ~10x slower)."""
+    dumps = json.dumps
+    f.write("{\n")
+    last_key = len(doc) - 1
+    for k, (name, value) in enumerate(doc.items()):
+        if name == "users":
+            f.write(' "users": [\n')
+            last = len(value) - 1
+            for i, user in enumerate(value):
+                f.write("  ")
+                f.write(dumps(user, ensure_ascii=False))
+                f.write(",\n" if i < last else "\n")
+            f.write(" ]")
+        else:
+            f.write(f" {dumps(name)}: {dumps(value, ensure_ascii=False)}")
+        f.write(",\n" if k < last_key else "\n")
+    f.write("}\n")
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -199,13 +228,28 @@ def _bad(path: str, why: str) -> UsageError:
     return UsageError(f"{path}: not a usable plan file: {why}")
 
 
+def _lookup(table: Mapping[str, Any], value: Any, field: str) -> Any:
+    try:
+        return table[value]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown {field}") from None
+
+
+def _kind(value: Any) -> ChangeKind:
+    return _lookup(_KIND, value, "kind")
+
+
+def _type(value: Any) -> PhoneType:
+    return _lookup(_TYPE, value, "phone type")
+
+
 def _change_from(d: Mapping[str, Any]) -> Change:
     return Change(
         id=d["id"],
         user=d["user"],
         target=d["target"],
-        kind=ChangeKind(d["kind"]),
-        phone_type=PhoneType(d["phone_type"]),
+        kind=_kind(d["kind"]),
+        phone_type=_type(d["phone_type"]),
         before=d["before"],
         after=d["after"],
         depends_on=d["depends_on"],
@@ -216,19 +260,18 @@ def _change_from(d: Mapping[str, Any]) -> Change:
 def _current_from(d: Mapping[str, Any] | None, key: str) -> CurrentUser | None:
     if d is None:
         return None
-    phones = {
-        PhoneType(t): CurrentPhone(
-            PhoneType(t), p["number"], None if p.get("smsSignInState") is None else SmsSignInState(p["smsSignInState"])
-        )
-        for t, p in d.get("phones", {}).items()
-    }
+    phones = {}
+    for t, p in d.get("phones", {}).items():
+        pt = _type(t)
+        state = p.get("smsSignInState")
+        phones[pt] = CurrentPhone(pt, p["number"], None if state is None else _lookup(_SMS_STATE, state, "smsSignInState"))
     return CurrentUser(key, ReadStatus(d["status"]), d.get("id"), phones, bool(d.get("masked")), d.get("error_code"))
 
 
 def _user_from(d: Mapping[str, Any]) -> SavedUser:
     key = d["key"]
     rows = tuple(int(r) for r in d["rows"])
-    desired_phones = {PhoneType(t): n for t, n in (d.get("desired") or {}).items()}
+    desired_phones = {_type(t): n for t, n in (d.get("desired") or {}).items()}
     desired = DesiredUser(key, d["user"], desired_phones, d.get("sms_sign_in"), rows)
     return SavedUser(
         key=key,
@@ -245,6 +288,11 @@ def _user_from(d: Mapping[str, Any]) -> SavedUser:
 
 def read_plan(path_or_file: str | Path | IO[str]) -> SavedPlan:
     """Read and verify a plan file; UsageError on a foreign, newer, malformed or tampered file."""
+    with gc_paused():
+        return _read(path_or_file)
+
+
+def _read(path_or_file: str | Path | IO[str]) -> SavedPlan:
     name = str(path_or_file) if isinstance(path_or_file, (str, Path)) else getattr(path_or_file, "name", "<plan>")
     try:
         if isinstance(path_or_file, (str, Path)):

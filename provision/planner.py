@@ -28,7 +28,8 @@ judged against the mobile the user will have after the plan:
   ``sms_mobile_has_extension`` (SMS can't dial extensions). Policy allows and the plan
   creates the mobile or changes its digits: no change, because Graph registers such a
   mobile for SMS sign-in by itself. Otherwise (mobile unchanged and not ready, only its
-  extension changes, or policy unknown) ``enable_sms`` after the mobile write.
+  extension/spelling changes while not ready, or policy unknown) ``enable_sms`` after the
+  mobile write.
 - disable: ``disable_sms`` when the unchanged mobile reads ``ready``, or when the plan
   writes the mobile and policy allows or is unknown (the write may auto-register it).
 - leave: nothing.
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Iterable, Iterator, Mapping
@@ -77,6 +79,7 @@ __all__ = [
     "Threshold",
     "UserPlan",
     "check_safety",
+    "gc_paused",
     "plan",
     "summarize",
     "users_by_outcome",
@@ -369,7 +372,7 @@ def _plan_user(
                 elif "x" in mobile_number or "X" in mobile_number:
                     codes.append(ReasonCode.SMS_EXTENSION)
                 elif allowed is None or not mobile_written or (
-                    mobile_cp is not None and _same_handset(mobile_cp.number, mobile_number)
+                    mobile_cp is not None and state != _READY and _same_handset(mobile_cp.number, mobile_number)
                 ):
                     # a write only auto-registers a new handset (created, or other digits)
                     sms_kind = ChangeKind.ENABLE_SMS
@@ -399,6 +402,23 @@ def _plan_user(
     return UserPlan(key, d.user, Outcome.NOOP, (), None, rows, (), d, c)
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building or reading a large plan.
+
+    A million-user plan is millions of small acyclic objects: the collector's passes over
+    them find nothing and cost ~40% of the run (bench/plan_1m). Reference counting still
+    frees everything; the collector resumes (if it was on) when the block ends.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _has_masked_number(c: CurrentUser) -> bool:
     # Masked reads look like "+1 *******100" or "+1 XXXXXXXX00" even if the reader missed it.
     for cp in c.phones.values():
@@ -415,16 +435,8 @@ def plan(
     policy: PlanPolicy,
 ) -> Plan:
     """Plan every roster user; users appear in ``desired``'s order, one UserPlan each."""
-    # Planning a million users allocates millions of small acyclic objects; the cyclic
-    # collector's passes over them find nothing and cost ~40% of the run (bench/plan_1m).
-    # Pause it for the duration; the result does not depend on it.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _plan(desired, current, sms_policy, policy)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _plan(

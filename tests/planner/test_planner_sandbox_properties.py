@@ -281,3 +281,27 @@ def test_masked_read_from_the_sandbox_plans_nothing():
         current = {upn(0): CurrentUser(upn(0), ReadStatus.OK, uid(0), phones, masked=flagged)}
         p: Plan = plan(desired, current, SmsPolicy(readable=False), PlanPolicy(PlanMode.AUTHORITATIVE, SmsIntent.DISABLE))
         assert p.changes == () and p.users[0].codes == (ReasonCode.NUMBERS_MASKED,)
+
+
+def test_legacy_format_numbers_in_the_tenant_are_not_rewritten():
+    snapshot = {
+        "format": "provision-sandbox-tenant",
+        "version": 1,
+        "tenant_id": "00000000-0000-0000-0000-0000000000aa",
+        "users": [
+            {
+                "id": uid(0),
+                "upn": upn(0),
+                "phones": [
+                    {"phoneType": "mobile", "phoneNumber": "+12065550100", "sms": "registered"},
+                    {"phoneType": "office", "phoneNumber": "+44 20 7123 4567", "sms": "none"},
+                ],
+            }
+        ],
+    }
+    tenant = Tenant.from_snapshot(snapshot)
+    desired = {upn(0): DesiredUser(upn(0), upn(0), {M: "+1 2065550100", O: "+44 2071234567", A: None}, True)}
+    current = read_current(tenant, [upn(0)])
+    assert current[upn(0)].phones[M].number == "+12065550100"
+    p = plan(desired, current, SmsPolicy(readable=True, enabled=True, include_all_users=True), PlanPolicy(PlanMode.AUTHORITATIVE))
+    assert p.changes == () and p.users[0].outcome is Outcome.NOOP
