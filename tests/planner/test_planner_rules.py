@@ -334,3 +334,17 @@ def test_enable_after_a_mobile_write_that_keeps_the_handset():
     # dropping only the extension is no new SMS number: Graph won't auto-register it
     s, _ = steps(desired(mobile="+1 2065550100"), current(mobile="+1 2065550100x5"), ENABLE, ALLOW_ALL)
     assert [k for k, *_ in s] == [ChangeKind.UPDATE, ChangeKind.ENABLE_SMS]
+
+
+def test_planning_leaves_the_garbage_collector_as_it_found_it():
+    import gc
+
+    assert gc.isenabled()
+    plan(*one(desired(mobile="+1 2065550100"), current()), UNREADABLE_SMS_POLICY, ADDITIVE)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        plan(*one(desired(mobile="+1 2065550100"), current()), UNREADABLE_SMS_POLICY, ADDITIVE)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
