@@ -294,6 +294,7 @@ class Sandbox:
         self.limits = limits
         self.clock = clock
         self.sleep = sleep
+        self.wall_clock = wall_clock
         self.stats = Stats()
         self.auth = Authenticator(_tenant_id(tenant), wall_clock=wall_clock)
 
@@ -308,7 +309,7 @@ class Sandbox:
     # state -----------------------------------------------------------------------------
     def load_snapshot(self, data: Mapping[str, Any]) -> None:
         self.tenant = Tenant.from_snapshot(dict(data), clock=self.clock, replication_lag_s=self.limits.replication_lag_s)
-        self.auth = Authenticator(_tenant_id(self.tenant), wall_clock=self.auth._wall_clock)
+        self.auth = Authenticator(_tenant_id(self.tenant), wall_clock=self.wall_clock)
 
     def reset(self) -> None:
         self.stats.reset()
@@ -348,24 +349,30 @@ class Sandbox:
             )
         fault = limits.faults.operation_fault()
         latency = limits.latency.sample(op.kind)
-        try:
-            data = self._body(op, body, raw)
-            if fault is not None:
-                self.stats.faults_injected += 1
-                if fault.applied:
-                    self._apply(op, params, data, masked, answered=False)
-                result = (
-                    _error(503, "serviceNotAvailable", "The service is temporarily unavailable. Please retry.")
-                    if fault.status == 503
-                    else _error(504, "GatewayTimeout", "The gateway timed out waiting for the service.")
-                )
-            else:
-                status, answer = self._apply(op, params, data, masked)
+        if fault is not None:
+            result = self._fault(op, params, body, raw, masked, fault.status, fault.applied)
+        else:
+            try:
+                status, answer = self._apply(op, params, self._body(op, body, raw), masked)
                 result = OpResult(status, answer)
-        except TenantError as exc:
-            result = _error(exc.status, exc.code, exc.message)
+            except TenantError as exc:
+                result = _error(exc.status, exc.code, exc.message)
         result.latency = latency
         return result
+
+    def _fault(
+        self, op: Operation, params: tuple[str, ...], body: Any, raw: bool, masked: bool, status: int, applied: bool
+    ) -> OpResult:
+        """An injected 503 (nothing done) or 504 (done or not: the answer is lost either way)."""
+        self.stats.faults_injected += 1
+        if status == 503:
+            return _error(503, "serviceNotAvailable", "The service is temporarily unavailable. Please retry.")
+        if applied:
+            try:
+                self._apply(op, params, self._body(op, body, raw), masked, answered=False)
+            except TenantError:
+                pass  # the rule refused it; the caller still only sees the timeout
+        return _error(504, "GatewayTimeout", "The gateway timed out waiting for the service.")
 
     def _body(self, op: Operation, body: Any, raw: bool) -> Any:
         if not op.takes_body:
@@ -418,7 +425,7 @@ class Sandbox:
         rest = segs[1:]
         if len(rest) == 1 and rest[0].casefold() == "$batch":
             if method != "POST":
-                return _error(405, "BadRequest", "$batch accepts POST only."), None
+                return self._record("unknownRoute", _error(405, "BadRequest", "$batch accepts POST only.")), None
             return self._batch(principal, body, crid)
         return self.execute(principal, method, rest, body, body_is_raw=True), None
 
@@ -457,10 +464,7 @@ class Sandbox:
 
 
 def _tenant_id(tenant: Tenant) -> str:
-    tenant_id = getattr(tenant, "tenant_id", None)
-    if isinstance(tenant_id, str) and tenant_id:
-        return tenant_id
-    return str(tenant.to_snapshot().get("tenant_id"))
+    return str(tenant.tenant_id)
 
 
 # --- ASGI ------------------------------------------------------------------------------------

@@ -237,3 +237,19 @@ def test_replication_lag_hides_a_new_mobile_from_reads_and_the_alternate_rule(as
     assert too_early.status_code == 400
     assert [p["phoneType"] for p in visible.json()["value"]] == ["mobile"]
     assert alternate.status_code == 201
+
+
+def test_injected_faults_hit_batch_items_one_by_one_and_hide_rule_answers(asgi_sandbox: Any) -> None:
+    asgi_sandbox.configure(profile=Profile(faults=FaultSettings(http_504=1.0)), seed=3)
+
+    async def main() -> tuple[httpx.Response, httpx.Response]:
+        async with asgi_sandbox.client() as http:
+            invalid = await http.post("/v1.0/users", json={"userPrincipalName": "not a upn"})
+            batch = {"requests": [{"id": str(i), "method": "GET", "url": "/users/nobody"} for i in range(3)]}
+            return invalid, await http.post("/v1.0/$batch", json=batch)
+
+    invalid, batch = asyncio.run(main())
+    assert (invalid.status_code, invalid.json()["error"]["code"]) == (504, "GatewayTimeout")
+    assert batch.status_code == 200
+    assert [item["status"] for item in batch.json()["responses"]] == [504, 504, 504]
+    assert asgi_sandbox.stats()["faults_injected"] == 4 and asgi_sandbox.tenant.user_count() == 0
