@@ -159,3 +159,29 @@ def test_batch_through_the_sdk_adapter_over_loopback(sandbox: Any, graph_client:
     assert [by_id[i]["status"] for i in "123"] == [201, 204, 200]
     assert by_id["3"]["body"]["smsSignInState"] == "notEnabled"
     assert (rejected.response_status_code, rejected.error.code) == (400, "BadRequest")
+
+
+def test_dependants_run_after_their_dependencies_and_cycles_fail() -> None:
+    from provision.sandbox.batch import parse_batch, run_batch
+
+    items = parse_batch(
+        {
+            "requests": [
+                {"id": "c", "method": "get", "url": "/x", "dependsOn": ["b"]},
+                {"id": "b", "method": "GET", "url": "/x", "dependsOn": "a"},
+                {"id": "a", "method": "GET", "url": "x"},
+                {"id": "loop1", "method": "GET", "url": "/x", "dependsOn": ["loop2"]},
+                {"id": "loop2", "method": "GET", "url": "/x", "dependsOn": ["LOOP1"]},
+            ]
+        }
+    )
+    ran: list[str] = []
+
+    def execute(item: Any) -> int:
+        ran.append(item.id)
+        return 200
+
+    outcomes = run_batch(items, execute, lambda item: 424, lambda status: status)
+    assert ran == ["a", "b", "c"]
+    assert [(o.item.id, o.result) for o in outcomes] == [("c", 200), ("b", 200), ("a", 200), ("loop1", 424), ("loop2", 424)]
+    assert items[2].path == "/x" and items[0].method == "GET"
