@@ -44,11 +44,11 @@ def _ink_on(colour: str) -> str:
 
 
 def _nice_ceiling(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 x 10^k at or above ``value`` (axis tops read well)."""
+    """The smallest 1, 2, 4, 6 or 8 x 10^k at or above ``value``: quarters of it read well."""
     if value <= 0:
         return 1.0
     exp = math.floor(math.log10(value))
-    for m in (1, 2, 2.5, 5, 10):
+    for m in (1, 2, 4, 6, 8, 10):
         top = m * 10**exp
         if top >= value * (1 - 1e-9):
             return float(top)

@@ -94,6 +94,9 @@ pre { background:#0f172a; color:#e2e8f0; padding:10px 12px; border-radius:8px; o
   font-size:12.5px; margin:8px 0 0; }
 h3.sp { margin-top:18px; }
 .nb { white-space:nowrap; }
+#attention td:last-child { min-width:230px; }
+#attention td:nth-last-child(2) { min-width:150px; overflow-wrap:anywhere; }
+.rid { font-size:12px; word-break:break-all; }
 code { background:#f1f5f9; padding:1px 5px; border-radius:4px; font-size:13px; word-break:break-word; }
 .muted { color:var(--muted); }
 .note { background:#fffbe6; border:1px solid #f5e3a3; border-radius:8px; padding:10px 14px; }
@@ -350,11 +353,14 @@ def _phone_cell(r: RowResult, pt: PhoneType) -> str:
 
 
 def _reason_cell(r: RowResult) -> str:
-    parts = [_e(r.reason)] if r.reason else []
+    reason = r.reason or ""
+    if r.error_code and reason.startswith(f"{r.error_code}: "):
+        reason = reason[len(r.error_code) + 2 :]  # the code has its own column
+    parts = [_e(reason)] if reason else []
     if r.error_message and r.error_message != r.reason:
         parts.append(f"<span class=muted>{_e(r.error_message)}</span>")
     if r.request_id:
-        parts.append(f"<span class=muted>request-id {escape(r.request_id)}</span>")
+        parts.append(f"<span class='muted rid'>request-id {escape(r.request_id)}</span>")
     return "<br>".join(parts)
 
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable, Mapping
+from typing import Iterable, Literal, Mapping
 
 from provision.model import FIELD_BY_PHONE_TYPE, PHONE_TYPES, PhoneType
+from provision.phones import mask
 from provision.results import Outcome, PhoneResult, RowResult
 
 __all__ = [
@@ -64,12 +65,15 @@ OUTCOME_COLOURS: Mapping[Outcome, str | None] = {
 }
 
 
+ColumnKind = Literal["int", "text", "phone", "outcome", "bool", "extra"]
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     """One report column: its header, what kind of value it holds, a width hint for xlsx."""
 
     name: str
-    kind: str  # "int" | "text" | "phone" | "outcome" | "bool" | "extra"
+    kind: ColumnKind
     width: int
     phone_type: PhoneType | None = None
     part: str | None = None  # one of PHONE_PARTS for per-phone columns
@@ -192,27 +196,8 @@ _KEEP_LAST = 3
 
 
 def mask_phone(number: str | None) -> str:
-    """``+1 2065550100`` -> ``+1 *******100``; extensions are masked too.
-
-    Keeps the ``+CC`` before the first space (when there is one) and the last three digits
-    of the subscriber number, like the logs do.
-    """
-    if not number:
-        return ""
-    head, sep, rest = number.partition(" ")
-    if not sep:
-        head, rest = "", number
-    main, xsep, ext = rest.partition("x")
-    maskable = [i for i, ch in enumerate(main) if ch.isdigit() or ch in "X*"]
-    keep = set(maskable[-_KEEP_LAST:])
-    masked = "".join(
-        ch if (i in keep or not (ch.isdigit() or ch in "X*")) else "*" for i, ch in enumerate(main)
-    )
-    # Without a space the country code can't be told apart: all but the tail is masked.
-    out = f"{head}{sep}{masked}"
-    if xsep:
-        out += "x" + "*" * len(ext)
-    return out
+    """``+1 2065550100`` -> ``+1 *******100``, the project's one masking rule (phones.mask)."""
+    return mask(number) if number else ""
 
 
 # Runs of 7+ digits with at most two separators between them, optionally "+"-led, with an
