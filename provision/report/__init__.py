@@ -15,8 +15,8 @@ neutralising and masking decisions live in ``provision.report.layout``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from provision.report.csv_writer import write_csv
 from provision.report.html_report import DEFAULT_ROW_CAP, render_html, write_html

@@ -7,9 +7,10 @@ a time chart (lines and/or bars over the run's seconds). Every text is escaped h
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Mapping, Sequence
+from itertools import pairwise
 
 from provision.results import ThroughputSample
 
@@ -190,7 +191,7 @@ def time_chart(
             continue
         if s.style == "bars":
             ts = sorted(t for t, _ in s.points)
-            step = min((b - a for a, b in zip(ts, ts[1:]) if b > a), default=x_max / 50)
+            step = min((b - a for a, b in pairwise(ts) if b > a), default=x_max / 50)
             bw = max(plot_w * step / x_max * 0.8, 1.5)
             for t, v in s.points:
                 if v <= 0:

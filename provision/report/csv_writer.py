@@ -7,8 +7,9 @@ neutralised there; phone cells in Graph form are left intact).
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Sequence, TextIO
+from typing import IO, TextIO
 
 from provision.report.layout import Cell, build_layout, row_values
 from provision.report.sinks import text_sink

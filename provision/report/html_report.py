@@ -11,12 +11,13 @@ has anything phone-shaped masked too. The per-row table is capped (``row_cap``) 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from typing import IO, Iterable, Mapping, Sequence, TextIO
+from typing import IO, TextIO
 
-from provision.model import FIELD_BY_PHONE_TYPE, PHONE_TYPES, PhoneType
+from provision.model import PHONE_TYPES, PhoneType
 from provision.report.charts import Series, TimeSeries, rates, stacked_bars, time_chart
 from provision.report.layout import OUTCOME_COLOURS, mask_phone, mask_phones_in_text
 from provision.report.sinks import text_sink
@@ -164,7 +165,7 @@ def _when(iso: str) -> str:
     except ValueError:
         return iso
     if t.tzinfo is not None:
-        t = t.astimezone(timezone.utc)
+        t = t.astimezone(UTC)
     return t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -212,8 +213,8 @@ def _cards(summary: RunSummary, counts: Counter[Outcome]) -> str:
         (summary.operations, "requests sent to Microsoft Graph"),
         (summary.throttled, "times Graph asked us to slow down"),
     ]
-    cells = [f'<div class="card"><div class="n">{_n(n)}</div><div class="l">{escape(l)}</div></div>'
-             for n, l in items]
+    cells = [f'<div class="card"><div class="n">{_n(n)}</div><div class="l">{escape(label)}</div></div>'
+             for n, label in items]
     cells.append(f'<div class="card"><div class="n">{escape(_duration(summary.duration_s))}</div>'
                  f'<div class="l">run time</div></div>')
     return f'<div class="cards">{"".join(cells)}</div>'
@@ -281,7 +282,8 @@ def _changes_section(summary: RunSummary) -> str:
         return ""
     body = "".join(
         f"<tr><td>{escape(CHANGE_KIND_LABELS.get(k, k))}</td><td><code>{escape(k)}</code></td>"
-        f"<td class=num>{_n(summary.changes.get(k, 0))}</td><td class=num>{_n(summary.changes_done.get(k, 0))}</td></tr>"
+        f"<td class=num>{_n(summary.changes.get(k, 0))}</td>"
+        f"<td class=num>{_n(summary.changes_done.get(k, 0))}</td></tr>"
         for k in kinds
     )
     return (

@@ -18,9 +18,10 @@ admin's record, like the roster); only the HTML page, which people forward, mask
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable, Literal, Mapping
+from typing import Literal
 
 from provision.model import FIELD_BY_PHONE_TYPE, PHONE_TYPES, PhoneType
 from provision.phones import mask
@@ -203,7 +204,7 @@ def mask_phone(number: str | None) -> str:
 # Runs of 7+ digits with at most two separators between them, optionally "+"-led, with an
 # optional extension: phone-number-looking text inside free text (messages, passthrough).
 _PHONE_IN_TEXT = re.compile(
-    r"(?<![\w+])(?!\d{4}-\d\d-\d\d)"  # not an ISO date
+    r"(?<![\w+])(?!\d{4}-\d\d-\d\d)(?![0-9a-fA-F]{8}-[0-9a-fA-F]{4}-)"  # not a date, not a GUID
     r"\+?\d(?:[ \u00a0.\-/()]{0,2}\d){6,}(?:\s?(?:x|ext\.?|#)\s?\d{1,8})?(?!\w)"
 )
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, BinaryIO, Iterator, TextIO
+from typing import IO, BinaryIO, TextIO
 
 Dest = str | Path | IO[str] | IO[bytes]
 

@@ -7,8 +7,8 @@ error codes; lookup ignores case. An unknown code gets a generic hint.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from provision.planner import ChangeKind
 from provision.results import Outcome

@@ -8,8 +8,9 @@ worksheet in memory. Every text cell is a string cell (phone numbers included: `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, BinaryIO, Sequence
+from typing import IO, BinaryIO
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -46,11 +47,10 @@ _OUTCOME_STYLE = _fills()
 
 def _clean(value: Cell) -> Cell:
     # openpyxl refuses control characters that XML 1.0 can't carry; keep the rest of the text.
-    if isinstance(value, str):
-        value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
-        if len(value) > _MAX_CELL:
-            value = value[: _MAX_CELL - 1] + "\u2026"
-    return value
+    if not isinstance(value, str):
+        return value
+    text: str = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "\u2026"
 
 
 def _styled(ws: WriteOnlyWorksheet, value: Cell, *, outcome: str | None = None, font: Font | None = None,

@@ -13,7 +13,7 @@ from provision.results import (
     ThroughputSample,
 )
 
-M, A, O = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE
+M, A, OFF = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE
 
 # Every full number the sample holds anywhere; none may appear unmasked in report.html.
 NUMBERS = (
@@ -44,7 +44,7 @@ def sample_rows() -> list[RowResult]:
             3, "Hires", "bob@contoso.com", Outcome.UNCHANGED,
             {
                 M: PhoneResult("+1 2065550101", "+1 2065550101", "+1 2065550101", Action.NONE, Outcome.UNCHANGED),
-                O: PhoneResult("+44 2079460958x12", "+44 2079460958x12", "+44 2079460958x12",
+                OFF: PhoneResult("+44 2079460958x12", "+44 2079460958x12", "+44 2079460958x12",
                                Action.NONE, Outcome.UNCHANGED),
             },
             sms_state="notAllowedByPolicy",
@@ -77,7 +77,7 @@ def sample_rows() -> list[RowResult]:
         RowResult(
             7, "Hires", "erin@contoso.com", Outcome.INVALID,
             {M: PhoneResult(None, None, None, Action.NONE, Outcome.INVALID),
-             O: PhoneResult(None, "=2+5", None, Action.NONE, Outcome.INVALID)},
+             OFF: PhoneResult(None, "=2+5", None, Action.NONE, Outcome.INVALID)},
             reason="mobile: not a phone number", error_code="invalid_number",
             extra={"Notes": "\tsneaky", "Department": "+SUM(1,2)"},
         ),
@@ -87,13 +87,14 @@ def sample_rows() -> list[RowResult]:
         ),
         RowResult(
             9, "Hires", HTML_USER, Outcome.FAILED,
-            {O: PhoneResult(None, "+1 2065550100", "+1 2065550100", Action.DELETE, Outcome.FAILED)},
+            {OFF: PhoneResult(None, "+1 2065550100", "+1 2065550100", Action.DELETE, Outcome.FAILED)},
             reason="Graph refused", error_code="weirdNewCode", error_message="Something odd", http_status=500,
         ),
         RowResult(
             10, "Hires", "grace@contoso.com", Outcome.FAILED,
             {M: PhoneResult("+1 2065550101", None, None, Action.CREATE, Outcome.FAILED)},
-            error_code="Authorization_RequestDenied", error_message="Insufficient privileges to complete the operation.",
+            error_code="Authorization_RequestDenied",
+            error_message="Insufficient privileges to complete the operation.",
             http_status=403,
         ),
         RowResult(
@@ -104,7 +105,7 @@ def sample_rows() -> list[RowResult]:
         ),
         RowResult(
             12, "Hires", "heidi@contoso.com", Outcome.APPLIED,
-            {O: PhoneResult(None, "+1 4255550199", None, Action.DELETE, Outcome.APPLIED)},
+            {OFF: PhoneResult(None, "+1 4255550199", None, Action.DELETE, Outcome.APPLIED)},
             sms_action="enable", sms_state="notAllowedByPolicy", error_code="sms_not_allowed_by_policy",
             reason="sms_not_allowed_by_policy: the SMS policy does not let this user sign in with SMS",
         ),

@@ -64,6 +64,7 @@ def test_mask_phone_keeps_country_code_and_last_three_digits(number: str | None,
         ("at 2026-11-23T10:00:00Z", "at 2026-11-23T10:00:00Z"),
         ("id 93b6f17e-452a-4535-a601-69e0a90e3aa2", "id 93b6f17e-452a-4535-a601-69e0a90e3aa2"),
         ("rows 1-200 of 3000", "rows 1-200 of 3000"),
+        ("user 12345678-1234-1234-1234-123456789012", "user 12345678-1234-1234-1234-123456789012"),
     ],
 )
 def test_phone_numbers_inside_free_text_are_masked(text: str, masked: str) -> None:
