@@ -204,7 +204,7 @@ def mask_phone(number: str | None) -> str:
 # Runs of 7+ digits with at most two separators between them, optionally "+"-led, with an
 # optional extension: phone-number-looking text inside free text (messages, passthrough).
 _PHONE_IN_TEXT = re.compile(
-    r"(?<![\w+])(?!\d{4}-\d\d-\d\d)(?![0-9a-fA-F]{8}-[0-9a-fA-F]{4}-)"  # not a date, not a GUID
+    r"(?<![\w+-])(?!\d{4}-\d\d-\d\d)(?![0-9a-fA-F]{8}-[0-9a-fA-F]{4}-)"  # not a date, not a GUID
     r"\+?\d(?:[ \u00a0.\-/()]{0,2}\d){6,}(?:\s?(?:x|ext\.?|#)\s?\d{1,8})?(?!\w)"
 )
 
