@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import openpyxl
+from report_samples import summary_for
 
 from provision.report import REPORT_FILES, write_reports
 from provision.results import RowResult, RunSummary
@@ -31,3 +32,11 @@ def test_write_reports_replaces_an_earlier_render(tmp_path: Path, rows: list[Row
     paths = write_reports(tmp_path, rows[:2], summary)
     with paths["csv"].open(encoding="utf-8-sig", newline="") as fh:
         assert len(list(csv.DictReader(fh))) == 2
+
+
+def test_write_reports_of_an_empty_roster(tmp_path: Path) -> None:
+    summary = summary_for([], exit_code=0, timeline=(), changes={}, changes_done={}, operations=0, throttled=0)
+    paths = write_reports(tmp_path, [], summary)
+    assert openpyxl.load_workbook(paths["xlsx"])["Results"].max_row == 1
+    assert json.loads(paths["summary"].read_text(encoding="utf-8"))["rows_total"] == 0
+    assert "The roster had no rows" in paths["html"].read_text(encoding="utf-8")
