@@ -112,6 +112,8 @@ class Job(_Strict):
     description: str = ""
     mode: Mode = Mode.ADDITIVE
     sms_sign_in: SmsIntent = SmsIntent.LEAVE
+    # Re-try enabling SMS sign-in, every run, for mobiles whose number another user holds.
+    sms_retry_conflicts: bool = False
     roster: RosterConfig
     safety: SafetyConfig = SafetyConfig()
     output: OutputConfig = OutputConfig()

@@ -81,6 +81,7 @@ def _policy_dict(p: PlanPolicy) -> dict[str, Any]:
         "max_changes": p.max_changes,
         "max_delete_percent": p.max_delete_percent,
         "max_update_percent": p.max_update_percent,
+        "retry_sms_conflicts": p.retry_sms_conflicts,
     }
 
 
@@ -312,7 +313,10 @@ def _read(path_or_file: str | Path | IO[str]) -> SavedPlan:
         raise _bad(name, f"version {doc.get('version')!r} is not supported (this provision reads version {VERSION})")
     try:
         p = doc["policy"]
-        policy = PlanPolicy(p["mode"], p["sms"], p["max_changes"], p["max_delete_percent"], p["max_update_percent"])
+        policy = PlanPolicy(
+            p["mode"], p["sms"], p["max_changes"], p["max_delete_percent"], p["max_update_percent"],
+            bool(p.get("retry_sms_conflicts", False)),
+        )
         users = tuple(_user_from(u) for u in doc["users"])
         saved = SavedPlan(
             job=str(doc["job"]),

@@ -121,10 +121,11 @@ class ReasonCode(StrEnum):
     SMS_NOT_ALLOWED = "sms_not_allowed_by_policy"
     SMS_NEEDS_MOBILE = "sms_needs_mobile"
     SMS_EXTENSION = "sms_mobile_has_extension"
+    SMS_NOT_UNIQUE = "sms_number_not_unique"
 
 
 WARNING_CODES: frozenset[ReasonCode] = frozenset(
-    {ReasonCode.SMS_NOT_ALLOWED, ReasonCode.SMS_NEEDS_MOBILE, ReasonCode.SMS_EXTENSION}
+    {ReasonCode.SMS_NOT_ALLOWED, ReasonCode.SMS_NEEDS_MOBILE, ReasonCode.SMS_EXTENSION, ReasonCode.SMS_NOT_UNIQUE}
 )
 
 _SENTENCES: Mapping[ReasonCode, str] = {
@@ -137,6 +138,7 @@ _SENTENCES: Mapping[ReasonCode, str] = {
     ReasonCode.SMS_NOT_ALLOWED: "the SMS policy does not let this user sign in with SMS; SMS sign-in not changed.",
     ReasonCode.SMS_NEEDS_MOBILE: "SMS sign-in wanted but the user will have no mobile.",
     ReasonCode.SMS_EXTENSION: "SMS sign-in wanted but the mobile has an extension, which SMS can't dial.",
+    ReasonCode.SMS_NOT_UNIQUE: "SMS sign-in wanted but another user already signs in with this number (phoneNumberNotUnique); not retried.",
 }
 
 
@@ -184,6 +186,7 @@ class PlanPolicy:
     max_changes: int | None = None
     max_delete_percent: float | None = None
     max_update_percent: float | None = None
+    retry_sms_conflicts: bool = False  # re-plan enable_sms for a mobile that reads phoneNumberNotUnique
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", PlanMode(self.mode))
@@ -270,6 +273,7 @@ _UPDATE = ChangeKind.UPDATE
 _DELETE = ChangeKind.DELETE
 _READY = SmsSignInState.READY
 _NOT_ALLOWED_STATE = SmsSignInState.NOT_ALLOWED_BY_POLICY
+_NOT_UNIQUE_STATE = SmsSignInState.PHONE_NUMBER_NOT_UNIQUE
 _DELETE_ORDER = (_OFFICE, _ALT, _MOBILE)
 _EMPTY: Mapping[PhoneType, CurrentPhone] = {}
 
@@ -292,6 +296,7 @@ def _plan_user(
     mode: PlanMode,
     job_sms: SmsIntent,
     sms_policy: SmsPolicy,
+    retry_conflicts: bool = False,
 ) -> UserPlan:
     cur = c.phones or _EMPTY
     want = d.phones
@@ -362,6 +367,10 @@ def _plan_user(
                 codes.append(ReasonCode.SMS_NEEDS_MOBILE)
             elif not mobile_written and state == _READY:
                 pass
+            elif not mobile_written and state == _NOT_UNIQUE_STATE and not retry_conflicts:
+                # Retrying would fail the same way every run until the other user's number
+                # is freed; report the conflict instead (the job can opt into retries).
+                codes.append(ReasonCode.SMS_NOT_UNIQUE)
             else:
                 allowed = sms_policy.allows(c.id)
                 if allowed is None and state == _NOT_ALLOWED_STATE:
@@ -447,6 +456,7 @@ def _plan(
 ) -> Plan:
     mode = policy.mode
     job_sms = policy.sms
+    retry_conflicts = policy.retry_sms_conflicts
     users: list[UserPlan] = []
     append = users.append
     all_changes: list[Change] = []
@@ -470,7 +480,7 @@ def _plan(
         if c.masked or (phones and _has_masked_number(c)):
             append(_terminal(d, c, Outcome.SKIP, ReasonCode.NUMBERS_MASKED))
             continue
-        up = _plan_user(d, c, mode, job_sms, sms_policy)
+        up = _plan_user(d, c, mode, job_sms, sms_policy, retry_conflicts)
         append(up)
         if up.changes:
             extend(up.changes)

@@ -52,6 +52,7 @@ def plan_policy(job: Job) -> PlanPolicy:
         max_changes=job.safety.max_changes,
         max_delete_percent=job.safety.max_delete_percent,
         max_update_percent=job.safety.max_update_percent,
+        retry_sms_conflicts=job.sms_retry_conflicts,
     )
 
 

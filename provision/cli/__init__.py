@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from provision.cli import plan_cmd, sandbox_cmd, validate_cmd
+from provision.cli import plan_cmd, run_cmds, sandbox_cmd, validate_cmd
 
 app = typer.Typer(
     name="provision",
@@ -20,6 +20,9 @@ app = typer.Typer(
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.command("validate")(validate_cmd.validate)
 app.command("plan")(plan_cmd.plan)
+app.command("apply")(run_cmds.apply)
+app.command("resume")(run_cmds.resume)
+app.command("report")(run_cmds.report)
 
 
 def main() -> None:

@@ -241,7 +241,7 @@ def _sms_conflict_tenant() -> Tenant:
     return tenant
 
 
-def test_sms_conflict_saves_the_phone_and_the_replan_retries_only_the_enable():
+def test_sms_conflict_saves_the_phone_and_the_replan_reports_it_without_retrying():
     tenant = _sms_conflict_tenant()
     desired = {upn(1): DesiredUser(upn(1), upn(1), {M: "+1 2065550100"}, True, (3,))}
     sms_policy = SmsPolicy(readable=True, enabled=True, include_all_users=True)
@@ -256,16 +256,23 @@ def test_sms_conflict_saves_the_phone_and_the_replan_retries_only_the_enable():
 
     current = read_current(tenant, [upn(1)])
     assert current[upn(1)].phones[M].sms_sign_in_state is SmsSignInState.PHONE_NUMBER_NOT_UNIQUE
+    # A re-run does not try again (it would fail the same way): the conflict is a warning.
     second = plan(desired, current, sms_policy, policy)
-    assert [(ch.kind, ch.before) for ch in second.changes] == [(ChangeKind.ENABLE_SMS, "phoneNumberNotUnique")]
+    assert second.changes == ()
+    assert second.users[0].outcome is Outcome.NOOP
+    assert second.users[0].codes == (ReasonCode.SMS_NOT_UNIQUE,)
+
+    # A job that opts into retries plans the enable; it fails while the number is held...
+    retrying = PlanPolicy(PlanMode.ADDITIVE, SmsIntent.ENABLE, retry_sms_conflicts=True)
+    third = plan(desired, current, sms_policy, retrying)
+    assert [(ch.kind, ch.before) for ch in third.changes] == [(ChangeKind.ENABLE_SMS, "phoneNumberNotUnique")]
     with pytest.raises(TenantError) as exc:
-        apply_one = second.changes[0]
-        tenant.enable_sms_sign_in(apply_one.target, METHOD_IDS[M])
+        tenant.enable_sms_sign_in(third.changes[0].target, METHOD_IDS[M])
     assert (exc.value.status, exc.value.code, exc.value.saved) == (409, "phoneNumberNotUnique", False)
 
-    # once the other user lets go of the number, the same plan succeeds and then settles
+    # ...and once the other user lets go of the number, the same plan succeeds and settles.
     tenant.disable_sms_sign_in(upn(0), METHOD_IDS[M])
-    apply(tenant, plan(desired, read_current(tenant, [upn(1)]), sms_policy, policy).changes)
+    apply(tenant, plan(desired, read_current(tenant, [upn(1)]), sms_policy, retrying).changes)
     settled = read_current(tenant, [upn(1)])
     assert settled[upn(1)].phones[M].sms_sign_in_state is SmsSignInState.READY
     assert plan(desired, settled, sms_policy, policy).changes == ()

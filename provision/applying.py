@@ -1,0 +1,251 @@
+"""From a reviewed plan to a finished run directory: journal, execute, report.
+
+``apply_planned`` starts a run (journal created from the plan, then the executor), and
+``resume_run`` continues one from its journal; both end by ``render_reports``, which can
+also be called alone (``provision report``) because everything it needs is in the run
+directory: the roster copy, plan.json and the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from provision.console import Console, NullConsole
+from provision.executor import ExecutionResult, ExecutorSettings, ProgressEvent, RunStatus, execute, journal_changes
+from provision.journal import ChangeStatus, Journal
+from provision.pacing import Lane
+from provision.outcomes import count_outcomes, row_results
+from provision.plan_file import read_plan
+from provision.planning import PlannedRun, load_roster, save_plan, utc_now
+from provision.report import write_reports
+from provision.results import RunSummary, ThroughputSample
+from provision.roster import Roster
+from provision.rundir import RunDir
+from provision.targets import Target
+
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_AUTH = 0, 1, 4
+MAX_TIMELINE_POINTS = 600
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    run_dir: Path
+    execution: ExecutionResult | None  # None when there was nothing left to execute
+    summary: RunSummary
+    reports: dict[str, Path]
+
+
+class _Timeline:
+    """Progress events -> chart points (cumulative), thinned to a bounded size."""
+
+    def __init__(self, offset_s: float = 0.0, base_ops: int = 0, base_done: int = 0, base_throttled: int = 0) -> None:
+        self.points: list[ThroughputSample] = []
+        self._offset, self._ops, self._done, self._thr = offset_s, base_ops, base_done, base_throttled
+        self._last_t = -1.0
+
+    def add(self, event: ProgressEvent, rate: float | None) -> None:
+        t = self._offset + event.elapsed_s
+        if t - self._last_t < 1.0 and not event.finished:
+            return
+        self._last_t = t
+        self.points.append(
+            ThroughputSample(t, self._ops + event.operations, self._done + event.done, self._thr + event.throttled, rate)
+        )
+
+    def thinned(self, previous: list[ThroughputSample]) -> tuple[ThroughputSample, ...]:
+        points = previous + self.points
+        step = max(1, len(points) // MAX_TIMELINE_POINTS)
+        kept = points[::step]
+        if points and kept[-1] is not points[-1]:
+            kept.append(points[-1])
+        return tuple(kept)
+
+
+def _progress(console: Console, timeline: _Timeline, target: Target) -> Callable[[ProgressEvent], None]:
+    def on_event(event: ProgressEvent) -> None:
+        write_lane = target.client.pacer.snapshot().lanes.get(Lane.WRITE)
+        rate = write_lane.rate_limit if write_lane is not None else None
+        timeline.add(event, rate)
+        console.advance(
+            "applying",
+            event.finished_changes,
+            event.total,
+            ops_per_s=round(event.operations_per_s, 1),
+            throttled=event.throttled,
+            pause=event.pause_reason,
+            eta_s=round(event.eta_s) if event.eta_s is not None else None,
+        )
+
+    return on_event
+
+
+async def apply_planned(
+    planned: PlannedRun,
+    target: Target,
+    run: RunDir,
+    *,
+    verify: bool = False,
+    console: Console | None = None,
+    stop: asyncio.Event | None = None,
+    settings: ExecutorSettings | None = None,
+) -> ExecutionResult:
+    console = console or NullConsole()
+    save_plan(planned, run.plan_file)
+    started = utc_now()
+    journal = await asyncio.to_thread(
+        Journal.create,
+        run.journal_file,
+        run_meta={
+            "job": planned.job.name,
+            "target": planned.target,
+            "mode": planned.job.mode.value,
+            "plan_checksum": planned.checksum,
+            "started": started.isoformat(),
+            "read_operations": str(planned.read_notes.operations),
+            "read_throttled": str(planned.read_notes.throttled),
+        },
+        changes=journal_changes(planned.plan.changes),
+    )
+    return await _execute(journal, target, console, verify=verify, stop=stop, settings=settings)
+
+
+async def resume_run(
+    run: RunDir,
+    target: Target,
+    *,
+    verify: bool = False,
+    console: Console | None = None,
+    stop: asyncio.Event | None = None,
+    settings: ExecutorSettings | None = None,
+) -> ExecutionResult | None:
+    """Continue a run; None when every change was already finished."""
+    console = console or NullConsole()
+    journal = await asyncio.to_thread(Journal.open, run.journal_file)
+    counts = journal.counts()
+    if counts.pending == 0 and counts.in_flight == 0:
+        journal.close()
+        return None
+    console.note("info", f"resuming: {counts.done} done, {counts.in_flight} to read back, {counts.pending} to send")
+    return await _execute(journal, target, console, verify=verify, stop=stop, settings=settings)
+
+
+async def _execute(
+    journal: Journal,
+    target: Target,
+    console: Console,
+    *,
+    verify: bool,
+    stop: asyncio.Event | None,
+    settings: ExecutorSettings | None,
+) -> ExecutionResult:
+    meta = journal.meta()
+    previous = _load_timeline(meta)
+    base = previous[-1] if previous else None
+    offset = float(meta.get("elapsed_s", "0"))
+    timeline = _Timeline(offset, base.operations if base else 0, 0, base.throttled if base else 0)
+    total = journal.counts().total
+    console.stage("applying", total)
+    settings = settings or ExecutorSettings()
+    if verify and not settings.verify:
+        settings = ExecutorSettings(**{**_fields(settings), "verify": True})
+    try:
+        result = await execute(target.client, journal, settings=settings, progress=_progress(console, timeline, target), stop=stop)
+        journal.set_meta("operations", str(int(meta.get("operations", "0")) + result.write_operations + result.read_operations))
+        journal.set_meta("throttled", str(int(meta.get("throttled", "0")) + result.throttled))
+        journal.set_meta("elapsed_s", f"{offset + result.elapsed_s:.3f}")
+        journal.set_meta("status", result.status.value)
+        journal.set_meta("finished", utc_now().isoformat())
+        journal.set_meta("timeline", json.dumps([list(_sample_tuple(p)) for p in timeline.thinned(previous)]))
+    finally:
+        await asyncio.to_thread(journal.close)
+    console.note("warning" if result.status is not RunStatus.COMPLETED else "info", result.message)
+    return result
+
+
+def _fields(settings: ExecutorSettings) -> dict[str, object]:
+    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+
+
+def _sample_tuple(p: ThroughputSample) -> tuple[float, int, int, int, float | None]:
+    return (round(p.t, 2), p.operations, p.succeeded, p.throttled, p.rate_limit)
+
+
+def _load_timeline(meta: dict[str, str]) -> list[ThroughputSample]:
+    raw = meta.get("timeline")
+    if not raw:
+        return []
+    return [ThroughputSample(*point) for point in json.loads(raw)]
+
+
+def render_reports(
+    run: RunDir,
+    *,
+    roster: Roster | None = None,
+    execution: ExecutionResult | None = None,
+    console: Console | None = None,
+) -> RunOutcome:
+    """Write results.csv/.xlsx, summary.json and report.html from the run directory."""
+    console = console or NullConsole()
+    job = run.load_job()
+    saved = read_plan(run.plan_file)
+    roster = roster or load_roster(job)
+    journal = Journal.open(run.journal_file, read_only=True)
+    try:
+        entries = {e.id: e for e in journal.changes()}
+        verifications = journal.verifications()
+        meta = journal.meta()
+    finally:
+        journal.close()
+    rows = row_results(
+        roster.rows,
+        roster.issues,
+        saved.users,
+        entries=entries,
+        verifications=verifications,
+        sms_intent=job.sms_sign_in,
+    )
+    rows_ok, rows_failed, by_outcome = count_outcomes(rows)
+    planned = Counter(str(e.change.kind) for e in entries.values())
+    done = Counter(str(e.change.kind) for e in entries.values() if e.status is ChangeStatus.DONE)
+    status = meta.get("status", "")
+    if status == RunStatus.ABORTED.value:
+        exit_code = EXIT_AUTH
+    else:
+        exit_code = EXIT_OK if rows_failed == 0 else EXIT_ROWS_FAILED
+    started = meta.get("started", "")
+    finished = meta.get("finished", started)
+    summary = RunSummary(
+        job=job.name,
+        target=meta.get("target", ""),
+        started=started,
+        finished=finished,
+        duration_s=_duration(started, finished),
+        rows_total=len(rows),
+        rows_ok=rows_ok,
+        rows_failed=rows_failed,
+        changes=dict(planned),
+        changes_done=dict(done),
+        operations=int(meta.get("operations", "0")) + int(meta.get("read_operations", "0")),
+        throttled=int(meta.get("throttled", "0")) + int(meta.get("read_throttled", "0")),
+        exit_code=exit_code,
+        mode=meta.get("mode", job.mode.value),
+        run_dir=str(run.path),
+        rows_by_outcome=dict(by_outcome),
+        timeline=tuple(_load_timeline(meta)),
+    )
+    console.stage("writing reports")
+    reports = write_reports(run.path, rows, summary)
+    return RunOutcome(run.path, execution, summary, reports)
+
+
+def _duration(started: str, finished: str) -> float:
+    try:
+        return max(0.0, (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds())
+    except ValueError:
+        return 0.0
