@@ -1,6 +1,6 @@
 """Micro-benchmark of the run journal's write path (not a test; run by hand).
 
-    .venv/bin/python tests/journal/bench_journal.py [N]
+    .venv/bin/python -m bench.journal_writes [N]
 
 Journals N changes (default 100,000) the way the executor does: mark in flight in groups
 of 20 (one transaction each), then record the group's results (one transaction each), plus
