@@ -9,6 +9,7 @@ credentials read them from environment variables or files (see ``provision.graph
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -152,7 +153,7 @@ def parse_job(raw: dict[str, Any], *, base: Path, source: Path | None = None) ->
 
 def _resolve_paths(job: Job, base: Path) -> Job:
     def rel(p: Path | None) -> Path | None:
-        return None if p is None or p.is_absolute() else base / p
+        return None if p is None or p.is_absolute() else Path(os.path.normpath(base / p))
 
     roster = job.roster.model_copy(update={"path": rel(job.roster.path) or job.roster.path})
     output = job.output.model_copy(update={"directory": rel(job.output.directory) or job.output.directory})
