@@ -9,7 +9,6 @@ from provision.graph.client import GraphClient, GraphUser
 from provision.graph.clouds import ApiVersion, Cloud, GraphTarget, cloud_target, url_target
 from provision.graph.credentials import CredentialConfig, CredentialKind, StaticTokenCredential, make_credential
 from provision.graph.errors import TransportFailure, translate
-from provision.graph.pacing_port import Lane, Pacer, UnpacedPacer
 
 __all__ = [
     "MAX_BATCH_SIZE",
@@ -20,13 +19,10 @@ __all__ = [
     "GraphClient",
     "GraphTarget",
     "GraphUser",
-    "Lane",
     "Op",
     "OpResult",
-    "Pacer",
     "StaticTokenCredential",
     "TransportFailure",
-    "UnpacedPacer",
     "cloud_target",
     "decode_batch",
     "encode_batch",

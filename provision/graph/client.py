@@ -37,9 +37,10 @@ from msgraph_core import GraphClientFactory
 from provision.errors import GraphError
 from provision.graph import ops as _ops
 from provision.graph.batch import MAX_BATCH_SIZE, Op, OpResult, decode_batch, encode_batch
-from provision.graph.clouds import GraphTarget
+from provision.graph.clouds import ApiVersion, Cloud, GraphTarget, cloud_target, url_target
+from provision.graph.credentials import StaticTokenCredential
 from provision.graph.errors import TransportFailure, translate
-from provision.graph.pacing_port import Lane, Pacer, UnpacedPacer
+from provision.pacing import Lane, Pacer, Slot
 from provision.model import METHOD_IDS, UNREADABLE_SMS_POLICY, CurrentPhone, PhoneType, SmsPolicy
 
 T = TypeVar("T")
@@ -52,6 +53,25 @@ _ENVELOPE_RETRYABLE = frozenset({429, 503, 504})
 class GraphUser:
     id: str
     user_principal_name: str | None
+
+
+def _report(slot: Slot, status: int, errors: Sequence[GraphError | None]) -> None:
+    """Tell the pacer how a request went. A transport failure is left unreported: the
+    pacer counts it as a failed request and changes no rate."""
+    if status == 0:
+        return
+    throttled = unavailable = 0
+    retry_after: float | None = None
+    for error in errors:
+        if error is None or error.status not in (429, 503):
+            continue
+        if error.status == 429:
+            throttled += 1
+        else:
+            unavailable += 1
+        if error.retry_after is not None and (retry_after is None or error.retry_after > retry_after):
+            retry_after = error.retry_after
+    slot.report(status, throttled=throttled, unavailable=unavailable, retry_after=retry_after)
 
 
 def _sdk_phone(phone: Any) -> CurrentPhone | None:
@@ -72,7 +92,8 @@ class GraphClient:
 
     ``transport`` replaces the network (``httpx.ASGITransport(app)`` for an in-process
     sandbox). The client owns its httpx client; use ``async with`` or ``await close()``.
-    The credential stays the caller's to close.
+    The credential stays the caller's to close. ``pacer`` is the run's shared controller
+    (a fresh one when not given).
     """
 
     def __init__(
@@ -86,7 +107,7 @@ class GraphClient:
         max_connections: int = 64,
     ) -> None:
         self.target = target
-        self.pacer: Pacer = pacer if pacer is not None else UnpacedPacer()
+        self.pacer: Pacer = pacer if pacer is not None else Pacer()
         if transport is None:
             transport = httpx.AsyncHTTPTransport(
                 http2=not target.is_loopback,
@@ -107,6 +128,31 @@ class GraphClient:
         self.sdk = GraphServiceClient(request_adapter=self.adapter)
         self._batch_url = f"{target.base_url}/$batch"
 
+    @classmethod
+    def for_sandbox(
+        cls,
+        base_url: str,
+        token: str,
+        *,
+        pacer: Pacer | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> "GraphClient":
+        """A client for a sandbox at ``base_url`` (``http://127.0.0.1:PORT/v1.0`` or ``/beta``)
+        authenticating with a sandbox token (``provision.sandbox.auth.make_token()``)."""
+        return cls(url_target(base_url), StaticTokenCredential(token), pacer=pacer, transport=transport)
+
+    @classmethod
+    def for_cloud(
+        cls,
+        credential: Any,
+        cloud: Cloud | str = Cloud.GLOBAL,
+        version: ApiVersion | str = ApiVersion.V1,
+        *,
+        pacer: Pacer | None = None,
+    ) -> "GraphClient":
+        """A client for a Microsoft national cloud (credential from ``make_credential``)."""
+        return cls(cloud_target(cloud, version), credential, pacer=pacer)
+
     async def close(self) -> None:
         await self._http.aclose()
 
@@ -125,9 +171,9 @@ class GraphClient:
                 error = translate(exc)
                 if error is None:
                     raise
-                slot.report([error])
+                _report(slot, error.status, [error])
                 raise error from exc
-            slot.report([None])
+            slot.report(200)
             return result
 
     def _phone_item(self, user: str, phone_type: PhoneType) -> Any:
@@ -236,15 +282,13 @@ class GraphClient:
                 error = translate(exc)
                 if error is None:
                     raise
+                _report(slot, error.status, [error])
                 if not (isinstance(error, TransportFailure) or error.status in _ENVELOPE_RETRYABLE):
-                    slot.report([error] * len(ops))
                     raise error from exc
-                results = [OpResult(op.id, error.status, {}, None, error) for op in ops]
-            else:
-                if raw is None:
-                    missing = TransportFailure("empty $batch answer", outcome_unknown=True)
-                    results = [OpResult(op.id, 0, {}, None, missing) for op in ops]
-                else:
-                    results = decode_batch(raw, ops)
-            slot.report([r.error for r in results])
+                return [OpResult(op.id, error.status, {}, None, error) for op in ops]
+            if raw is None:
+                missing = TransportFailure("empty $batch answer", outcome_unknown=True)
+                return [OpResult(op.id, 0, {}, None, missing) for op in ops]
+            results = decode_batch(raw, ops)
+            _report(slot, 200, [r.error for r in results])
         return results
