@@ -30,8 +30,8 @@ from kiota_authentication_azure.azure_identity_authentication_provider import Az
 from kiota_http.middleware.options import RetryHandlerOption
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-from msgraph.generated.models.phone_authentication_method import PhoneAuthenticationMethod
 from msgraph.generated.models.authentication_phone_type import AuthenticationPhoneType
+from msgraph.generated.models.phone_authentication_method import PhoneAuthenticationMethod
 from msgraph_core import GraphClientFactory
 
 from provision.errors import GraphError
@@ -40,8 +40,8 @@ from provision.graph.batch import MAX_BATCH_SIZE, Op, OpResult, decode_batch, en
 from provision.graph.clouds import ApiVersion, Cloud, GraphTarget, cloud_target, url_target
 from provision.graph.credentials import StaticTokenCredential
 from provision.graph.errors import TransportFailure, translate
-from provision.pacing import Lane, Pacer, Slot
 from provision.model import METHOD_IDS, UNREADABLE_SMS_POLICY, CurrentPhone, PhoneType, SmsPolicy
+from provision.pacing import Lane, Pacer, Slot
 
 T = TypeVar("T")
 

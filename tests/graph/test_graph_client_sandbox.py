@@ -14,7 +14,7 @@ from provision.graph import ops
 from provision.model import METHOD_IDS, UNREADABLE_SMS_POLICY, PhoneType, SmsSignInState
 from provision.sandbox.auth import AUTHENTICATION_ADMINISTRATOR, make_token
 
-from conftest import inprocess_client
+from graph_sandbox import inprocess_client
 
 UPN = "ada@contoso.com"
 MOBILE = "+1 2065550100"
@@ -134,7 +134,7 @@ def test_error_translation(make_sandbox) -> None:
 
 
 def test_transport_failures_say_whether_the_request_may_have_landed(make_sandbox, tmp_path) -> None:
-    from conftest import write_profile
+    from graph_sandbox import write_profile
 
     async def refused() -> TransportFailure:
         # A port nobody listens on: the request never left.

@@ -13,7 +13,7 @@ from provision.pacing import Pacer
 from provision.sandbox.auth import AUTHENTICATION_ADMINISTRATOR, make_token
 from provision.sandbox.tenant import Tenant
 
-from conftest import inprocess_client, loopback_client, write_profile
+from graph_sandbox import inprocess_client, loopback_client, write_profile
 
 pytestmark = pytest.mark.timeout(120)
 
