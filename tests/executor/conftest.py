@@ -96,6 +96,7 @@ class Harness:
 
     def create_journal(self, changes: Iterable[Any]) -> Journal:
         items = [c if isinstance(c, JournalChange) else JournalChange.of(c) for c in changes]
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         return Journal.create(self.run_dir, run_meta={"job": "test"}, changes=items)
 
     def execute(self, journal: Journal, stop: asyncio.Event | None = None, **settings: Any) -> ExecutionResult:

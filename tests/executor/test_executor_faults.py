@@ -44,7 +44,7 @@ def test_thousand_users_through_faults_end_exactly_as_planned(tmp_path: Path) ->
     events: list[ProgressEvent] = []
 
     async def run(root: str) -> tuple[Journal, object]:
-        journal = Journal.create(tmp_path / "run", run_meta={"job": "faults"}, changes=journal_changes(plan.changes))
+        journal = Journal.create(tmp_path, run_meta={"job": "faults"}, changes=journal_changes(plan.changes))
         client = GraphClient(url_target(f"{root}/v1.0"), StaticTokenCredential(make_token()))
         async with client:
             settings = ExecutorSettings(settle_s=0.75, alternate_settle_s=0.75, verify=True)
