@@ -15,11 +15,12 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Sequence
 
 from provision.model import PhoneType
-from provision.phones import NormalisedPhone, normalise
+from provision.phones import normalise
 
 # (raw cell, region, phone type, cell was a spreadsheet number)
 CellKey = tuple[str, str | None, PhoneType | None, bool]
-_Wire = tuple[str | None, str | None, str, str | None]
+# NormalisedPhone's fields as a plain tuple: what crosses the process boundary, cheaply.
+CellResult = tuple[str | None, str | None, str, str | None]
 
 
 def default_workers() -> int:
@@ -31,8 +32,13 @@ def default_workers() -> int:
     return min(cpus, 4) if cpus > 1 else 0
 
 
-def normalise_cells(keys: Sequence[CellKey]) -> dict[CellKey, NormalisedPhone]:
-    return {key: normalise(key[0], key[1], key[2], from_number=key[3]) for key in keys}
+def normalise_cells(keys: Sequence[CellKey]) -> dict[CellKey, CellResult]:
+    """(graph, problem, reason, warning) for each cell, in this process."""
+    out: dict[CellKey, CellResult] = {}
+    for key in keys:
+        r = normalise(key[0], key[1], key[2], from_number=key[3])
+        out[key] = (r.graph, r.problem, r.reason, r.warning)
+    return out
 
 
 class BatchNormaliser:
@@ -57,7 +63,7 @@ class BatchNormaliser:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def submit(self, keys: Sequence[CellKey]) -> Callable[[], dict[CellKey, NormalisedPhone]]:
+    def submit(self, keys: Sequence[CellKey]) -> Callable[[], dict[CellKey, CellResult]]:
         if self.workers <= 0 or not keys:
             done = normalise_cells(keys)
             return lambda: done
@@ -65,23 +71,23 @@ class BatchNormaliser:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
             wire = [(raw, region, phone_type.value if phone_type else None, number) for raw, region, phone_type, number in keys]
-            future: Future[list[_Wire]] = self._pool.submit(_work, wire)
+            future: Future[list[CellResult]] = self._pool.submit(_work, wire)
         except (OSError, RuntimeError, BrokenProcessPool):
             self.workers = 0
             return self.submit(keys)
         return lambda: self._collect(keys, future)
 
-    def _collect(self, keys: Sequence[CellKey], future: Future[list[_Wire]]) -> dict[CellKey, NormalisedPhone]:
+    def _collect(self, keys: Sequence[CellKey], future: Future[list[CellResult]]) -> dict[CellKey, CellResult]:
         try:
             answers = future.result()
         except (OSError, RuntimeError, BrokenProcessPool):
             self.workers = 0
             return normalise_cells(keys)
-        return {key: NormalisedPhone(*answer) for key, answer in zip(keys, answers)}
+        return dict(zip(keys, answers))
 
 
-def _work(wire: list[tuple[str, str | None, str | None, bool]]) -> list[_Wire]:
-    out: list[_Wire] = []
+def _work(wire: list[tuple[str, str | None, str | None, bool]]) -> list[CellResult]:
+    out: list[CellResult] = []
     for raw, region, type_value, number in wire:
         r = normalise(raw, region, PhoneType(type_value) if type_value else None, from_number=number)
         out.append((r.graph, r.problem, r.reason, r.warning))

@@ -22,8 +22,7 @@ from types import MappingProxyType
 from typing import Callable, Iterator, Mapping
 
 from provision import phones
-from provision.phones import NormalisedPhone
-from provision.phones_batch import BatchNormaliser, CellKey, default_workers, normalise_cells
+from provision.phones_batch import BatchNormaliser, CellKey, CellResult, default_workers, normalise_cells
 from provision.errors import UsageError
 from provision.model import DesiredUser, PhoneType, RosterRow, RowIssue, RowStatus, Severity
 from provision.roster_columns import PHONE_FIELDS, ColumnMap, match_columns
@@ -171,7 +170,7 @@ class _Builder:
     def build(self, records: Iterator[Record], normaliser: BatchNormaliser) -> Roster:
         # Phone cells of a chunk are normalised (in worker processes for big files) while
         # the next chunks are read; rows are built in file order as results come back.
-        pending: deque[tuple[list[Record], list[str | None], Callable[[], dict[CellKey, NormalisedPhone]]]] = deque()
+        pending: deque[tuple[list[Record], list[str | None], Callable[[], dict[CellKey, CellResult]]]] = deque()
         depth = normaliser.workers + 1
         for number, chunk in enumerate(_chunks(records, CHUNK_ROWS)):
             regions, keys = self._phone_keys(chunk)
@@ -216,7 +215,7 @@ class _Builder:
                     keys[(raw, region, phone_type, at in record.numeric)] = None
         return regions, list(keys)
 
-    def _rows(self, chunk: list[Record], regions: list[str | None], results: Mapping[CellKey, NormalisedPhone]) -> None:
+    def _rows(self, chunk: list[Record], regions: list[str | None], results: Mapping[CellKey, CellResult]) -> None:
         index = self.colmap.index
         user_at = index["user"]
         region_at = index.get("region")
@@ -261,12 +260,12 @@ class _Builder:
                 if not raw:
                     numbers[phone_type] = None
                     continue
-                result = results[(raw, region, phone_type, at in record.numeric)]
-                numbers[phone_type] = result.graph
-                if result.problem:
-                    self.issue(i, row, field_name, Severity.ERROR, result.problem, result.reason)
-                elif result.warning:
-                    self.issue(i, row, field_name, Severity.WARNING, result.warning, result.reason)
+                graph, problem, reason, warning = results[(raw, region, phone_type, at in record.numeric)]
+                numbers[phone_type] = graph
+                if problem:
+                    self.issue(i, row, field_name, Severity.ERROR, problem, reason)
+                elif warning:
+                    self.issue(i, row, field_name, Severity.WARNING, warning, reason)
             sms = None
             if sms_at is not None:
                 try:
@@ -288,6 +287,11 @@ class _Builder:
                 self.issue(
                     i, row, "alternate_mobile", Severity.WARNING, "alternate_without_mobile",
                     "an alternate mobile needs a mobile first; it can only be added if the user already has one",
+                )
+            if sms and (mobile_at is None or not cells[mobile_at]):
+                self.issue(
+                    i, row, "sms_sign_in", Severity.WARNING, "sms_sign_in_without_mobile",
+                    "SMS sign-in works only on a mobile; it can only be enabled if the user already has one",
                 )
             passthrough = {name: cells[at] for at, name in extra} if extra else _NO_EXTRA
             if key is not None:

@@ -80,6 +80,7 @@ def test_each_row_reason_is_reported(tmp_path: Path) -> None:
         ["3F2504E0-4F89-11D3-9A0C-0305E82C3301", "", "", "+1 206 555 0110 ext 4", "", ""],  # 17 GUID user
         ["wide@contoso.com", "+1 206 555 0111", "", "", "", "", "oops"],  # 18 cell past the header
         ["noregion@contoso.com", "206 555 0112", "", "", "", ""],  # 19 national number, no region
+        ["smsonly@contoso.com", "", "", "+1 206 555 0113", "", "yes"],  # 20 SMS sign-in, no mobile
     ]
     roster = read_roster(write_csv(tmp_path / "r.csv", rows))
 
@@ -98,8 +99,9 @@ def test_each_row_reason_is_reported(tmp_path: Path) -> None:
         16: ["fixed_line_in_mobile_slot"],
         18: ["extra_cells"],
         19: ["no_region"],
+        20: ["sms_sign_in_without_mobile"],
     }
-    assert_every_row_accounted(roster, data_rows=18)
+    assert_every_row_accounted(roster, data_rows=19)
     statuses = {r.row: r.status for r in roster.rows}
     assert statuses[2] is statuses[9] is statuses[10] is statuses[17] is RowStatus.OK
     assert statuses[5] is statuses[13] is statuses[15] is statuses[16] is RowStatus.WARNING
@@ -112,7 +114,7 @@ def test_each_row_reason_is_reported(tmp_path: Path) -> None:
     issues = {(i.row, i.code): i for i in roster.issues}
     assert issues[(7, "extension_not_allowed")].column == "Mobile"
     assert issues[(13, "duplicate_mobile")].reason.startswith("+1 *******108")
-    assert roster.status_counts() == {RowStatus.OK: 4, RowStatus.WARNING: 5, RowStatus.ERROR: 9}
+    assert roster.status_counts() == {RowStatus.OK: 4, RowStatus.WARNING: 6, RowStatus.ERROR: 9}
     # No reason carries an unmasked number.
     for issue in roster.issues:
         assert "2065550" not in issue.reason.replace(" ", "")
