@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from provision.errors import GraphError
-from provision.graph.errors import TransportFailure, from_error_body, parse_retry_after
+from provision.graph.errors import TransportFailure, from_error_body
 
 MAX_BATCH_SIZE = 20
 
@@ -95,9 +95,7 @@ def _decode_item(item: Mapping[str, Any]) -> OpResult:
             pass
     error: GraphError | None = None
     if status >= 400:
-        error = from_error_body(status, headers, body)
-        if error.retry_after is None and "retry-after" in headers:
-            error.retry_after = parse_retry_after(headers["retry-after"])
+        error = from_error_body(status, headers, body)  # Retry-After: the item's own header
     return OpResult(id=str(item.get("id")), status=status, headers=headers, body=body, error=error)
 
 

@@ -123,6 +123,7 @@ class GraphClient:
         auth = AzureIdentityAuthenticationProvider(
             credential, scopes=list(target.scopes), allowed_hosts=list(target.allowed_hosts)
         )
+        self.auth_provider = auth
         self.adapter = GraphRequestAdapter(auth, client=self._http)
         self.adapter.base_url = target.base_url
         self.sdk = GraphServiceClient(request_adapter=self.adapter)

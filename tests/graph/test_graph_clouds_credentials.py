@@ -90,3 +90,33 @@ def test_certificate_needs_existing_file(tmp_path) -> None:
                               certificate_path=str(tmp_path / "nope.pem"))
     with pytest.raises(UsageError, match="no such file"):
         make_credential(config, env={})
+
+
+class RecordingCredential:
+    def __init__(self) -> None:
+        self.scopes: list[tuple[str, ...]] = []
+
+    async def get_token(self, *scopes: str, **kwargs: object):
+        from azure.core.credentials import AccessToken
+
+        self.scopes.append(scopes)
+        return AccessToken("tok", 2**31)
+
+
+@pytest.mark.parametrize(("cloud", "host"), [("usgov", "graph.microsoft.us"), ("china", "microsoftgraph.chinacloudapi.cn")])
+def test_client_for_a_national_cloud_asks_that_cloud_for_tokens_and_no_one_else(cloud: str, host: str) -> None:
+    from provision.graph import GraphClient
+
+    cred = RecordingCredential()
+
+    async def run() -> tuple[str, str, str]:
+        async with GraphClient.for_cloud(cred, cloud, "beta") as client:
+            provider = client.auth_provider.access_token_provider
+            here = await provider.get_authorization_token(f"https://{host}/beta/users/x/authentication/phoneMethods")
+            elsewhere = await provider.get_authorization_token("https://graph.microsoft.com/beta/users")
+            return client.adapter.base_url, here, elsewhere
+
+    base_url, here, elsewhere = asyncio.run(run())
+    assert base_url == f"https://{host}/beta"
+    assert here == "tok" and cred.scopes == [(f"https://{host}/.default",)]
+    assert elsewhere == ""  # a token is never sent to another host
