@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter, deque
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from types import MappingProxyType
 from typing import Callable, Iterator, Mapping
 
 from provision import phones
-from provision.phones_batch import BatchNormaliser, CellKey, CellResult, default_workers, normalise_cells
 from provision.errors import UsageError
 from provision.model import DesiredUser, PhoneType, RosterRow, RowIssue, RowStatus, Severity
+from provision.phones_batch import BatchNormaliser, CellKey, CellResult, default_workers, normalise_cells
 from provision.roster_columns import PHONE_FIELDS, ColumnMap, match_columns
 from provision.roster_files import Record, open_table
 
@@ -176,7 +176,7 @@ class _Builder:
             regions, keys = self._phone_keys(chunk)
             if number == 0:
                 done = normalise_cells(keys)  # small files never start a pool
-                pending.append((chunk, regions, lambda: done))
+                pending.append((chunk, regions, lambda done=done: done))
             else:
                 pending.append((chunk, regions, normaliser.submit(keys)))
             while len(pending) > depth:
@@ -323,10 +323,10 @@ class _Builder:
             if identical:
                 continue
             rows = [drafts[p][0] for p in positions]
+            broken = any(self.severity[p] == _ERROR for p in positions)
+            why = "one of them has errors" if broken else "with different values"
             for p in positions:
                 others = ", ".join(str(r) for r in rows if r != drafts[p][0])
-                broken = any(self.severity[q] == _ERROR for q in positions)
-                why = "one of them has errors" if broken else "with different values"
                 self.issue(
                     p, drafts[p][0], "user", Severity.ERROR, "duplicate_user_conflict",
                     f"the same user is also on row(s) {others}, {why}; none of them is applied",

@@ -114,6 +114,8 @@ def test_each_row_reason_is_reported(tmp_path: Path) -> None:
     issues = {(i.row, i.code): i for i in roster.issues}
     assert issues[(7, "extension_not_allowed")].column == "Mobile"
     assert issues[(13, "duplicate_mobile")].reason.startswith("+1 *******108")
+    assert issues[(11, "duplicate_user_conflict")].reason.startswith("the same user is also on row(s) 12, with different values")
+    assert issues[(12, "duplicate_user_conflict")].reason.startswith("the same user is also on row(s) 11, with different values")
     assert roster.status_counts() == {RowStatus.OK: 4, RowStatus.WARNING: 6, RowStatus.ERROR: 9}
     # No reason carries an unmasked number.
     for issue in roster.issues:
@@ -210,3 +212,12 @@ def test_header_below_blank_lines_and_quoted_newlines_keep_spreadsheet_row_numbe
     assert roster.blank_rows == 1
     assert roster.rows[0].extra == {"Note": "two\nlines"}
     assert codes_by_row(roster) == {6: ["not_a_number"]}
+
+
+def test_a_broken_row_poisons_the_same_users_other_rows(tmp_path: Path) -> None:
+    rows = [["UPN", "Mobile"], ["dup@contoso.com", "+1 206 555 0100"], ["Dup@Contoso.com", "+1 206 555"]]
+    roster = read_roster(write_csv(tmp_path / "r.csv", rows))
+    assert codes_by_row(roster) == {2: ["duplicate_user_conflict"], 3: ["duplicate_user_conflict", "too_short"]}
+    assert all("one of them has errors" in i.reason for i in roster.issues if i.code == "duplicate_user_conflict")
+    assert roster.users == {}
+    assert_every_row_accounted(roster, data_rows=2)
