@@ -166,3 +166,22 @@ def test_throttled_profile_keeps_429s_under_5_percent(make_sandbox, serve, tmp_p
     share = stats["throttled"] / stats["operations"]
     assert share < 0.05, (stats["throttled"], stats["operations"])
     assert stats["http_requests"] <= 100 + 1 + notes.retried
+
+
+def test_faults_are_retried_and_every_user_ends_read(make_sandbox, clock, tmp_path) -> None:
+    profile = write_profile(tmp_path / "faulty.toml")
+    profile.write_text(profile.read_text().replace("http_503 = 0", "http_503 = 0.2").replace("http_504 = 0", "http_504 = 0.1")
+                       .replace("connection_reset = 0", "connection_reset = 0.1"))
+    app = make_sandbox(str(profile))
+    upns = populate(app.sandbox.tenant, 200)
+
+    async def run():
+        async with inprocess_client(app, pacer=Pacer(clock=clock, sleep=clock.sleep)) as client:
+            return await read_current_state(client, upns, policy_needs_ids=False, clock=clock, sleep=clock.sleep)
+
+    users, _, notes = asyncio.run(run())
+    assert all(u.status is ReadStatus.OK for u in users.values())
+    assert users[upns[99]].phones[PhoneType.MOBILE].number == "+1 2060000099"
+    stats = app.sandbox.stats
+    assert notes.retried > 0 and stats.faults_injected > 0 and stats.connection_resets > 0
+    assert notes.operations == 200 + notes.retried
