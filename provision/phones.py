@@ -29,7 +29,6 @@ from provision.model import PhoneType
 __all__ = [
     "NormalisedPhone",
     "canonical_digits",
-    "is_known_region",
     "mask",
     "normalise",
     "region_for",
@@ -105,7 +104,8 @@ def normalise(
     """Turn a typed phone number into Graph's ``+CC NSN[xEXT]`` form.
 
     ``region`` is the ISO 3166 alpha-2 code used for numbers written without a country
-    code (``None``: only international numbers are accepted). ``phone_type`` decides
+    code (``None``, or a code libphonenumber doesn't know: only international numbers
+    are accepted; check region cells with ``region_for``). ``phone_type`` decides
     whether an extension is allowed (not on mobile/alternateMobile: SMS and mobile calls
     can't dial one) and whether a fixed line in a mobile slot is worth a warning.
     ``from_number`` says the cell was a spreadsheet number, which may have lost its
@@ -178,10 +178,6 @@ def region_for(value: str) -> str | None:
     return None
 
 
-def is_known_region(region: str) -> bool:
-    return region.upper() in phonenumbers.SUPPORTED_REGIONS
-
-
 # -- implementation ---------------------------------------------------------------------
 
 
@@ -190,12 +186,12 @@ def _normalise_cached(raw: str, region: str | None, phone_type: PhoneType | None
     text = _fold(raw).strip()
     if not text:
         return BLANK
-    if _SCIENTIFIC.fullmatch(text):
+    if ("E" in text or "e" in text) and _SCIENTIFIC.fullmatch(text):
         return _problem(
             "scientific_notation",
             "the cell holds a number in scientific notation (as Excel displays long numbers); its digits are lost",
         )
-    as_float = _FLOAT_TEXT.fullmatch(text)
+    as_float = _FLOAT_TEXT.fullmatch(text) if "." in text else None
     if as_float:
         text, from_number = as_float.group(1), True
     if from_number and text.isdigit() and not text.startswith("0"):

@@ -16,6 +16,7 @@ from typing import Annotated, Mapping
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from provision.errors import ProvisionError, UsageError
@@ -70,12 +71,12 @@ def validate(
             sheet=sheet if sheet is not None else settings.sheet,
         )
     except ProvisionError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     _summary(console, result)
     if out is not None:
         write_report(result, out)
-        console.print(f"per-row report: {out}")
+        console.print(f"per-row report: {out}", markup=False)
     raise typer.Exit(1 if result.count(RowStatus.ERROR) else 0)
 
 
@@ -106,13 +107,13 @@ def _summary(console: Console, roster: Roster) -> None:
         examples.setdefault((issue.severity, issue.code), issue)
         counts_by_kind[(issue.severity, issue.code)] += 1
     for (severity, code), count in counts_by_kind.most_common(TOP_REASONS):
-        reasons.add_row(f"{count:,}", severity.value, code, examples[(severity, code)].reason)
+        reasons.add_row(f"{count:,}", severity.value, code, escape(examples[(severity, code)].reason))
     console.print(reasons)
     shown = Table(title=f"first {min(SHOWN_ISSUES, len(roster.issues))} of {len(roster.issues):,} problems", title_justify="left")
     for name in ("row", "column", "severity", "reason"):
         shown.add_column(name)
     for issue in roster.issues[:SHOWN_ISSUES]:
-        shown.add_row(str(issue.row), issue.column or "", issue.severity.value, issue.reason)
+        shown.add_row(str(issue.row), escape(issue.column or ""), issue.severity.value, escape(issue.reason))
     console.print(shown)
 
 
