@@ -163,8 +163,11 @@ class SmsPolicy:
     readable: bool
     enabled: bool = False
     include_all_users: bool = False
-    include_ids: frozenset[str] = frozenset()  # targets with isUsableForSignIn=true
-    exclude_ids: frozenset[str] = frozenset()
+    include_ids: frozenset[str] = frozenset()  # user targets with isUsableForSignIn=true
+    exclude_ids: frozenset[str] = frozenset()  # user targets
+    # Group targets: membership isn't read, so for users they may cover the answer is unknown.
+    include_group_ids: frozenset[str] = frozenset()
+    exclude_group_ids: frozenset[str] = frozenset()
 
     def allows(self, user_id: str | None) -> bool | None:
         """Whether policy lets this user sign in with SMS; None when it can't be known."""
@@ -172,13 +175,14 @@ class SmsPolicy:
             return None
         if not self.enabled:
             return False
-        if user_id is not None and user_id.lower() in self.exclude_ids:
+        uid = user_id.lower() if user_id is not None else None
+        if uid is not None and uid in self.exclude_ids:
             return False
-        if self.include_all_users:
-            return True
-        if user_id is None:
+        if self.include_all_users or (uid is not None and uid in self.include_ids):
+            return None if self.exclude_group_ids else True
+        if self.include_group_ids or uid is None:
             return None
-        return user_id.lower() in self.include_ids
+        return False
 
 
 UNREADABLE_SMS_POLICY = SmsPolicy(readable=False)

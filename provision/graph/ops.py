@@ -106,28 +106,40 @@ def is_masked(number: str) -> bool:
 def parse_sms_policy(body: Any) -> SmsPolicy:
     """An smsAuthenticationMethodConfiguration JSON object as our SmsPolicy.
 
-    Only include targets usable for sign-in count; target ids (users or groups) are kept
-    lower-cased. Group membership is not resolved: a group id matches no user id.
+    Only include targets usable for sign-in count; target ids are kept lower-cased, users'
+    and groups apart. Group membership is not read: for a user a group target may cover,
+    ``SmsPolicy.allows`` answers "unknown" rather than guess.
     """
     if not isinstance(body, dict):
         return SmsPolicy(readable=True)
     include_all = False
     include: set[str] = set()
+    include_groups: set[str] = set()
     for target in body.get("includeTargets") or ():
         if not isinstance(target, dict) or not target.get("isUsableForSignIn", False):
             continue
         tid = str(target.get("id", "")).lower()
         if tid == "all_users":
             include_all = True
+        elif tid and str(target.get("targetType", "")).lower() == "group":
+            include_groups.add(tid)
         elif tid:
             include.add(tid)
-    exclude = {str(t.get("id", "")).lower() for t in body.get("excludeTargets") or () if isinstance(t, dict)}
+    exclude: set[str] = set()
+    exclude_groups: set[str] = set()
+    for target in body.get("excludeTargets") or ():
+        if not isinstance(target, dict) or not target.get("id"):
+            continue
+        tid = str(target["id"]).lower()
+        (exclude_groups if str(target.get("targetType", "")).lower() == "group" else exclude).add(tid)
     return SmsPolicy(
         readable=True,
         enabled=str(body.get("state", "")).lower() == "enabled",
         include_all_users=include_all,
         include_ids=frozenset(include),
-        exclude_ids=frozenset(exclude - {""}),
+        exclude_ids=frozenset(exclude),
+        include_group_ids=frozenset(include_groups),
+        exclude_group_ids=frozenset(exclude_groups),
     )
 
 
