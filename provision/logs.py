@@ -1,27 +1,23 @@
 """run.log: one JSON object per line, with phone numbers masked on the way out.
 
-Code that logs is expected to mask already (``phones.mask``); the filter here is the
-safety net for what slips through (a Graph error message quoting a number, say): anything
-shaped like an international number, or a bare run of nine or more digits, is masked.
+Code that logs is expected to mask already (``phones.mask``); the formatter here is the
+safety net for what slips through (a Graph error message quoting a number, say): every
+phone-number-looking run is masked with ``phones.mask_in_text``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from provision.phones import mask
+from provision.phones import mask_in_text
 
 LOGGER_NAME = "provision"
-_PHONE_LIKE = re.compile(r"\+\d{1,3}[ \u00a0]?\d[\d ]{4,16}\d(?:x\d+)?|(?<![\w-])\d{9,}(?![\w-])")
-
-
 def mask_text(text: str) -> str:
-    return _PHONE_LIKE.sub(lambda m: mask(m.group(0)), text)
+    return mask_in_text(text)
 
 
 def _mask_value(value: Any) -> Any:

@@ -30,6 +30,7 @@ __all__ = [
     "NormalisedPhone",
     "canonical_digits",
     "mask",
+    "mask_in_text",
     "normalise",
     "region_for",
 ]
@@ -144,6 +145,31 @@ def mask(number: str) -> str:
         hidden = "*" * (len(rest) - 3) + rest[-3:]
     return f"+{cc} {hidden}{suffix}" if cc else f"{hidden}{suffix}"
 
+
+
+# Runs of 7+ digits with at most two separators between them, optionally "+"-led, with an
+# optional extension: phone-number-looking text inside free text (messages, passthrough).
+_PHONE_IN_TEXT = re.compile(
+    r"(?<![\w+-])(?!\d{4}-\d\d-\d\d)(?![0-9a-fA-F]{8}-[0-9a-fA-F]{4}-)"  # not a date, not a GUID
+    r"\+?\d(?:[ \u00a0.\-/()]{0,2}\d){6,}(?:\s?(?:x|ext\.?|#)\s?\d{1,8})?(?!\w)"
+)
+_TEXT_EXTENSION = re.compile(r"\s?(?:x|ext\.?|#)\s?\d{1,8}$")
+_KEEP_LAST = 3
+
+
+def mask_in_text(text: str) -> str:
+    """Mask every phone-number-looking run inside free text (error messages, log lines,
+    passthrough cells), keeping its last three digits; dates and GUIDs are left alone."""
+
+    def _mask(m: re.Match[str]) -> str:
+        raw = m.group(0)
+        ext = _TEXT_EXTENSION.search(raw)
+        main_end = ext.start() if ext else len(raw)
+        digits = [i for i, ch in enumerate(raw) if ch.isdigit()]
+        keep = set([i for i in digits if i < main_end][-_KEEP_LAST:])
+        return "".join("*" if ch.isdigit() and i not in keep else ch for i, ch in enumerate(raw))
+
+    return _PHONE_IN_TEXT.sub(_mask, text)
 
 def canonical_digits(number: str) -> str:
     """A comparison key for one number in any of Graph's spellings.

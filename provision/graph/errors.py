@@ -27,11 +27,11 @@ from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.api_error import APIError
 from kiota_authentication_azure._exceptions import HTTPError as KiotaAuthHTTPError
 
+from provision.phones import mask_in_text
 from provision.errors import AuthError, GraphError
 
 TRANSPORT_ERROR_CODE = "transportError"
 
-_PHONE_IN_TEXT = re.compile(r"\+\d{1,3}[ \u00a0]?\d[\d ]{3,}\d(?:x\d+)?")
 
 
 class TransportFailure(GraphError):
@@ -43,23 +43,8 @@ class TransportFailure(GraphError):
 
 
 def mask_numbers(text: str) -> str:
-    """Mask every phone-number-looking run in free text (``+1 *******100``)."""
-
-    def _mask(m: re.Match[str]) -> str:
-        raw = m.group(0)
-        digits = sum(ch.isdigit() for ch in raw)
-        keep, seen, out = 3, 0, []
-        # Keep the country code's leading "+CC " and the last three digits.
-        head, _, _ = raw.partition(" ")
-        for i, ch in enumerate(raw):
-            if ch.isdigit():
-                seen += 1
-                out.append(ch if i < len(head) or seen > digits - keep else "*")
-            else:
-                out.append(ch)
-        return "".join(out)
-
-    return _PHONE_IN_TEXT.sub(_mask, text)
+    """Mask every phone-number-looking run in free text (Graph messages may quote numbers)."""
+    return mask_in_text(text)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -24,7 +24,7 @@ from enum import Enum
 from typing import Literal
 
 from provision.model import FIELD_BY_PHONE_TYPE, PHONE_TYPES, PhoneType
-from provision.phones import mask
+from provision.phones import mask, mask_in_text
 from provision.results import Outcome, PhoneResult, RowResult
 
 __all__ = [
@@ -193,34 +193,11 @@ def safe_text(value: str, *, phone: bool = False) -> str:
 
 # --- masking (the HTML page only) -------------------------------------------------------
 
-_KEEP_LAST = 3
-
 
 def mask_phone(number: str | None) -> str:
     """``+1 2065550100`` -> ``+1 *******100``, the project's one masking rule (phones.mask)."""
     return mask(number) if number else ""
 
 
-# Runs of 7+ digits with at most two separators between them, optionally "+"-led, with an
-# optional extension: phone-number-looking text inside free text (messages, passthrough).
-_PHONE_IN_TEXT = re.compile(
-    r"(?<![\w+-])(?!\d{4}-\d\d-\d\d)(?![0-9a-fA-F]{8}-[0-9a-fA-F]{4}-)"  # not a date, not a GUID
-    r"\+?\d(?:[ \u00a0.\-/()]{0,2}\d){6,}(?:\s?(?:x|ext\.?|#)\s?\d{1,8})?(?!\w)"
-)
-
-
-_EXTENSION = re.compile(r"\s?(?:x|ext\.?|#)\s?\d{1,8}$")
-
-
-def mask_phones_in_text(text: str) -> str:
-    """Mask every phone-number-looking run in free text, keeping its last three digits."""
-
-    def _mask(m: re.Match[str]) -> str:
-        raw = m.group(0)
-        ext = _EXTENSION.search(raw)
-        main_end = ext.start() if ext else len(raw)
-        digits = [i for i, ch in enumerate(raw) if ch.isdigit()]
-        keep = set([i for i in digits if i < main_end][-_KEEP_LAST:])
-        return "".join("*" if ch.isdigit() and i not in keep else ch for i, ch in enumerate(raw))
-
-    return _PHONE_IN_TEXT.sub(_mask, text)
+# Phone numbers inside free text: one masking rule for logs, errors and reports.
+mask_phones_in_text = mask_in_text
