@@ -18,7 +18,6 @@ phone number masked on the way in.
 from __future__ import annotations
 
 import email.utils
-import re
 import time
 from typing import Any, Mapping
 
