@@ -1,0 +1,353 @@
+"""provision.pacing: the shared pause, rate cuts and recovery, the concurrency cap, one cut
+per congestion event, batch accounting, and convergence against a simulated server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bench.pacing_sim import Scenario, VirtualTimeLoop, simulate
+from provision.pacing import Lane, LanePhase, Pacer, PacingSettings
+
+
+class RecordingClock:
+    """A manual clock whose ``sleep`` records the wait and jumps the clock by it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+async def _send(pacer: Pacer, operations: int, *, latency: float = 0.2, **report: Any) -> None:
+    async with pacer.slot(Lane.WRITE, operations) as slot:
+        await asyncio.sleep(latency)
+        slot.report(200, **report)
+
+
+async def _healthy_traffic(pacer: Pacer, loop: VirtualTimeLoop, seconds: float, workers: int = 8) -> None:
+    """Workers sending 10-operation batches, all succeeding, for ``seconds`` of virtual time."""
+    until = loop.time() + seconds
+
+    async def worker() -> None:
+        while loop.time() < until:
+            await _send(pacer, 10)
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+
+
+# Retry-After ---------------------------------------------------------------------------
+
+
+def test_retry_after_pauses_every_lane_until_it_passes(run_virtual: Any) -> None:
+    async def main(loop: VirtualTimeLoop) -> tuple[float, dict[str, float], Any, Any]:
+        pacer = Pacer(clock=loop.time)
+        slot = await pacer.acquire(Lane.WRITE, 20)
+        await asyncio.sleep(0.2)
+        slot.report(200, throttled=3, retry_after=4)  # three batch items throttled
+        slot.release()
+        throttled_at = loop.time()
+        during = pacer.snapshot()
+        granted: dict[str, float] = {}
+
+        async def take(kind: Lane) -> None:
+            async with pacer.slot(kind, 1) as s:
+                granted[kind] = loop.time()
+                s.report(200)
+
+        await asyncio.gather(take(Lane.READ), take(Lane.WRITE))
+        return throttled_at, granted, during, pacer.snapshot()
+
+    throttled_at, granted, during, after = run_virtual(main)
+    assert during.paused_until == pytest.approx(throttled_at + 4)
+    assert during.pause_reason is not None and "429" in during.pause_reason and "Retry-After 4s" in during.pause_reason
+    # Reads were never throttled, yet they wait too: the pause is global.
+    assert granted[Lane.READ] == pytest.approx(throttled_at + 4, abs=1e-3)
+    assert granted[Lane.WRITE] >= throttled_at + 4
+    assert after.paused_until is None and after.pause_reason is None
+
+
+def test_injected_sleep_waits_exactly_until_the_pause_ends() -> None:
+    clock = RecordingClock()
+
+    async def main() -> None:
+        pacer = Pacer(clock=clock, sleep=clock.sleep)
+        async with pacer.slot(Lane.READ, 1) as slot:
+            slot.report(429, retry_after=2.5)
+        assert clock.slept == []
+        async with pacer.slot(Lane.READ, 1) as slot:
+            slot.report(200)
+
+    asyncio.run(main())
+    assert clock.slept[0] == pytest.approx(2.5)
+    assert clock.now >= 102.5
+
+
+def test_a_pause_is_never_shortened_by_a_smaller_retry_after() -> None:
+    clock = RecordingClock()
+
+    async def main() -> Any:
+        pacer = Pacer(clock=clock, sleep=clock.sleep)
+        pacer.pause(10, "maintenance window")
+        slot = await pacer.acquire(Lane.WRITE, 1)  # waits the 10 s
+        clock.now += 0.1
+        pacer.pause(30, "long")
+        slot.report(429, retry_after=1)
+        slot.release()
+        return pacer.snapshot()
+
+    snap = asyncio.run(main())
+    assert snap.paused_until == pytest.approx(100 + 10 + 0.1 + 30)
+    assert snap.pause_reason == "long"
+
+
+def test_a_429_without_retry_after_pauses_for_the_default_and_throttles_every_item() -> None:
+    clock = RecordingClock()
+
+    async def main() -> Any:
+        pacer = Pacer(clock=clock, sleep=clock.sleep)
+        async with pacer.slot(Lane.WRITE, 20) as slot:
+            slot.report(429)
+        return pacer.snapshot()
+
+    snap = asyncio.run(main())
+    assert snap.paused_until == pytest.approx(100 + PacingSettings().default_retry_after_s)
+    write = snap.lanes[Lane.WRITE]
+    assert (write.throttled, write.ok, write.cuts) == (20, 0, 1)
+
+
+# rate: down on throttle, up while healthy ----------------------------------------------
+
+
+def test_rate_drops_on_throttle_and_climbs_back_while_healthy(run_virtual: Any) -> None:
+    async def main(loop: VirtualTimeLoop) -> list[Any]:
+        pacer = Pacer(clock=loop.time)
+        seen = [pacer.snapshot().lanes[Lane.WRITE]]
+        await _healthy_traffic(pacer, loop, 3.0)
+        seen.append(pacer.snapshot().lanes[Lane.WRITE])
+        await _send(pacer, 10, throttled=4, retry_after=1)
+        seen.append(pacer.snapshot().lanes[Lane.WRITE])
+        await _healthy_traffic(pacer, loop, 6.0)
+        seen.append(pacer.snapshot().lanes[Lane.WRITE])
+        return seen
+
+    initial, grown, cut, recovered = run_virtual(main)
+    assert initial.rate_limit == PacingSettings().initial_rate and initial.phase is LanePhase.STARTUP
+    assert grown.rate_limit > 2 * initial.rate_limit  # it only grows because the rate binds
+    assert cut.rate_limit <= grown.rate_limit * PacingSettings().first_cut + 1e-9
+    assert (cut.phase, cut.cuts, cut.throttled) == (LanePhase.RECOVERY, 1, 4)
+    assert recovered.rate_limit > cut.rate_limit * 1.2
+    assert recovered.cuts == 1
+
+
+def test_rate_does_not_grow_while_something_else_limits_the_lane(run_virtual: Any) -> None:
+    async def main(loop: VirtualTimeLoop) -> Any:
+        pacer = Pacer(clock=loop.time)
+        for _ in range(30):  # one small request a second: far under the rate limit
+            await _send(pacer, 2)
+            await asyncio.sleep(1.0)
+        return pacer.snapshot().lanes[Lane.WRITE]
+
+    write = run_virtual(main)
+    assert write.rate_limit == PacingSettings().initial_rate
+    assert write.ok == 60
+
+
+def test_one_congestion_event_cuts_once(run_virtual: Any) -> None:
+    async def main(loop: VirtualTimeLoop) -> tuple[Any, Any, Any]:
+        pacer = Pacer(clock=loop.time)
+        in_flight = [await pacer.acquire(Lane.WRITE, 20) for _ in range(5)]
+        rate_before = pacer.snapshot().lanes[Lane.WRITE].rate_limit
+        await asyncio.sleep(0.2)
+        for slot in in_flight:  # all five were sent before anyone heard of a throttle
+            slot.report(200, throttled=15, retry_after=1)
+            slot.release()
+        after_event = pacer.snapshot().lanes[Lane.WRITE]
+        await _send(pacer, 20, throttled=20, retry_after=1)  # sent after the cut: a new event
+        return rate_before, after_event, pacer.snapshot().lanes[Lane.WRITE]
+
+    rate_before, after_event, after_second = run_virtual(main)
+    assert after_event.cuts == 1
+    assert after_event.throttled == 75
+    assert after_event.rate_limit <= rate_before * PacingSettings().first_cut
+    assert after_second.cuts == 2
+    assert after_second.rate_limit < after_event.rate_limit
+
+
+def test_scattered_503s_cut_nothing_but_an_outage_does(run_virtual: Any) -> None:
+    async def main(loop: VirtualTimeLoop) -> tuple[Any, Any]:
+        pacer = Pacer(clock=loop.time)
+        for _ in range(20):  # 5% of items fail with 503: transient faults
+            await _send(pacer, 20, unavailable=1)
+        scattered = pacer.snapshot()
+        refused = [await pacer.acquire(Lane.WRITE, 20) for _ in range(3)]
+        await asyncio.sleep(0.2)
+        for slot in refused:  # whole requests refused: the service is overloaded
+            slot.report(503)
+            slot.release()
+        return scattered, pacer.snapshot()
+
+    scattered, outage = run_virtual(main)
+    assert scattered.lanes[Lane.WRITE].cuts == 0 and scattered.lanes[Lane.WRITE].unavailable == 20
+    assert scattered.paused_until is None
+    assert outage.lanes[Lane.WRITE].cuts == 1
+    assert outage.lanes[Lane.WRITE].rate_limit < scattered.lanes[Lane.WRITE].rate_limit
+    assert outage.unavailable == 80
+
+
+def test_a_503_with_retry_after_pauses_everyone(run_virtual: Any) -> None:
+    async def main(loop: VirtualTimeLoop) -> tuple[float, Any]:
+        pacer = Pacer(clock=loop.time)
+        await _send(pacer, 20, unavailable=1, retry_after=7)
+        return loop.time(), pacer.snapshot()
+
+    now, snap = run_virtual(main)
+    assert snap.paused_until == pytest.approx(now + 7)
+    assert snap.pause_reason is not None and "503" in snap.pause_reason
+
+
+# concurrency, batches, failures ----------------------------------------------------------
+
+
+def test_concurrency_cap_holds_across_both_lanes(run_virtual: Any) -> None:
+    settings = PacingSettings(max_in_flight=3, initial_rate=1000)
+
+    async def main(loop: VirtualTimeLoop) -> tuple[int, int, int]:
+        pacer = Pacer(settings, clock=loop.time)
+        current = peak = done = 0
+
+        async def worker(kind: Lane) -> None:
+            nonlocal current, peak, done
+            while True:
+                async with pacer.slot(kind, 1) as slot:
+                    if loop.time() >= 4.0:
+                        slot.report(200)
+                        return
+                    current += 1
+                    peak = max(peak, current, pacer.snapshot().in_flight)
+                    await asyncio.sleep(1.0)
+                    current -= 1
+                    slot.report(200)
+                    done += 1
+
+        await asyncio.gather(*(worker(Lane.READ if i % 2 else Lane.WRITE) for i in range(10)))
+        return peak, done, pacer.snapshot().in_flight
+
+    peak, done, left = run_virtual(main)
+    assert peak == 3
+    assert done == 12  # 3 at a time, 1 s each, for 4 s
+    assert left == 0
+
+
+def test_batch_outcomes_are_counted_per_operation(run_virtual: Any) -> None:
+    async def main(loop: VirtualTimeLoop) -> Any:
+        pacer = Pacer(clock=loop.time)
+        await _send(pacer, 20, throttled=5, unavailable=2, retry_after=3)
+        return pacer.snapshot()
+
+    snap = run_virtual(main)
+    write = snap.lanes[Lane.WRITE]
+    assert (write.requests, write.operations, write.ok, write.throttled, write.unavailable) == (1, 20, 13, 5, 2)
+    assert snap.operations == 20 and snap.throttled == 5 and snap.unavailable == 2
+    assert snap.lanes[Lane.READ].operations == 0
+
+
+def test_an_unreported_slot_counts_as_failed_and_changes_no_rate(run_virtual: Any) -> None:
+    async def main(loop: VirtualTimeLoop) -> Any:
+        pacer = Pacer(clock=loop.time)
+        with pytest.raises(ConnectionResetError):
+            async with pacer.slot(Lane.WRITE, 20):
+                raise ConnectionResetError("reset by peer")
+        return pacer.snapshot()
+
+    snap = run_virtual(main)
+    write = snap.lanes[Lane.WRITE]
+    assert (write.failed_requests, write.ok, write.cuts, snap.in_flight) == (1, 0, 0, 0)
+    assert write.rate_limit == PacingSettings().initial_rate
+    assert snap.paused_until is None
+
+
+def test_flexible_slot_carries_what_the_rate_allows_and_shrink_gives_back(run_virtual: Any) -> None:
+    settings = PacingSettings(initial_rate=20)
+
+    async def main(loop: VirtualTimeLoop) -> tuple[int, int, Any]:
+        pacer = Pacer(settings, clock=loop.time)
+        async with pacer.slot(Lane.WRITE, 20, flexible=True) as slot:
+            granted = slot.operations
+            slot.shrink(3)
+            slot.report(200)
+        return granted, pacer.batch_size(Lane.WRITE), pacer.snapshot().lanes[Lane.WRITE]
+
+    granted, suggested, write = run_virtual(main)
+    assert granted == suggested == int(20 * settings.batch_s)
+    assert (write.operations, write.ok) == (3, 3)
+
+
+def test_a_cancelled_waiter_does_not_block_the_next(run_virtual: Any) -> None:
+    async def main(loop: VirtualTimeLoop) -> float:
+        pacer = Pacer(PacingSettings(max_in_flight=1), clock=loop.time)
+        held = await pacer.acquire(Lane.WRITE, 1)
+        first = asyncio.ensure_future(pacer.acquire(Lane.WRITE, 1))
+        second = asyncio.ensure_future(pacer.acquire(Lane.WRITE, 1))
+        await asyncio.sleep(1)
+        first.cancel()
+        await asyncio.sleep(1)
+        held.report(200)
+        held.release()
+        slot = await asyncio.wait_for(second, timeout=5)
+        slot.release()
+        return loop.time()
+
+    assert run_virtual(main) == pytest.approx(2.0)
+
+
+def test_invalid_use_is_refused(run_virtual: Any) -> None:
+    async def main(loop: VirtualTimeLoop) -> None:
+        pacer = Pacer(clock=loop.time)
+        with pytest.raises(ValueError):
+            await pacer.acquire(Lane.WRITE, 0)
+        async with pacer.slot(Lane.WRITE, 2) as slot:
+            slot.report(200)
+            with pytest.raises(RuntimeError):
+                slot.report(200)
+        with pytest.raises(ValueError):
+            Lane("delete")
+
+    run_virtual(main)
+    with pytest.raises(ValueError):
+        PacingSettings(cut=1.5)
+
+
+# convergence against a simulated token-bucket server ---------------------------------------
+
+
+@pytest.mark.parametrize("limit", [20, 100, 400])
+def test_converges_just_under_an_unknown_write_limit(limit: int) -> None:
+    # Same settings for every limit; the server's bucket holds 1.5 s and charges throttled
+    # items too; 150-300 ms latency; 60 s of virtual time.
+    result = simulate(Scenario(rate=limit, burst_s=1.5, duration=60, seed=7))
+    assert result.achieved_ratio >= 0.95
+    assert result.throttled_share <= 0.03
+    assert result.estimated_limit is not None
+    assert 0.95 * limit <= result.estimated_limit <= 1.2 * limit
+
+
+def test_an_unlimited_server_is_not_held_back(run_virtual: Any) -> None:
+    async def main(loop: VirtualTimeLoop) -> Any:
+        pacer = Pacer(clock=loop.time)
+        await _healthy_traffic(pacer, loop, 8.0, workers=16)
+        return pacer.snapshot().lanes[Lane.WRITE]
+
+    write = run_virtual(main)
+    # 16 requests of 10 in flight at 0.2 s carry 800 operations/s: the rate must not be
+    # what limits the lane any more (it stops growing once concurrency binds instead).
+    assert write.rate_limit >= 800
+    assert write.ok >= 4000
