@@ -4,7 +4,7 @@
 a fresh run (all ``pending``) and ``provision resume`` (some ``done``, some ``in_flight``)
 are the same call. The orchestration creates the journal from the plan
 (``Journal.create(run_dir, run_meta=..., changes=journal_changes(plan))``) and reads the
-outcome back from it (``provision.executor_results.user_outcomes``).
+outcome back from it (``journal.changes()``, ``journal.verifications()``).
 
 Dispatch
 --------
@@ -134,6 +134,10 @@ class ExecutorSettings:
     verify: bool = False
     """Read back each user after its last change and record whether it matches the plan."""
     progress_interval_s: float = 0.5
+    queued_batches: int = 3
+    """Batches handed to the client that may wait for the pacer's permission at once."""
+    journal_in_thread: bool = True
+    """Commit journal transactions in a worker thread (the event loop keeps serving answers)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
@@ -171,8 +175,9 @@ class ProgressEvent:
 
 @dataclass(frozen=True, slots=True)
 class ExecutionResult:
-    """How the run ended. Per-change and per-user detail is in the journal
-    (``journal.changes()``, ``executor_results.user_outcomes(journal)``)."""
+    """How the run ended. Per-change and per-user detail is in the journal:
+    ``journal.changes()`` (status, HTTP status, Graph code, message, request-id, attempts,
+    ``sms_state_after``, ``verified``) and ``journal.verifications()`` (``--verify``)."""
 
     status: RunStatus
     counts: StatusCounts
@@ -291,12 +296,16 @@ class _Run:
         self.wake = asyncio.Event()
         self.stopping = False
         self.fatal: GraphError | None = None
+        self.crash: BaseException | None = None
         self.unresolved: list[str] = []
 
         self.total = 0
         self.done = self.failed = self.skipped = 0
         self.write_ops = self.read_ops = self.batches = 0
         self.sending = 0
+        self.unanswered = 0  # batches handed to the client whose answer has not come back
+        self.gated = False
+        self._ops_base = self.pacer.snapshot().operations
         self.started_at = clock()
         self._samples: deque[tuple[float, int, int]] = deque()
         self._last_emit = -1e18
@@ -454,6 +463,10 @@ class _Run:
                 self._fail(item, records, error)
                 return
             records.append(_result(item, _PENDING, error))
+            self.journal.record_event(
+                EventKind.RETRY, change_id=change.id, http_status=status or None, code=code,
+                request_id=error.request_id, detail={"wait_s": round(wait, 3), "attempt": item.attempts},
+            )
             after.append(lambda: self._schedule_write(item, wait))
             return
         if transport or status in _UNKNOWN_OUTCOME:
@@ -580,7 +593,7 @@ class _Run:
     # -- batches ------------------------------------------------------------------------
     async def send_writes(self, items: list[_Item]) -> None:
         ids = [it.change.id for it in items]
-        self.journal.mark_in_flight(ids)
+        await self._journal(self.journal.mark_in_flight, ids)
         now = self.clock()
         for it in items:
             it.attempts += 1
@@ -595,23 +608,26 @@ class _Run:
         try:
             results = await self.client.batch(ops)
         except AuthError as exc:
+            self.unanswered -= 1
             self.sending -= len(items)
             # The envelope was refused before anything ran: nothing was written.
             self.fatal = exc
             self.stopping = True
-            self.journal.record_results([_result(it, _PENDING, exc) for it in items])
+            await self._journal(self.journal.record_results, [_result(it, _PENDING, exc) for it in items])
             return
         except GraphError as exc:
+            self.unanswered -= 1
             self.sending -= len(items)
             for it in items:
                 self._fail(it, records, exc)
-            self._commit(records, after)
+            await self._commit(records, after)
             return
+        self.unanswered -= 1
         self.sending -= len(items)
         now = self.clock()
         for it, res in zip(items, results):
             self._on_write(it, res, now, records, after)
-        self._commit(records, after)
+        await self._commit(records, after)
 
     async def send_reads(self, users: list[_User]) -> None:
         ops = [graph_ops.list_phones(str(i), u.target) for i, u in enumerate(users)]
@@ -623,6 +639,7 @@ class _Run:
         try:
             results = await self.client.batch(ops)
         except AuthError as exc:
+            self.unanswered -= 1
             self.fatal = exc
             self.stopping = True
             for u in users:
@@ -631,21 +648,32 @@ class _Run:
             return
         except GraphError as exc:
             results = [OpResult(op.id, exc.status, {}, None, exc) for op in ops]
+        self.unanswered -= 1
         now = self.clock()
         for u, res in zip(users, results):
             self._on_read(u, res, now, records, verifications, after)
         if verifications:
             self.journal.record_verifications(verifications)
-        self._commit(records, after)
+        await self._commit(records, after)
 
-    def _commit(self, records: list[ChangeResult], after: list[Callable[[], None]]) -> None:
+    async def _commit(self, records: list[ChangeResult], after: list[Callable[[], None]]) -> None:
+        """Journal one response's results, then (only then) queue what follows from them."""
         if records:
-            self.journal.record_results(records)
+            await self._journal(self.journal.record_results, records)
         for action in after:
             action()
 
+    async def _journal(self, method: Callable[..., None], *args: object) -> None:
+        # A commit is usually sub-millisecond, but a WAL checkpoint can take tens of ms:
+        # off the event loop, so other batches' answers keep flowing meanwhile.
+        if self.settings.journal_in_thread:
+            await asyncio.to_thread(method, *args)
+        else:
+            method(*args)
+
     # -- the loop -----------------------------------------------------------------------
     def _launch(self, coro: Awaitable[None]) -> None:
+        self.unanswered += 1
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -653,10 +681,30 @@ class _Run:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
         self.wake.set()
+        if not task.cancelled() and task.exception() is not None and self.crash is None:
+            # A bug or a journal failure: stop dispatching, let the others finish, re-raise.
+            self.crash = task.exception()
+            self.stopping = True
 
     def _dispatch(self) -> None:
+        """Hand batches to the client while it has room for them.
+
+        Room: fewer than ``max_batches`` of ours in progress, and fewer than
+        ``queued_batches`` waiting for the pacer's permission. Changes are marked in flight
+        before their batch is handed over, so a short queue keeps the journal's in-flight
+        set (read back on resume) and the work a Ctrl-C still sends small, even when the
+        pacer releases one batch a second.
+        """
         size = self.settings.batch_size
+        self.gated = False
+        if not (self.reads or self.ready):
+            return
+        waiting = self.unanswered - self.pacer.snapshot().in_flight
         while len(self.tasks) < self.max_batches and (self.reads or self.ready):
+            if waiting >= self.settings.queued_batches:
+                self.gated = True
+                return
+            waiting += 1
             if self.reads:
                 users = [self.reads.popleft() for _ in range(min(size, len(self.reads)))]
                 self._launch(self.send_reads(users))
@@ -695,6 +743,8 @@ class _Run:
             if stop_task is not None:
                 stop_task.cancel()
         self.journal.flush()
+        if self.crash is not None:
+            raise self.crash
         if self.fatal is not None:
             return RunStatus.ABORTED
         if interrupted:
@@ -705,10 +755,14 @@ class _Run:
 
     async def _wait(self, now: float) -> None:
         self.wake.clear()
-        if self.tasks and (self.stopping or not self.timers):
+        poll = self.gated and not self.stopping
+        if self.tasks and (self.stopping or not self.timers) and not poll:
             await self.wake.wait()
             return
-        delay = min(self.timers[0][0] - now, self.settings.progress_interval_s) if self.timers else 0.0
+        delay = min(self.timers[0][0] - now, self.settings.progress_interval_s) if self.timers else 1.0
+        if poll:
+            # Nothing wakes us when the pacer admits a queued batch: look again shortly.
+            delay = min(delay, 0.02)
         if not self.tasks:
             await self.sleep(max(delay, 0.0))
             return
@@ -729,7 +783,7 @@ class _Run:
         self._last_emit = now
         snap = self.pacer.snapshot()
         finished = self.done + self.failed + self.skipped
-        ops = self.write_ops + self.read_ops
+        ops = snap.operations - self._ops_base  # dispatched by the pacer (not just queued)
         samples = self._samples
         samples.append((now, finished, ops))
         while len(samples) > 2 and now - samples[0][0] > 10.0:

@@ -361,3 +361,26 @@ def test_progress_events_count_up_to_the_total(harness: Any) -> None:
     assert last.finished and last.done == last.total == len(plan.changes) and last.eta_s == 0.0
     assert any(e.pause_reason and "429" in e.pause_reason for e in h.events)
     assert Counter(type(e.operations) for e in h.events) == Counter({int: len(h.events)})
+
+
+def test_cancellation_like_ctrl_c_is_an_interrupt_not_a_crash(harness: Any) -> None:
+    from provision.executor import ExecutorSettings, execute
+
+    h = harness()
+    sc.add_users(h.tenant, 200)
+    plan = sc.make_plan(h.tenant, sc.onboarding_roster(200))
+    journal = h.create_journal(plan.changes)
+
+    async def go() -> Any:
+        async with h.client() as client:
+            task = asyncio.ensure_future(
+                execute(client, journal, settings=ExecutorSettings(settle_s=1.0), clock=h.clock, sleep=h.clock.sleep)
+            )
+            h.tamper.on_request = lambda reqs: task.cancel() if len(h.tamper.batches) == 3 else None
+            return await task
+
+    result = asyncio.run(go())
+    assert result.status is RunStatus.INTERRUPTED
+    counts = journal.counts()
+    assert counts.in_flight == 0 and 0 < counts.done < len(plan.changes)
+    assert counts.done == h.stats()["writes_succeeded"]  # everything the server did is journaled
