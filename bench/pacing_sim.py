@@ -9,7 +9,9 @@ Server: a token bucket per app (rate R operations/s, capacity R * burst_s, full 
 Each ``$batch`` item takes one token; an item arriving when less than one token is left
 is answered 429 with ``Retry-After = ceil(time until a token)`` (at least 1 s), and still
 takes its token, down to -capacity (Graph keeps counting usage while throttled).
-Latency: lognormal, median 210 ms, clipped to 150-300 ms; the bucket is checked half way.
+Latency: lognormal, median 210 ms, clipped to 150-300 ms. As in the sandbox, the bucket
+is checked when a request arrives, and a request whose items were all throttled is
+answered at once.
 
 Clients: ``workers`` tasks, each sending batches of 20 writes through ``pacer.slot``.
 
@@ -127,6 +129,12 @@ class Scenario:
     latency_median: float = 0.210
     latency_min: float = 0.150
     latency_max: float = 0.300
+    check_at: float = 0.0
+    """Where in the latency the server checks its bucket (0 = on arrival, as the sandbox
+    does: it throttles first and then sleeps the operation's latency)."""
+    throttled_answer_at_once: bool = True
+    """A request whose items were all throttled is answered without latency (the sandbox
+    samples latency only for operations it runs)."""
 
 
 @dataclass(frozen=True)
@@ -168,9 +176,10 @@ async def _run(sc: Scenario, settings: PacingSettings | None) -> SimResult:
                     slot.report(200)  # never sent; keeps the books straight
                     break
                 rtt = latency()
-                await asyncio.sleep(rtt / 2)
+                await asyncio.sleep(rtt * sc.check_at)
                 ok, throttled, retry_after = server.admit(size)
-                await asyncio.sleep(rtt / 2)
+                if ok or not sc.throttled_answer_at_once:
+                    await asyncio.sleep(rtt * (1 - sc.check_at))
                 if loop.time() <= sc.duration:
                     succeeded += ok
                 slot.report(200, throttled=throttled, retry_after=retry_after)

@@ -1,41 +1,46 @@
 """Adaptive pacing: one controller that every in-flight Graph request goes through.
 
-Graph never tells us its limit; it only answers 429 (or 503) with ``Retry-After`` once we
-have exceeded it, and it keeps charging throttled requests against the quota. So the
-controller discovers the limit and then stays just under it:
+Graph never tells us its limit; it answers 429 (or 503) with ``Retry-After`` once we have
+exceeded it, and keeps charging throttled requests against the quota. So the controller
+discovers the limit and then stays just under it, with:
 
 * one global pause: after any ``Retry-After`` nobody dispatches until it has passed;
 * two lanes, ``read`` and ``write`` (Graph meters them separately), each with its own
-  rate limit (a token bucket in operations/s, where a ``$batch`` of n items costs n);
+  rate limit: a token bucket in operations/s, where a ``$batch`` of n items costs n;
 * one cap on in-flight HTTP requests shared by both lanes.
 
-A lane's rate follows three phases:
+A lane's rate goes through three phases:
 
-``startup``    no throttle seen yet: the rate doubles every ``startup_doubling_s`` while it
-               is the binding constraint;
-``recovery``   after the first throttle: the rate was cut to ``first_cut`` of what caused
-               it, and grows again (slower) until the second throttle;
-``steady``     from the second throttle on, the lane knows an estimate of what the server
-               admits (successful operations between two throttles / time between them:
-               the server's bucket was empty at both moments, so what got through in
-               between is what it refilled). After each throttle the rate restarts just
-               under that ceiling and probes upwards slowly, then faster (a quadratic
-               curve, as in TCP CUBIC), so throttles are rare and cheap.
+``startup``    no throttle yet: the rate doubles while it is what holds callers back;
+``recovery``   after the first throttle: halved (the server's burst allowance hid the limit
+               while we overshot it), then growing 5% a second until the next throttle;
+``steady``     from the second throttle on, the lane knows what got through between two
+               throttles (the server's bucket was empty at both, so that is what it
+               refilled: its limit, less any refill that overflowed while we ran below
+               it). It restarts a little above that and probes upwards, slowly at first
+               and faster the longer nothing is throttled (as TCP CUBIC does), so
+               throttles come every 10-20 s and cost an item or two each.
 
-A throttle answers only for the requests dispatched after the last cut: requests that were
-already in flight when we cut are part of the same congestion event and cut nothing more
-(TCP's once-per-round-trip rule).
+Only requests dispatched after the last cut can cause another: the ones already in flight
+when we cut are part of the same congestion event (TCP's once-per-round-trip rule). After
+a throttle, the lane's bucket copies the server's (empty, minus the throttled items, minus
+what is still on its way), so the first request after the pause waits until the server can
+take all of it; while the lane has no estimate yet, that first request goes alone and the
+rest wait for its answer.
 
-Usage, one HTTP request (a ``$batch`` of 20 writes)::
+Usage, one HTTP request (a ``$batch`` of up to 20 writes)::
 
-    pacer = Pacer()
-    async with pacer.slot("write", operations=20) as slot:
-        response = await send_batch(...)
-        slot.report(response.status, throttled=n_429_items,
-                    unavailable=n_503_items, retry_after=max_retry_after)
+    pacer = Pacer()                                  # one per run, shared by everything
+    async with pacer.slot("write", 20, flexible=True) as slot:
+        batch = take_ready_changes(slot.operations)   # the pacer sized it to the rate
+        if len(batch) < slot.operations:
+            slot.shrink(len(batch))
+        response = await send_batch(batch)
+        slot.report(response.status, throttled=n_items_429,
+                    unavailable=n_items_503, retry_after=max_retry_after_s)
 
 A slot released without a report (an exception, a timeout, a reset) counts as a failed
-request and changes no rate.
+request and changes no rate. ``pacer.snapshot()`` gives progress events their figures.
 """
 
 from __future__ import annotations
@@ -81,54 +86,68 @@ class LanePhase(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PacingSettings:
-    """Tuning constants. The defaults were chosen with ``bench/pacing_sim.py``: the same
-    values reach >= 0.97 of the server's write limit with <= 3% throttled operations at
-    20, 100 and 400 operations/s (burst 1-2 s, latency 150-300 ms)."""
+    """Tuning constants, chosen with ``bench/pacing_sim.py`` (virtual time, a token-bucket
+    server that charges throttled items, 150-300 ms latency): with these same values the
+    achieved write rate is >= 0.97 of a limit of 20, 100 or 400 operations/s over a 60 s
+    run, with <= 3% of operations throttled (burst allowance 1-2 s)."""
 
     initial_rate: float = 50.0
-    """Operations/s per lane before anything is known: one full batch every 0.4 s, low
-    enough that a 20 ops/s tenant loses about one batch to discover its limit."""
+    """Operations/s per lane before anything is known. Low enough that a 20 ops/s tenant
+    loses about one batch finding its limit; startup growth reaches 400 ops/s in ~1.5 s."""
     min_rate: float = 0.5
     max_rate: float = 50_000.0
-    max_in_flight: int = 16
-    """HTTP requests in flight, both lanes together. 16 batches of 20 at 200 ms carry
-    1,600 operations/s: well above Graph's per-tenant write quota, small enough that a
-    throttle with everything in flight costs few operations."""
+    max_in_flight: int = 8
+    """HTTP requests in flight, both lanes together. 8 batches of 20 at 200-300 ms carry
+    500-800 operations/s, more than any Graph quota for this API; it also caps how far
+    startup overshoots a high limit (16 cost ~1.5% of throughput at 400 ops/s)."""
     local_burst_s: float = 0.5
-    """Our own bucket holds this many seconds of the rate (at least one request), so a
-    pause's unused time is partly made up when it ends without bursting past the server."""
+    """Our own bucket holds this many seconds of the rate (at least one request). Larger
+    buckets burst into the server right after a pause and get throttled again."""
     batch_s: float = 0.35
-    """``batch_size()`` suggests requests of about this many seconds of the rate."""
-    startup_doubling_s: float = 0.5
-    startup_slowdown_s: float = 0.25
+    """``batch_size()`` / flexible slots size requests to about this many seconds of the
+    rate: at 20 ops/s a batch of 20 needs the server's whole 1 s allowance at once, and
+    latency jitter alone gets items throttled (0.90 of the limit instead of 0.97)."""
+    startup_doubling_s: float = 0.35
+    startup_slowdown_s: float = 0.1
+    """Before the first throttle the rate doubles every ``startup_doubling_s`` (+ this
+    much per doubling already done) of rate-bound time: fast at first, slower as it climbs,
+    because the server's burst allowance hides its limit until we are well above it."""
     first_cut: float = 0.5
-    """At the first throttle the server's burst allowance has hidden the limit for a
-    while, so the rate that tripped it may be far above the limit: halve it (or less)."""
-    cut: float = 0.9
-    """Later throttles restart at ``cut`` times the rate held ``lookback_s`` before the
-    throttled request, never below what the server demonstrably admitted since the
-    previous throttle."""
+    """At the first throttle (and at a repeated one before any estimate exists) the rate
+    is halved, or set to what got through since the start if that is lower."""
     restart_bump: float = 0.04
-    repeat_cut: float = 0.75
-    """A throttle within ``min_estimate_s`` of the previous one cuts the rate this much."""
-    max_cut: float = 0.95
+    """Later throttles restart the rate at (what got through between the last two
+    throttles) * (1 + bump): slightly above the limit, so the allowance the server refilled
+    during the pause is used rather than wasted, and the next throttle is far away."""
+    cut: float = 0.9
     lookback_s: float = 1.0
-    recovery_linear: float = 0.05
-    probe_linear: float = 0.0
-    """After a cut the rate grows by base * (linear * t + quadratic * t^2) after t seconds
-    (of rate-bound time): slow near the restart point, faster the longer it holds."""
-    probe_quadratic: float = 0.0005
+    held_min_quiet_s: float = 1.5
+    """...but never below ``cut`` times the rate held ``lookback_s`` before the throttled
+    request, if we had been sending for ``held_min_quiet_s`` since the last pause (what got
+    through understates the limit when we spent part of the interval below it)."""
+    repeat_cut: float = 0.75
+    """A throttle within ``min_estimate_s`` of the previous one (steady phase) cuts this much."""
+    max_cut: float = 0.95
+    """Every throttle lowers the rate to at most this times the rate that was throttled."""
     min_estimate_s: float = 2.0
     """Shortest interval between two throttles that yields an admitted-rate figure."""
+    recovery_linear: float = 0.05
+    """After the first throttle the rate grows by 5% of its restart value per second."""
+    probe_linear: float = 0.0
+    probe_quadratic: float = 0.0003
+    """After later throttles it grows by restart * (linear * t + quadratic * t^2) after t
+    seconds of rate-bound time: flat near the restart point, faster the longer nothing is
+    throttled (+3% after 10 s, +27% after 30 s), so throttles come every 10-20 s and cost
+    one or two items each."""
     window_s: float = 0.1
     """Rate increases are applied at most this often."""
     default_retry_after_s: float = 1.0
     """Pause after a 429 that carries no Retry-After."""
     unavailable_share_to_cut: float = 0.2
-    """503s are usually transient faults; they count as congestion only when this share of
-    a lane's recent operations failed with 503 (or when they carry Retry-After... which
-    only pauses)."""
     unavailable_memory_ops: float = 50.0
+    """503s are mostly transient faults (the faults profile injects 5% of them): they cut
+    the rate only when about ``unavailable_share_to_cut`` of the lane's last
+    ``unavailable_memory_ops`` operations failed with 503. A Retry-After on them pauses."""
 
     def __post_init__(self) -> None:
         if not (0 < self.min_rate <= self.initial_rate <= self.max_rate):
@@ -193,6 +212,9 @@ class _LaneState:
     base_rate: float = 0.0
     probe_s: float = 0.0
     last_cut_at: float = -math.inf
+    resumed_at: float = -math.inf
+    must_probe: bool = False
+    probe: Slot | None = None
     event_at: float | None = None
     first_sent_at: float | None = None
     head_need: int = 0
@@ -201,6 +223,7 @@ class _LaneState:
     bound_s: float = 0.0
     unavailable_share: float = 0.0
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
+    live: set[Slot] = field(default_factory=set)
     in_flight: int = 0
     requests: int = 0
     operations: int = 0
@@ -209,7 +232,6 @@ class _LaneState:
     unavailable: int = 0
     failed_requests: int = 0
     cuts: int = 0
-
 
     def rate_at(self, when: float) -> float:
         """The rate limit that was in force at ``when`` (recent past only)."""
@@ -257,7 +279,7 @@ class Slot:
         n_throttled = min(throttled or 0, self.operations)
         n_unavailable = min(unavailable or 0, self.operations - n_throttled)
         self._reported = True
-        self._pacer._on_report(self, n_throttled, n_unavailable, retry_after)
+        self._pacer._on_report(self, status, n_throttled, n_unavailable, retry_after)
 
     def shrink(self, operations: int) -> None:
         """Send fewer operations than granted (fewer were ready); the rest is given back."""
@@ -355,7 +377,7 @@ class Pacer:
                 if self._paused_until - now > _TIME_EPSILON:
                     await self._sleep(self._paused_until - now)
                     continue
-                if self._in_flight >= self.settings.max_in_flight:
+                if self._in_flight >= self.settings.max_in_flight or lane.probe is not None:
                     await self._wait_for_capacity()
                     continue
                 if flexible:
@@ -376,9 +398,14 @@ class Pacer:
                 lane.in_flight += 1
                 lane.requests += 1
                 lane.operations += operations
-                return Slot(self, lane.lane, operations, now, lane.rate)
+                slot = Slot(self, lane.lane, operations, now, lane.rate)
+                lane.live.add(slot)
+                if lane.must_probe:
+                    lane.probe = slot
+                return slot
         finally:
             if lane.waiters and lane.waiters[0] is turn:
+                lane.head_need = 0
                 lane.waiters.popleft()
                 if lane.waiters and not lane.waiters[0].done():
                     lane.waiters[0].set_result(None)
@@ -467,6 +494,9 @@ class Pacer:
         lane = self._lanes[slot.lane]
         self._in_flight -= 1
         lane.in_flight -= 1
+        lane.live.discard(slot)
+        if lane.probe is slot:
+            lane.probe = None
         if not reported:
             lane.failed_requests += 1
         waiters, self._capacity_waiters = self._capacity_waiters, []
@@ -474,7 +504,7 @@ class Pacer:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _on_report(self, slot: Slot, throttled: int, unavailable: int, retry_after: float | None) -> None:
+    def _on_report(self, slot: Slot, status: int, throttled: int, unavailable: int, retry_after: float | None) -> None:
         s = self.settings
         lane = self._lanes[slot.lane]
         now = self._clock()
@@ -485,27 +515,40 @@ class Pacer:
         # Every answered operation used the server's quota, throttled ones too.
         lane.sent_since_event += slot.operations
 
-        if throttled:
-            # Mirror the server's bucket: it is empty, and each throttled item still took
-            # a token. Retry-After only promises one token back; this makes the first
-            # batch after the pause also wait until the server can take all of it.
-            self._refill(lane, now)
-            lane.tokens = min(lane.tokens, 0.0) - throttled
         if throttled and retry_after is None:
             retry_after = s.default_retry_after_s
-        if retry_after is not None and (throttled or unavailable):
-            status = "throttled (429)" if throttled else "unavailable (503)"
-            self.pause(retry_after, f"{status} on {slot.lane} requests: Retry-After {retry_after:g}s")
+        if retry_after is not None:
+            what = "throttled (429)" if throttled else "unavailable (503)" if unavailable else f"answered {status}"
+            self.pause(retry_after, f"{what} on {slot.lane} requests: Retry-After {retry_after:g}s")
 
         # An exponentially weighted share of 503s over the lane's last ~N operations.
         decay = (1.0 - 1.0 / s.unavailable_memory_ops) ** slot.operations
         lane.unavailable_share = lane.unavailable_share * decay + (1 - decay) * (unavailable / slot.operations)
         congested = throttled > 0 or lane.unavailable_share >= s.unavailable_share_to_cut
         if congested:
-            if slot.dispatched_at >= lane.last_cut_at:
+            if slot.dispatched_at > lane.last_cut_at:
                 self._cut(lane, now, slot)
         elif ok:
             self._maybe_increase(lane, now)
+        if lane.probe is slot and not throttled:
+            lane.must_probe = False
+        if throttled:
+            self._mirror_empty_server(lane, now, slot, throttled, retry_after or 0.0)
+
+    def _mirror_empty_server(self, lane: _LaneState, now: float, slot: Slot, throttled: int, pause: float) -> None:
+        # Retry-After only promises the server one token back, not room for a batch. So
+        # our bucket copies the server's: empty when it checked this request (no earlier
+        # than its dispatch), minus its throttled items (they still took tokens), minus
+        # what is still on its way there, plus what it refills until the pause ends. The
+        # first request after the pause then waits until the server can take it whole, and
+        # no longer: waiting longer would let the server's bucket overflow.
+        # Until a throttle-to-throttle figure exists, our rate may still be far above the
+        # server's, so the refill is counted at a fraction of it.
+        self._refill(lane, now)
+        refill = lane.rate if lane.phase is LanePhase.STEADY else lane.rate * self.settings.first_cut
+        on_the_way = sum(o.operations for o in lane.live if o is not slot and o.dispatched_at > slot.dispatched_at)
+        at_pause_end = refill * (now + pause - slot.dispatched_at) - throttled - on_the_way
+        lane.tokens = min(lane.tokens, at_pause_end - lane.rate * pause)
 
     def _cut(self, lane: _LaneState, now: float, slot: Slot) -> None:
         s = self.settings
@@ -514,11 +557,15 @@ class Pacer:
         # burst allowance drained, the rate kept climbing, so the last rate overstates.
         held = min(throttled_rate, lane.rate_at(slot.dispatched_at - s.lookback_s))
         admitted: float | None = None
-        if lane.event_at is not None and now - lane.event_at >= s.min_estimate_s:
+        interval = math.inf if lane.event_at is None else now - lane.event_at
+        if lane.event_at is not None and interval >= s.min_estimate_s:
             # The server's bucket was empty at the previous throttle and is empty now:
             # what we sent in between (pause included) is what it refilled, less what
             # overflowed while we ran below its limit. A lower bound of the limit.
             admitted = lane.sent_since_event / (now - lane.event_at)
+        # Unless the lane restarts from a throttle-to-throttle figure, its rate may still
+        # be far off: after the pause, send one request and wait for its answer first.
+        lane.must_probe = lane.phase is not LanePhase.STEADY or admitted is None
         if lane.phase is LanePhase.STARTUP:
             new_rate = throttled_rate * s.first_cut
             if lane.first_sent_at is not None and now > lane.first_sent_at:
@@ -528,16 +575,23 @@ class Pacer:
                 new_rate = min(new_rate, lane.sent_since_event / (now - lane.first_sent_at))
             lane.phase = LanePhase.RECOVERY
         elif admitted is None:
-            # Throttled again right after a pause: the restart rate was far too high.
-            new_rate = throttled_rate * s.repeat_cut
+            # Throttled again right after a pause: the restart rate was too high (far too
+            # high if no throttle-to-throttle figure was ever made).
+            new_rate = throttled_rate * (s.repeat_cut if lane.phase is LanePhase.STEADY else s.first_cut)
         else:
             # Restart a little above what got through (so the server's refilled burst
             # allowance is used, not wasted), or below the rate held before the throttle
             # if that says more (what got through understates the limit when we ran below it).
-            new_rate = max(admitted * (1 + s.restart_bump), held * s.cut)
+            new_rate = admitted * (1 + s.restart_bump)
+            if slot.dispatched_at - lane.resumed_at >= s.held_min_quiet_s:
+                # Sending a while after the last pause without a throttle means the limit
+                # is near the held rate; what got through understates it if we spent part
+                # of the interval below it. (Right after a pause, the held rate means nothing.)
+                new_rate = max(new_rate, held * s.cut)
             lane.phase = LanePhase.STEADY
         new_rate = min(new_rate, throttled_rate * s.max_cut)
         self._set_rate(lane, now, new_rate)
+        lane.resumed_at = max(now, self._paused_until)
         lane.estimated_limit = lane.rate
         lane.base_rate = lane.rate
         lane.probe_s = 0.0
