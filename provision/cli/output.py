@@ -13,6 +13,7 @@ message is masked before it reaches a screen or a scheduler's log.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from contextlib import contextmanager
@@ -26,6 +27,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from provision.errors import AuthError, ProvisionError, SafetyError, UsageError
 from provision.logs import logger, mask_text
+
+# Without a handler, logging's last resort would print every warning/error a second time,
+# unmasked and not as JSON, on stderr; run.log is attached per run (logs.attach_run_log).
+logger().addHandler(logging.NullHandler())
 
 EXIT_OK = 0
 EXIT_ROWS_FAILED = 1

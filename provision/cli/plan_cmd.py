@@ -35,7 +35,7 @@ def plan(
         raise fail(exc, console) from None
     summary = plan_summary(planned)
     if isinstance(console, JsonConsole):
-        console.result(**summary, plan_file=str(path))
+        console.result(event_kind="plan", **summary, plan_file=str(path))
     else:
         stdout = RichTerminal(highlight=False)
         render_plan_summary(stdout, summary)
