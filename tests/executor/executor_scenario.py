@@ -22,8 +22,11 @@ def upn(i: int) -> str:
     return f"user{i:06d}@contoso.example"
 
 
+_AREAS = (206, 425, 360)  # mobile, office, alternateMobile: valid US numbers (the CLI's reader checks)
+
+
 def number(i: int, kind: int) -> str:
-    return f"+1 {2060000000 + kind * 10_000_000 + i}"
+    return f"+1 {_AREAS[kind]}{2_000_000 + i:07d}"
 
 
 def add_users(tenant: Tenant, n: int) -> list[str]:

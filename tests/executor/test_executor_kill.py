@@ -1,7 +1,8 @@
 """kill -9 at several points of a 2,000-user run, then resume: nothing lost, nothing written twice.
 
-The job runs as a subprocess (``executor_driver.py``); the sandbox runs in this process over
-loopback HTTP, so it survives the kills. The test watches the run journal (read-only, as
+The job runs as a subprocess through the CLI (``provision apply JOB --yes --run-dir DIR``,
+then ``provision resume DIR``); the sandbox runs in this process over loopback HTTP, so it
+survives the kills. The test watches the run journal (read-only, as
 ``provision report`` would) and sends SIGKILL once it holds N ``done`` changes, for a few
 N; then it resumes, and after the last resume the tenant must hold exactly the plan's
 after-state, with every write applied exactly once.
@@ -26,7 +27,6 @@ from provision.sandbox.app import create_app
 from provision.sandbox.limits import parse_profile
 from provision.sandbox.server import serve_in_thread
 
-DRIVER = Path(__file__).with_name("executor_driver.py")
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = {
     "latency": {"read_ms": 3, "write_ms": 5, "jitter": 0.3},
@@ -38,8 +38,31 @@ USERS = 2000
 
 def _start(*args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, str(DRIVER), *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "provision", *args, "--log-format", "json"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _write_job(folder: Path, root: str, desired: dict[str, sc.DesiredUser]) -> Path:
+    lines = ["user,mobile,alternate_mobile,office"]
+    for user in desired.values():
+        p = user.phones
+        lines.append(f"{user.user},{p.get(sc.MOBILE) or ''},{p.get(sc.ALT) or ''},{p.get(sc.OFFICE) or ''}")
+    (folder / "roster.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    job = folder / "job.toml"
+    job.write_text(
+        f'''name = "kill-test"
+mode = "additive"
+[roster]
+path = "roster.csv"
+[output]
+directory = "out"
+[target]
+kind = "sandbox"
+url = "{root}/v1.0"
+''',
+        encoding="utf-8",
+    )
+    return job
 
 
 def _done(run_dir: Path) -> int:
@@ -87,14 +110,15 @@ def test_kill_9_at_several_points_then_resume(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     kills: list[int] = []
     with serve_in_thread(app) as root:
-        proc = _start("apply", root, str(run_dir), str(USERS))
+        job = _write_job(tmp_path, root, desired)
+        proc = _start("apply", str(job), "--yes", "--run-dir", str(run_dir))
         kills.append(_kill_after(proc, run_dir, 400))
         for target in (total // 3, (2 * total) // 3):
-            proc = _start("resume", root, str(run_dir))
+            proc = _start("resume", str(run_dir))
             kills.append(_kill_after(proc, run_dir, target))
-        proc = _start("resume", root, str(run_dir))
+        proc = _start("resume", str(run_dir))
         out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, out.decode()
+        assert proc.returncode == 0, out.decode()[-3000:]
 
     assert kills == sorted(kills) and kills[-1] < total  # really killed mid-run, three times
     journal = Journal.open(run_dir, read_only=True)
