@@ -103,6 +103,20 @@ def write_job(directory: Path, body: str, *, url: str, name: str = "job") -> Pat
     return path
 
 
+CLEAN_ROWS: tuple[tuple[str, str], ...] = (
+    ("paul.walker@contoso.com", "+1 425 555 0101"),
+    ("nina.patel@contoso.com", "+44 7911 123460"),
+    ("tom.becker@contoso.com", "+49 151 23456781"),
+)
+
+
+def clean_job(directory: Path, url: str, rows: Sequence[Sequence[str]] = CLEAN_ROWS, extra: str = "") -> Path:
+    """An additive job over a small valid roster of sample-tenant users without phones."""
+    write_csv(directory / "clean.csv", ["upn", "mobile"], rows)
+    body = f'mode = "additive"\n{extra}\n[roster]\npath = "clean.csv"\n[roster.columns]\nuser = "upn"\nmobile = "mobile"\n'
+    return write_job(directory, body, url=url, name="clean")
+
+
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> Path:
     with path.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)

@@ -13,21 +13,18 @@ from typing import Any
 
 import pytest
 
-from cli_support import CONTOSO_TENANT_ID, cli, phones_of, run_provision, shipped_job, tenant_snapshot, upn, write_csv, write_job
+from cli_support import (
+    CLEAN_ROWS,
+    CONTOSO_TENANT_ID,
+    clean_job,
+    cli,
+    phones_of,
+    run_provision,
+    shipped_job,
+    tenant_snapshot,
+    upn,
+)
 from provision.sandbox.auth import make_token
-
-CLEAN_ROWS = [
-    [upn("paul.walker"), "+1 425 555 0101"],
-    [upn("nina.patel"), "+44 7911 123460"],
-    [upn("tom.becker"), "+49 151 23456781"],
-]
-
-
-def clean_job(tmp_path: Path, url: str, rows: list[list[str]] = CLEAN_ROWS, extra: str = "") -> Path:
-    write_csv(tmp_path / "clean.csv", ["upn", "mobile"], rows)
-    body = f'mode = "additive"\n{extra}\n[roster]\npath = "clean.csv"\n[roster.columns]\nuser = "upn"\nmobile = "mobile"\n'
-    return write_job(tmp_path, body, url=url, name="clean")
-
 
 def error_messages(ran: Any) -> list[str]:
     return [e["message"] for e in ran.json_lines() if e.get("level") == "error"]
@@ -59,7 +56,7 @@ def test_exit_0_clean_roster_applied_then_already_right(contoso: Any, tmp_path: 
 
 
 def test_exit_1_when_some_rows_fail(contoso: Any, tmp_path: Path) -> None:
-    job = clean_job(tmp_path, contoso.v1, CLEAN_ROWS + [[upn("nobody.here"), "+1 425 555 0109"]])
+    job = clean_job(tmp_path, contoso.v1, [*CLEAN_ROWS, (upn("nobody.here"), "+1 425 555 0109")])
     ran = cli(["apply", job, "--yes", "--run-dir", tmp_path / "run", "--log-format", "json"])
     assert ran.exit_code == 1
     run = ran.result("run")

@@ -172,8 +172,8 @@ def test_onboarding_as_users_run_it_embedded_sandbox_subprocess(tmp_path: Path) 
     second = run_provision(["apply", job, "--yes", "--run-dir", tmp_path / "run2", "--log-format", "text"], cwd=tmp_path)
     assert second.exit_code == 1, second.stderr
     assert "Planned changes: 0" in second.stdout
-    # rich wraps at 80 columns without a terminal: compare with whitespace collapsed
-    assert f"Report: {tmp_path / 'run2' / 'report.html'}" in " ".join(second.stdout.split())
+    # where the report is, on one line (no terminal: rich would otherwise fold it at 80 columns)
+    assert f"Report: {tmp_path / 'run2' / 'report.html'}\n" in second.stdout
     summary = json.loads((tmp_path / "run2" / "summary.json").read_text(encoding="utf-8"))
     assert summary["changes"] == {} and summary["rows_by_outcome"]["unchanged"] == 17
     assert not leaked_numbers(first.output + second.output)
