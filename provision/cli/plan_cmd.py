@@ -37,7 +37,7 @@ def plan(
     if isinstance(console, JsonConsole):
         console.result(event_kind="plan", **summary, plan_file=str(path))
     else:
-        stdout = RichTerminal(highlight=False)
+        stdout = RichTerminal(highlight=False, soft_wrap=True)  # paths stay whole, copyable
         render_plan_summary(stdout, summary)
         stdout.print(f"Plan written to [bold]{path}[/] (checksum {planned.checksum[:12]})")
     if not planned.plan.safety.ok:

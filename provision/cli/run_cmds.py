@@ -182,7 +182,7 @@ def _finish(console: AnyConsole, outcome: RunOutcome) -> None:
             exit_code=s.exit_code,
         )
     else:
-        out = RichTerminal(highlight=False)
+        out = RichTerminal(highlight=False, soft_wrap=True)  # paths stay whole, copyable
         outcomes = ", ".join(f"{n} {o}" for o, n in sorted(s.rows_by_outcome.items()))
         out.print(f"Rows: {s.rows_total} ({outcomes})")
         if execution is not None and execution.status is not RunStatus.COMPLETED and execution.resume_command:
