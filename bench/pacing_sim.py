@@ -1,29 +1,34 @@
 """Virtual-time simulation of provision.pacing.Pacer against a throttling server.
 
 No real sleeping: an asyncio event loop whose clock jumps to the next timer whenever
-nothing is ready, so a 60-second run takes a fraction of a second and is deterministic
-for a given seed. The client is the real ``Pacer`` with its default settings; only the
-server and the network are simulated.
+nothing is ready, so a 60-second run takes milliseconds and is deterministic for a seed.
+The client is the real ``Pacer`` with its default settings (the same for every R); only
+the server and the network are simulated.
 
-Server: a token bucket per app (rate R operations/s, capacity R * burst_s, full at start).
-Each ``$batch`` item takes one token; an item arriving when less than one token is left
-is answered 429 with ``Retry-After = ceil(time until a token)`` (at least 1 s), and still
-takes its token, down to -capacity (Graph keeps counting usage while throttled).
-Latency: lognormal, median 210 ms, clipped to 150-300 ms. As in the sandbox, the bucket
-is checked when a request arrives, and a request whose items were all throttled is
-answered at once.
+Server (as provision/sandbox/limits.py meters writes): a token bucket per app, rate R
+operations/s, capacity R * burst_s, full at start. Each ``$batch`` item takes a token;
+an item arriving when less than one is left gets 429 with ``Retry-After = ceil(time until
+a token)`` (at least 1 s) and still takes its token, down to -capacity (Graph keeps
+counting usage while throttled). The bucket is checked when a request arrives; the answer
+comes after a lognormal latency (median 210 ms, clipped to 150-300 ms), or at once when
+every item was throttled.
 
-Clients: ``workers`` tasks, each sending batches of 20 writes through ``pacer.slot``.
+Clients: 32 workers sending batches of up to 20 writes through ``pacer.slot(...,
+flexible=True)`` (``--fixed-batches``: always 20) and retrying nothing (endless work).
 
-    python -m bench.pacing_sim                 # R = 20, 100, 400; burst 1 s and 2 s
-    python -m bench.pacing_sim --duration 30 --seeds 5
+Printed per (R, burst, run length) over several seeds: achieved successful writes/s / R
+(answers received within the run), and the share of write operations answered 429.
+
+    python -m bench.pacing_sim                     # R = 20, 100, 400; burst 1, 1.5, 2 s
+    python -m bench.pacing_sim --durations 60 --seeds 8 --verbose
+    python -m bench.pacing_sim --set probe_quadratic=0.0005   # explore a setting
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
+import dataclasses
 import math
 import random
 import selectors
@@ -210,7 +215,7 @@ def simulate(scenario: Scenario, settings: PacingSettings | None = None) -> SimR
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[20, 100, 400])
-    parser.add_argument("--bursts", type=float, nargs="+", default=[1.0, 2.0])
+    parser.add_argument("--bursts", type=float, nargs="+", default=[1.0, 1.5, 2.0])
     parser.add_argument("--durations", type=float, nargs="+", default=[30.0, 60.0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--verbose", action="store_true", help="one line per seed")

@@ -160,6 +160,10 @@ class PacingSettings:
 
 @dataclass(frozen=True, slots=True)
 class LaneSnapshot:
+    """One lane's state and counts: ``requests`` and ``operations`` dispatched; ``ok``,
+    ``throttled`` (429) and ``unavailable`` (503) operations reported; requests released
+    without a report (``failed_requests``); rate cuts made (``cuts``)."""
+
     lane: Lane
     phase: LanePhase
     rate_limit: float

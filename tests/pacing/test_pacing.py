@@ -203,6 +203,19 @@ def test_scattered_503s_cut_nothing_but_an_outage_does(run_virtual: Any) -> None
     assert outage.unavailable == 80
 
 
+def test_any_retry_after_reported_pauses_everyone(run_virtual: Any) -> None:
+    async def main(loop: VirtualTimeLoop) -> tuple[float, Any]:
+        pacer = Pacer(clock=loop.time)
+        async with pacer.slot(Lane.READ, 1) as slot:
+            slot.report(504, retry_after=2)
+        return loop.time(), pacer.snapshot()
+
+    now, snap = run_virtual(main)
+    assert snap.paused_until == pytest.approx(now + 2)
+    assert snap.pause_reason is not None and "504" in snap.pause_reason
+    assert snap.lanes[Lane.READ].cuts == 0  # a gateway timeout is not a throttle
+
+
 def test_a_503_with_retry_after_pauses_everyone(run_virtual: Any) -> None:
     async def main(loop: VirtualTimeLoop) -> tuple[float, Any]:
         pacer = Pacer(clock=loop.time)
