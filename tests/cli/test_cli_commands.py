@@ -130,7 +130,7 @@ def test_sandbox_serve_token_snapshot_drive_a_real_run(tmp_path: Path) -> None:
         assert applied.exit_code == 0, applied.stderr
         assert applied.result("run")["rows_by_outcome"] == {"applied": 3}
 
-        snap = cli(["sandbox", "snapshot", "--url", v1.removesuffix("/v1.0"), "--out", tmp_path / "snap.json"])
+        snap = run_provision(["sandbox", "snapshot", "--url", v1.removesuffix("/v1.0"), "--out", tmp_path / "snap.json"], cwd=tmp_path)
         assert snap.exit_code == 0 and "snapshot written" in snap.stderr
         state = json.loads((tmp_path / "snap.json").read_text(encoding="utf-8"))
         assert state["tenant_id"] == CONTOSO_TENANT_ID

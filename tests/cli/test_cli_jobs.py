@@ -176,6 +176,17 @@ def test_onboarding_as_users_run_it_embedded_sandbox_subprocess(tmp_path: Path) 
     assert f"Report: {tmp_path / 'run2' / 'report.html'}\n" in second.stdout
     summary = json.loads((tmp_path / "run2" / "summary.json").read_text(encoding="utf-8"))
     assert summary["changes"] == {} and summary["rows_by_outcome"]["unchanged"] == 17
-    assert not leaked_numbers(first.output + second.output)
+
+    # the other run commands, as processes too (resume and plan start the embedded sandbox again)
+    csv_before = (tmp_path / "run1" / "results.csv").read_bytes()
+    (tmp_path / "run1" / "results.csv").unlink()
+    report = run_provision(["report", tmp_path / "run1"], cwd=tmp_path)
+    assert report.exit_code == 1 and (tmp_path / "run1" / "results.csv").read_bytes() == csv_before
+    resume = run_provision(["resume", tmp_path / "run1"], cwd=tmp_path)
+    assert resume.exit_code == 1
+    assert any("already finished" in e.get("message", "") for e in resume.json_lines())
+    plan = run_provision(["plan", job, "--out", tmp_path / "plan.json"], cwd=tmp_path)
+    assert plan.exit_code == 1 and plan.result("plan")["changes"] == 0
+    assert not leaked_numbers(first.output + second.output + report.output + resume.output + plan.output)
     for run_dir in ("run1", "run2"):
         assert not leaked_numbers((tmp_path / run_dir / "run.log").read_text(encoding="utf-8"))
