@@ -16,12 +16,17 @@ every item was throttled.
 Clients: 32 workers sending batches of up to 20 writes through ``pacer.slot(...,
 flexible=True)`` (``--fixed-batches``: always 20) and retrying nothing (endless work).
 
+``--sandbox`` replaces the modelled server with provision/sandbox's real app (in process,
+its clock and sleep on the virtual loop, write latency median 210 ms, jitter 0.15, a batch
+answering after its slowest item), the requests being $batch PATCHes of mobile numbers.
+
 Printed per (R, burst, run length) over several seeds: achieved successful writes/s / R
 (answers received within the run), and the share of write operations answered 429.
 
     python -m bench.pacing_sim                     # R = 20, 100, 400; burst 1, 1.5, 2 s
     python -m bench.pacing_sim --durations 60 --seeds 8 --verbose
     python -m bench.pacing_sim --set probe_quadratic=0.0005   # explore a setting
+    python -m bench.pacing_sim --sandbox --seeds 2  # the real sandbox app serves the requests
 """
 
 from __future__ import annotations
@@ -203,11 +208,78 @@ async def _run(sc: Scenario, settings: PacingSettings | None) -> SimResult:
     )
 
 
-def simulate(scenario: Scenario, settings: PacingSettings | None = None) -> SimResult:
-    """One run in virtual time (returns in well under a second of real time)."""
+async def _run_sandbox(sc: Scenario, settings: PacingSettings | None) -> SimResult:
+    """The same clients against the real sandbox app (in process, httpx.ASGITransport,
+    its clock and sleep on the virtual loop): $batch PATCHes of users' mobile numbers."""
+    import httpx
+
+    from provision.model import METHOD_IDS, PhoneType
+    from provision.sandbox.app import create_app
+    from provision.sandbox.limits import LatencySettings, Profile, ThrottleSettings
+
+    loop = asyncio.get_running_loop()
+    profile = Profile(
+        name="pacing-sim",
+        throttle=ThrottleSettings(writes_per_second=sc.rate, burst_seconds=sc.burst_s),
+        latency=LatencySettings(read_ms=sc.latency_median * 1000, write_ms=sc.latency_median * 1000, jitter=0.15),
+    )
+    app = create_app(profile=profile, clock=loop.time, sleep=asyncio.sleep, seed=sc.seed)
+    tenant = app.sandbox.tenant
+    users = [tenant.create_user(f"user{i}@contoso.com")["id"] for i in range(400)]
+    for i, user in enumerate(users):
+        tenant.create_phone(user, f"+1 2065550{i:03d}", "mobile")
+    mobile = METHOD_IDS[PhoneType.MOBILE]
+    pacer = Pacer(settings, clock=loop.time)
+    sent = 0
+    succeeded = 0
+
+    async def worker(http: httpx.AsyncClient) -> None:
+        nonlocal sent, succeeded
+        while loop.time() < sc.duration:
+            async with pacer.slot(Lane.WRITE, BATCH_SIZE, flexible=sc.adaptive_batches) as slot:
+                requests = []
+                for item in range(slot.operations):
+                    sent += 1
+                    requests.append({
+                        "id": str(item), "method": "PATCH",
+                        "url": f"/users/{users[sent % len(users)]}/authentication/phoneMethods/{mobile}",
+                        "headers": {"Content-Type": "application/json"},
+                        "body": {"phoneNumber": f"+1 425555{sent % 10000:04d}", "phoneType": "mobile"},
+                    })
+                answer = await http.post("/v1.0/$batch", json={"requests": requests})
+                items = answer.json()["responses"]
+                retry_after = [float(i["headers"]["Retry-After"]) for i in items if "Retry-After" in i["headers"]]
+                if loop.time() <= sc.duration:
+                    succeeded += sum(1 for i in items if i["status"] < 300)
+                slot.report(
+                    answer.status_code,
+                    throttled=sum(1 for i in items if i["status"] == 429),
+                    unavailable=sum(1 for i in items if i["status"] == 503),
+                    retry_after=max(retry_after, default=None),
+                )
+
+    headers = {"Authorization": f"Bearer {app.sandbox.token()}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox", headers=headers) as http:
+        await asyncio.gather(*(worker(http) for _ in range(sc.workers)))
+    stats = app.sandbox.stats.to_json()
+    write = pacer.snapshot().lanes[Lane.WRITE]
+    return SimResult(
+        scenario=sc,
+        succeeded=succeeded,
+        operations=stats["operations"],
+        throttled=stats["throttled"],
+        overflowed=float("nan"),
+        cuts=write.cuts,
+        final_rate=write.rate_limit,
+        estimated_limit=write.estimated_limit,
+    )
+
+
+def simulate(scenario: Scenario, settings: PacingSettings | None = None, *, sandbox: bool = False) -> SimResult:
+    """One run in virtual time (milliseconds of real time; ``sandbox``: about a second)."""
     loop = VirtualTimeLoop()
     try:
-        return loop.run_until_complete(_run(scenario, settings))
+        return loop.run_until_complete((_run_sandbox if sandbox else _run)(scenario, settings))
     finally:
         loop.close()
 
@@ -219,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--durations", type=float, nargs="+", default=[30.0, 60.0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--verbose", action="store_true", help="one line per seed")
+    parser.add_argument("--sandbox", action="store_true",
+                        help="serve the requests with the real sandbox app (in process, virtual time)")
     parser.add_argument("--fixed-batches", action="store_true",
                         help="always 20 operations per request instead of pacer.batch_size()")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -236,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         for burst in args.bursts:
             for rate in args.rates:
                 runs = [simulate(Scenario(rate, burst, duration, seed, adaptive_batches=not args.fixed_batches),
-                                 settings)
+                                 settings, sandbox=args.sandbox)
                         for seed in range(1, args.seeds + 1)]
                 ratios = [r.achieved_ratio for r in runs]
                 shares = [r.throttled_share for r in runs]

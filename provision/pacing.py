@@ -531,7 +531,7 @@ class Pacer:
         congested = throttled > 0 or lane.unavailable_share >= s.unavailable_share_to_cut
         if congested:
             if slot.dispatched_at > lane.last_cut_at:
-                self._cut(lane, now, slot)
+                self._cut(lane, now, slot, retry_after or 0.0)
         elif ok:
             self._maybe_increase(lane, now)
         if lane.probe is slot and not throttled:
@@ -554,7 +554,7 @@ class Pacer:
         at_pause_end = refill * (now + pause - slot.dispatched_at) - throttled - on_the_way
         lane.tokens = min(lane.tokens, at_pause_end - lane.rate * pause)
 
-    def _cut(self, lane: _LaneState, now: float, slot: Slot) -> None:
+    def _cut(self, lane: _LaneState, now: float, slot: Slot, retry_after: float) -> None:
         s = self.settings
         throttled_rate = slot.rate_at_dispatch
         # The rate held a moment before the throttled request left: while the server's
@@ -569,7 +569,12 @@ class Pacer:
             admitted = lane.sent_since_event / (now - lane.event_at)
         # Unless the lane restarts from a throttle-to-throttle figure, its rate may still
         # be far off: after the pause, send one request and wait for its answer first.
-        lane.must_probe = lane.phase is not LanePhase.STEADY or admitted is None
+        # Not after the first throttle unless the server is a second or more in debt: at
+        # high limits that answer's round trip costs more than it saves.
+        if lane.phase is LanePhase.STARTUP:
+            lane.must_probe = retry_after >= 2
+        else:
+            lane.must_probe = lane.phase is not LanePhase.STEADY or admitted is None
         if lane.phase is LanePhase.STARTUP:
             new_rate = throttled_rate * s.first_cut
             if lane.first_sent_at is not None and now > lane.first_sent_at:

@@ -367,11 +367,11 @@ def test_an_unlimited_server_is_not_held_back(run_virtual: Any) -> None:
     assert write.ok >= 0.6 * carried * 8
 
 
-def test_after_a_throttle_with_no_estimate_one_request_goes_first(run_virtual: Any) -> None:
+def test_when_the_server_is_deep_in_debt_one_request_goes_first(run_virtual: Any) -> None:
     async def main(loop: VirtualTimeLoop) -> tuple[float, list[float]]:
         pacer = Pacer(clock=loop.time)
-        await _send(pacer, 10, throttled=5, retry_after=1)  # first throttle: limit unknown
-        resumes_at = loop.time() + 1
+        await _send(pacer, 10, throttled=10, retry_after=2)  # the limit is far below our rate
+        resumes_at = loop.time() + 2
         granted: list[float] = []
 
         async def one() -> None:
