@@ -62,7 +62,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Awaitable, Callable, Iterable, Sequence
+from typing import Awaitable, Callable, Iterable
 
 from provision.errors import AuthError, GraphError
 from provision.executor_readback import change_holds, sms_state, verify_user
@@ -81,9 +81,11 @@ from provision.journal import (
     UserVerification,
 )
 from provision.model import PhoneType
+from provision.pacing import Lane
 from provision.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 
 __all__ = [
+    "DEPENDENCY_FAILED",
     "ExecutionResult",
     "ExecutorSettings",
     "ProgressEvent",
@@ -108,7 +110,6 @@ _PHONE_TYPE = {t.value: t for t in PhoneType}
 _NOT_SENT_RETRY = frozenset({429, 503})
 _UNKNOWN_OUTCOME = frozenset({500, 502, 504})
 DEPENDENCY_FAILED = "dependencyFailed"
-OUTCOME_UNKNOWN = "outcomeUnknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,10 @@ class ExecutorSettings:
     verify: bool = False
     """Read back each user after its last change and record whether it matches the plan."""
     progress_interval_s: float = 0.5
+    batch_interval_s: float = 0.25
+    """Write batches shrink below ``batch_size`` when the pacer's write rate is low, to
+    about this many seconds of it each (at 20 writes/s: 5 per batch, 4 batches/s), so one
+    batch never spends a whole second of the tenant's budget at once. 0: always full."""
     queued_batches: int = 3
     """Batches handed to the client that may wait for the pacer's permission at once."""
     journal_in_thread: bool = True
@@ -699,7 +704,13 @@ class _Run:
         self.gated = False
         if not (self.reads or self.ready):
             return
-        waiting = self.unanswered - self.pacer.snapshot().in_flight
+        snap = self.pacer.snapshot()
+        waiting = self.unanswered - snap.in_flight
+        write_size = size
+        if self.settings.batch_interval_s > 0:
+            lane = snap.lanes.get(Lane.WRITE)
+            if lane is not None:
+                write_size = max(1, min(size, int(lane.rate_limit * self.settings.batch_interval_s)))
         while len(self.tasks) < self.max_batches and (self.reads or self.ready):
             if waiting >= self.settings.queued_batches:
                 self.gated = True
@@ -709,7 +720,7 @@ class _Run:
                 users = [self.reads.popleft() for _ in range(min(size, len(self.reads)))]
                 self._launch(self.send_reads(users))
             else:
-                items = [self.ready.popleft() for _ in range(min(size, len(self.ready)))]
+                items = [self.ready.popleft() for _ in range(min(write_size, len(self.ready)))]
                 self._launch(self.send_writes(items))
 
     async def run(self) -> RunStatus:
