@@ -14,11 +14,11 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from provision.console import Console, NullConsole
 from provision.executor import ExecutionResult, ExecutorSettings, ProgressEvent, RunStatus, execute, journal_changes
-from provision.journal import ChangeStatus, Journal
+from provision.journal import ChangeStatus, Journal, JournalEntry
 from provision.pacing import Lane
 from provision.outcomes import count_outcomes, row_results
 from provision.plan_file import read_plan
@@ -214,7 +214,7 @@ def render_reports(
     planned = Counter(str(e.change.kind) for e in entries.values())
     done = Counter(str(e.change.kind) for e in entries.values() if e.status is ChangeStatus.DONE)
     status = meta.get("status", "")
-    if status == RunStatus.ABORTED.value:
+    if status == RunStatus.ABORTED.value or _denied_everywhere(entries.values()):
         exit_code = EXIT_AUTH
     else:
         exit_code = EXIT_OK if rows_failed == 0 else EXIT_ROWS_FAILED
@@ -242,6 +242,19 @@ def render_reports(
     console.stage("writing reports")
     reports = write_reports(run.path, rows, summary)
     return RunOutcome(run.path, execution, summary, reports)
+
+
+def _denied_everywhere(entries: Iterable[JournalEntry]) -> bool:
+    """No write succeeded and every failed one was refused for want of permission."""
+    failed = 0
+    for e in entries:
+        if e.status is ChangeStatus.DONE:
+            return False
+        if e.status is ChangeStatus.FAILED:
+            if e.last_http_status not in (401, 403):
+                return False
+            failed += 1
+    return failed > 0
 
 
 def _duration(started: str, finished: str) -> float:

@@ -14,9 +14,9 @@ from typing import Callable
 
 from provision.console import Console, NullConsole
 from provision.current_state import ReadNotes, read_current_state
-from provision.errors import PlanMismatchError
+from provision.errors import AuthError, PlanMismatchError
 from provision.jobs import Job
-from provision.model import CurrentUser, SmsPolicy
+from provision.model import CurrentUser, ReadStatus, SmsPolicy
 from provision.plan_file import plan_checksum, read_plan, write_plan
 from provision.planner import Plan, PlanPolicy, plan
 from provision.roster import Roster, read_roster
@@ -87,10 +87,32 @@ async def make_plan(
     )
     for remark in notes.remarks:
         console.note("warning", remark)
+    _refuse_if_denied_everywhere(current)
     console.stage("planning", len(keys))
     planned = await asyncio.to_thread(plan, roster.users, current, sms_policy, plan_policy(job))
     console.advance("planning", len(keys), len(keys))
     return PlannedRun(job, roster, current, sms_policy, notes, planned, target.description, clock())
+
+
+# Graph's codes for "the caller may not do this" (directory and authentication-methods APIs).
+DENIED_CODES = frozenset({"Authorization_RequestDenied", "accessDenied", "Forbidden"})
+
+
+def _refuse_if_denied_everywhere(current: dict[str, CurrentUser]) -> None:
+    """Every read refused for want of permission is the app's problem, not the rows'.
+
+    One user refused can be legitimate (a delegated admin may not manage a privileged
+    user); all of them means the credential lacks the permission: stop with exit 4.
+    """
+    if not current or not all(c.status is ReadStatus.FAILED and c.error_code in DENIED_CODES for c in current.values()):
+        return
+    sample = next(iter(current.values()))
+    raise AuthError(
+        403,
+        sample.error_code,
+        "the credential may not read users' phone methods (every read was refused); grant the app "
+        "UserAuthenticationMethod.ReadWrite.All (application permission) with admin consent",
+    )
 
 
 def save_plan(planned: PlannedRun, path: Path) -> str:

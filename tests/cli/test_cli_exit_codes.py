@@ -172,15 +172,10 @@ def test_exit_4_token_for_another_tenant(contoso: Any, tmp_path: Path) -> None:
 
 
 # A token the service accepts but whose roles don't cover the job: every phone read (or every
-# write) answers 403 Authorization_RequestDenied inside the $batch. Today each is reported as
-# a failed row and the run exits 1; a scheduler must see 4 (permission failure).
+# write) answers 403 Authorization_RequestDenied inside the $batch. That is the credential's
+# problem, not the rows': a scheduler must see 4 (permission failure).
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: per-item 403s on every read are per-user read_failed rows -> exit 1, not 4 "
-    "(provision/current_state.py only raises on 401 / envelope AuthError)",
-)
 def test_exit_4_token_without_the_needed_roles(contoso: Any, tmp_path: Path) -> None:
     job = clean_job(tmp_path, contoso.v1)
     env = {"PROVISION_TOKEN": make_token(roles=["User.Read.All"], tid=CONTOSO_TENANT_ID)}
@@ -191,11 +186,6 @@ def test_exit_4_token_without_the_needed_roles(contoso: Any, tmp_path: Path) -> 
     assert "Authorization_RequestDenied" in error_messages(applied)[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: per-item 403s on every write fail each change (executor only aborts on an envelope "
-    "AuthError) and render_reports maps that to exit 1, not 4",
-)
 def test_exit_4_token_that_may_read_but_not_write(contoso: Any, tmp_path: Path) -> None:
     job = clean_job(tmp_path, contoso.v1)
     token = make_token(roles=["UserAuthenticationMethod.Read.All", "Policy.Read.All", "User.Read.All"], tid=CONTOSO_TENANT_ID)
