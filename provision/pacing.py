@@ -12,8 +12,9 @@ discovers the limit and then stays just under it, with:
 A lane's rate goes through three phases:
 
 ``startup``    no throttle yet: the rate doubles while it is what holds callers back;
-``recovery``   after the first throttle: halved (the server's burst allowance hid the limit
-               while we overshot it), then growing 5% a second until the next throttle;
+``recovery``   after the first throttle: halved, or set to what got through since the start
+               if that is lower (the server's burst allowance hid the limit while we
+               overshot it), then growing 5% a second until the next throttle;
 ``steady``     from the second throttle on, the lane knows what got through between two
                throttles (the server's bucket was empty at both, so that is what it
                refilled: its limit, less any refill that overflowed while we ran below
@@ -25,8 +26,9 @@ Only requests dispatched after the last cut can cause another: the ones already 
 when we cut are part of the same congestion event (TCP's once-per-round-trip rule). After
 a throttle, the lane's bucket copies the server's (empty, minus the throttled items, minus
 what is still on its way), so the first request after the pause waits until the server can
-take all of it; while the lane has no estimate yet, that first request goes alone and the
-rest wait for its answer.
+take all of it. When the rate may still be far off (a throttle again right after a pause,
+or a server a second or more in debt), that first request goes alone and the rest wait for
+its answer.
 
 Usage, one HTTP request (a ``$batch`` of up to 20 writes)::
 

@@ -388,3 +388,22 @@ def test_when_the_server_is_deep_in_debt_one_request_goes_first(run_virtual: Any
     # The rest wait for the first one's answer, then go at the (cut) rate.
     assert granted[1] >= granted[0] + 0.5
     assert granted[2] < granted[1] + 0.5
+
+
+def test_after_a_pause_a_batch_waits_until_the_server_can_take_all_of_it(run_virtual: Any) -> None:
+    async def main(loop: VirtualTimeLoop) -> tuple[float, float, float]:
+        pacer = Pacer(clock=loop.time)
+        await _send(pacer, 20, throttled=15, retry_after=1)  # the server is 15 tokens in debt
+        resumes_at = loop.time() + 1
+        async with pacer.slot(Lane.READ, 1) as other:  # the other lane: only the pause
+            read_at = loop.time()
+            other.report(200)
+        async with pacer.slot(Lane.WRITE, 20) as slot:
+            write_at = loop.time()
+            slot.report(200)
+        return resumes_at, read_at, write_at
+
+    resumes_at, read_at, write_at = run_virtual(main)
+    assert read_at == pytest.approx(resumes_at, abs=1e-3)
+    # Retry-After only promised one token back; 20 items need the 15-token debt repaid too.
+    assert write_at > resumes_at + 0.2
