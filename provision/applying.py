@@ -19,7 +19,9 @@ from typing import Callable, Iterable
 from provision.console import Console, NullConsole
 from provision.executor import ExecutionResult, ExecutorSettings, ProgressEvent, RunStatus, execute, journal_changes
 from provision.journal import ChangeStatus, Journal, JournalEntry
+from provision.logs import logger
 from provision.pacing import Lane
+from provision.phones import mask
 from provision.outcomes import count_outcomes, row_results
 from provision.plan_file import read_plan
 from provision.planning import PlannedRun, load_roster, save_plan, utc_now
@@ -31,6 +33,8 @@ from provision.targets import Target
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_AUTH = 0, 1, 4
 MAX_TIMELINE_POINTS = 600
+LOG_PROGRESS_EVERY_S = 10.0
+MAX_LOGGED_FAILURES = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +72,25 @@ class _Timeline:
 
 
 def _progress(console: Console, timeline: _Timeline, target: Target) -> Callable[[ProgressEvent], None]:
+    last_logged = [-LOG_PROGRESS_EVERY_S]
+    last_pause: list[str | None] = [None]
+
     def on_event(event: ProgressEvent) -> None:
         write_lane = target.client.pacer.snapshot().lanes.get(Lane.WRITE)
         rate = write_lane.rate_limit if write_lane is not None else None
         timeline.add(event, rate)
+        if event.pause_reason != last_pause[0]:
+            last_pause[0] = event.pause_reason
+            if event.pause_reason:
+                logger().info("paused: %s", event.pause_reason, extra={"fields": {"throttled": event.throttled}})
+        if event.finished or event.elapsed_s - last_logged[0] >= LOG_PROGRESS_EVERY_S:
+            last_logged[0] = event.elapsed_s
+            logger().info(
+                "progress: %d of %d changes finished (%d done, %d failed, %d skipped)",
+                event.finished_changes, event.total, event.done, event.failed, event.skipped,
+                extra={"fields": {"operations": event.operations, "ops_per_s": round(event.operations_per_s, 1),
+                                  "throttled": event.throttled, "eta_s": event.eta_s}},
+            )
         console.advance(
             "applying",
             event.finished_changes,
@@ -98,6 +117,13 @@ async def apply_planned(
     console = console or NullConsole()
     save_plan(planned, run.plan_file)
     started = utc_now()
+    kinds = Counter(str(c.kind) for c in planned.plan.changes)
+    logger().info(
+        "plan: %d changes for %d users (%s), checksum %s",
+        len(planned.plan.changes), len(planned.plan.users),
+        ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "none", planned.checksum,
+        extra={"fields": {"job": planned.job.name, "target": planned.target, "mode": planned.job.mode.value}},
+    )
     journal = await asyncio.to_thread(
         Journal.create,
         run.journal_file,
@@ -162,10 +188,28 @@ async def _execute(
         journal.set_meta("status", result.status.value)
         journal.set_meta("finished", utc_now().isoformat())
         journal.set_meta("timeline", json.dumps([list(_sample_tuple(p)) for p in timeline.thinned(previous)]))
+        _log_failures(journal)
     finally:
         await asyncio.to_thread(journal.close)
     console.note("warning" if result.status is not RunStatus.COMPLETED else "info", result.message)
     return result
+
+
+def _log_failures(journal: Journal) -> None:
+    """One log line per failed change (numbers masked), so run.log alone explains a bad night."""
+    for n, e in enumerate(journal.by_status(ChangeStatus.FAILED)):
+        if n == MAX_LOGGED_FAILURES:
+            logger().warning("... more failed changes: see results.xlsx")
+            break
+        c = e.change
+        logger().warning(
+            "failed: %s %s %s for %s: %s %s %s",
+            c.id.rsplit("#", 1)[-1], c.kind, c.phone_type, c.user, e.last_http_status or "", e.graph_code or "",
+            e.message or "",
+            extra={"fields": {"change": c.id, "attempts": e.attempts, "request_id": e.request_id,
+                              "before": mask(c.before) if c.before and c.before.startswith("+") else c.before,
+                              "after": mask(c.after) if c.after and c.after.startswith("+") else c.after}},
+        )
 
 
 def _fields(settings: ExecutorSettings) -> dict[str, object]:
