@@ -10,7 +10,6 @@ every change journaled.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import executor_scenario as sc
@@ -51,10 +50,8 @@ def test_thousand_users_through_faults_end_exactly_as_planned(tmp_path: Path) ->
             result = await execute(client, journal, settings=settings, progress=events.append)
         return journal, result
 
-    started = time.monotonic()
     with serve_in_thread(app) as root:
         journal, result = asyncio.run(run(root))
-    elapsed = time.monotonic() - started
 
     assert result.status is RunStatus.COMPLETED, result.message  # type: ignore[attr-defined]
     stats = app.sandbox.stats.to_json()
@@ -77,4 +74,3 @@ def test_thousand_users_through_faults_end_exactly_as_planned(tmp_path: Path) ->
     verified = journal.verifications()
     assert set(verified) == set(desired) and all(v.ok for v in verified.values())
     assert events[-1].finished and events[-1].done == len(plan.changes)
-    assert elapsed < 90
