@@ -32,7 +32,7 @@ def test_onboarding_applies_plan_in_order_one_change_per_user_per_batch(harness:
     plan = sc.make_plan(h.tenant, desired)
     journal = h.create_journal(plan.changes)
 
-    result = h.execute(journal)
+    result = h.execute(journal, batch_interval_s=0)  # always full batches
 
     assert result.status is RunStatus.COMPLETED
     assert journal.counts().done == len(plan.changes) == result.counts.total
@@ -384,3 +384,17 @@ def test_cancellation_like_ctrl_c_is_an_interrupt_not_a_crash(harness: Any) -> N
     counts = journal.counts()
     assert counts.in_flight == 0 and 0 < counts.done < len(plan.changes)
     assert counts.done == h.stats()["writes_succeeded"]  # everything the server did is journaled
+
+
+def test_write_batches_shrink_to_a_quarter_second_of_a_low_write_rate(harness: Any) -> None:
+    h = harness("strict")  # 5 writes/s: the pacer settles near 5/s, batches of about 1
+    sc.add_users(h.tenant, 30)
+    plan = sc.make_plan(h.tenant, sc.onboarding_roster(30))
+    journal = h.create_journal(plan.changes)
+    h.execute(journal)
+    assert journal.counts().done == len(plan.changes)
+    sizes = [len(b) for b in h.tamper.batches]
+    from provision.pacing import PacingSettings
+
+    assert sizes[0] == max(1, min(20, int(PacingSettings().initial_rate * 0.25)))  # a quarter second
+    assert max(sizes[-10:]) <= 3
