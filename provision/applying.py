@@ -9,6 +9,7 @@ directory: the roster copy, plan.json and the journal.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -179,7 +180,7 @@ async def _execute(
     console.stage("applying", total)
     settings = settings or ExecutorSettings()
     if verify and not settings.verify:
-        settings = ExecutorSettings(**{**_fields(settings), "verify": True})
+        settings = dataclasses.replace(settings, verify=True)
     try:
         result = await execute(target.client, journal, settings=settings, progress=_progress(console, timeline, target), stop=stop)
         journal.set_meta("operations", str(int(meta.get("operations", "0")) + result.write_operations + result.read_operations))
@@ -210,10 +211,6 @@ def _log_failures(journal: Journal) -> None:
                               "before": mask(c.before) if c.before and c.before.startswith("+") else c.before,
                               "after": mask(c.after) if c.after and c.after.startswith("+") else c.after}},
         )
-
-
-def _fields(settings: ExecutorSettings) -> dict[str, object]:
-    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
 
 
 def _sample_tuple(p: ThroughputSample) -> tuple[float, int, int, int, float | None]:

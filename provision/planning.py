@@ -18,7 +18,7 @@ from provision.errors import AuthError, PlanMismatchError
 from provision.jobs import Job
 from provision.model import CurrentUser, ReadStatus, SmsPolicy
 from provision.plan_file import plan_checksum, read_plan, write_plan
-from provision.planner import Plan, PlanPolicy, plan
+from provision.planner import Plan, PlanMode, PlanPolicy, plan
 from provision.roster import Roster, read_roster
 from provision.targets import Target
 
@@ -47,7 +47,7 @@ class PlannedRun:
 
 def plan_policy(job: Job) -> PlanPolicy:
     return PlanPolicy(
-        mode=job.mode.value,
+        mode=PlanMode(job.mode.value),
         sms=job.sms_sign_in,
         max_changes=job.safety.max_changes,
         max_delete_percent=job.safety.max_delete_percent,
