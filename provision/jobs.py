@@ -83,9 +83,12 @@ class SandboxTarget(_Strict):
             return v
         from urllib.parse import urlsplit
 
-        host = urlsplit(v).hostname or ""
+        parts = urlsplit(v)
+        host = parts.hostname or ""
         if host not in {"127.0.0.1", "localhost", "::1"} and not host.startswith("127."):
             raise ValueError("a sandbox url must be a loopback address (127.0.0.1, localhost or ::1)")
+        if not parts.path.rstrip("/").endswith(("/v1.0", "/beta")):
+            raise ValueError("a sandbox url ends with the API version, e.g. http://127.0.0.1:8000/v1.0 (or /beta)")
         return v.rstrip("/")
 
 

@@ -76,6 +76,7 @@ certificate_path = "certs/app.pem"
         ('[roster]\npath="r.csv"\n[target]\nkind="graph"\ntenant_id="t"\ncredential="secret"\n', "credential 'secret' needs client_id"),
         ('[roster]\npath="r.csv"\n[target]\nurl="http://10.0.0.5:8080/v1.0"\n', "target.url: Value error, a sandbox url must be a loopback address"),
         ('[roster]\npath="r.csv"\n[target]\nkind="graph"\ntenant_id="t"\nclient_secret="hunter2"\n', "target.client_secret: secrets never go in a job file"),
+        ('[roster]\npath="r.csv"\n[target]\nurl="http://127.0.0.1:8000"\n', "target.url: Value error, a sandbox url ends with the API version"),
         ('[roster\npath="r.csv"\n', "not valid TOML"),
     ],
 )
