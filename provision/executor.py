@@ -110,6 +110,11 @@ _PHONE_TYPE = {t.value: t for t in PhoneType}
 _NOT_SENT_RETRY = frozenset({429, 503})
 _UNKNOWN_OUTCOME = frozenset({500, 502, 504})
 DEPENDENCY_FAILED = "dependencyFailed"
+# Writes refused (401/403) before any write succeeded, after which the run stops as a
+# permission failure instead of failing every remaining change one by one. One refused
+# user can be legitimate (a delegated admin may not manage a privileged user); a batch's
+# worth in a row with no success is the credential.
+DENIED_WRITES_ABORT = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +306,7 @@ class _Run:
         self.wake = asyncio.Event()
         self.stopping = False
         self.fatal: GraphError | None = None
+        self.denied = 0  # write answers 401/403 while no write has succeeded yet
         self.crash: BaseException | None = None
         self.unresolved: list[str] = []
 
@@ -629,6 +635,23 @@ class _Run:
             return
         self.unanswered -= 1
         self.sending -= len(items)
+        if self.done == 0 and all(res.status in (401, 403) for res in results):
+            self.denied += len(results)
+            if self.denied >= DENIED_WRITES_ABORT:
+                # Not one write has succeeded and every answer is "not allowed": the credential
+                # lacks the permission, so the rest would fail the same way. Stop; these stay
+                # pending, and a resume after the fix sends them.
+                first = next((res.error for res in results if res.error is not None), None)
+                self.fatal = AuthError(
+                    first.status if first else 403,
+                    first.code if first else None,
+                    f"every write so far was refused ({self.denied} of them): "
+                    f"{first.message if first else 'not allowed'}",
+                    request_id=first.request_id if first else None,
+                )
+                self.stopping = True
+                await self._journal(self.journal.record_results, [_result(it, _PENDING, res.error) for it, res in zip(items, results)])
+                return
         now = self.clock()
         for it, res in zip(items, results):
             self._on_write(it, res, now, records, after)

@@ -343,6 +343,27 @@ def test_unauthorised_run_aborts_without_writing(harness: Any) -> None:
     assert h.stats()["writes_applied"] == 0
 
 
+def test_writes_refused_wholesale_stop_the_run_instead_of_failing_every_change(harness: Any) -> None:
+    from provision.executor import DENIED_WRITES_ABORT
+    from provision.sandbox.auth import make_token
+
+    h = harness()
+    users = 200
+    sc.add_users(h.tenant, users)
+    plan = sc.make_plan(h.tenant, sc.onboarding_roster(users))
+    journal = h.create_journal(plan.changes)
+    h.token = make_token(roles=["UserAuthenticationMethod.Read.All"], tid=h.tenant.tenant_id)
+    result = h.execute(journal)
+    assert result.status is RunStatus.ABORTED and result.error is not None and result.error.status == 403
+    assert "every write so far was refused" in result.error.message
+    counts = journal.counts()
+    assert counts.done == 0 and counts.in_flight == 0
+    assert counts.pending > counts.total * 0.8  # left for a resume once the permission is fixed
+    # It stopped after about a batch's worth of refusals, not after trying every change.
+    assert result.write_operations < DENIED_WRITES_ABORT + 3 * 20
+    assert h.stats()["writes_applied"] == 0
+
+
 def sc_token_for_other_tenant() -> str:
     from provision.sandbox.auth import make_token
 
