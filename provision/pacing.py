@@ -117,6 +117,13 @@ class PacingSettings:
     first_cut: float = 0.5
     """At the first throttle (and at a repeated one before any estimate exists) the rate
     is halved, or set to what got through since the start if that is lower."""
+    long_ramp_s: float = 3.0
+    """A first throttle this long after the first request restarts the lane at what got
+    through since the start (not at half the throttled rate): the burst allowance, spread
+    over that long, inflates the figure by a third of a second's worth of the limit at most."""
+    unsure_refill: float = 0.5
+    """After a throttle with no throttle-to-throttle figure yet, our bucket assumes the
+    server refills at this fraction of the (already cut) rate while we are paused."""
     restart_bump: float = 0.04
     """Later throttles restart the rate at (what got through between the last two
     throttles) * (1 + bump): slightly above the limit, so the allowance the server refilled
@@ -220,6 +227,7 @@ class _LaneState:
     last_cut_at: float = -math.inf
     resumed_at: float = -math.inf
     must_probe: bool = False
+    measured: bool = False
     probe: Slot | None = None
     event_at: float | None = None
     first_sent_at: float | None = None
@@ -551,7 +559,8 @@ class Pacer:
         # Until a throttle-to-throttle figure exists, our rate may still be far above the
         # server's, so the refill is counted at a fraction of it.
         self._refill(lane, now)
-        refill = lane.rate if lane.phase is LanePhase.STEADY else lane.rate * self.settings.first_cut
+        sure = lane.phase is LanePhase.STEADY or lane.measured
+        refill = lane.rate if sure else lane.rate * self.settings.unsure_refill
         on_the_way = sum(o.operations for o in lane.live if o is not slot and o.dispatched_at > slot.dispatched_at)
         at_pause_end = refill * (now + pause - slot.dispatched_at) - throttled - on_the_way
         lane.tokens = min(lane.tokens, at_pause_end - lane.rate * pause)
@@ -579,11 +588,20 @@ class Pacer:
             lane.must_probe = lane.phase is not LanePhase.STEADY or admitted is None
         if lane.phase is LanePhase.STARTUP:
             new_rate = throttled_rate * s.first_cut
+            lane.measured = False
             if lane.first_sent_at is not None and now > lane.first_sent_at:
-                # What got through since the start includes the server's burst allowance
-                # and misses what overflowed while we ramped up; a rough but often close
-                # figure when the ramp took a while (a fast overshoot at high limits).
-                new_rate = min(new_rate, lane.sent_since_event / (now - lane.first_sent_at))
+                # What got through since the start is the limit plus the server's burst
+                # allowance spread over the ramp, less what overflowed while we ramped up
+                # below the limit: after a long ramp (a high limit) a close figure, better
+                # than halving a rate that concurrency may have kept us from reaching.
+                # After a short one the allowance dominates it: halving is safer then.
+                ramp_s = now - lane.first_sent_at
+                got_through = lane.sent_since_event / ramp_s
+                if ramp_s >= s.long_ramp_s:
+                    new_rate = got_through
+                    lane.measured = True
+                else:
+                    new_rate = min(new_rate, got_through)
             lane.phase = LanePhase.RECOVERY
         elif admitted is None:
             # Throttled again right after a pause: the restart rate was too high (far too

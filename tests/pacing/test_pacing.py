@@ -127,11 +127,30 @@ def test_a_429_without_retry_after_pauses_for_the_default_and_throttles_every_it
 # rate: down on throttle, up while healthy ----------------------------------------------
 
 
+def test_a_first_throttle_after_a_long_ramp_restarts_at_what_got_through(run_virtual: Any) -> None:
+    # Workers too few to reach the rate limit (concurrency binds, as in a real run at a
+    # high limit): halving the limit would drop far below what the server took.
+    async def main(loop: VirtualTimeLoop) -> tuple[Any, Any, float, float]:
+        pacer = Pacer(clock=loop.time)
+        started = loop.time()
+        await _healthy_traffic(pacer, loop, 5.0, workers=3)
+        before = pacer.snapshot().lanes[Lane.WRITE]
+        await _send(pacer, 10, throttled=4, retry_after=1)
+        after = pacer.snapshot().lanes[Lane.WRITE]
+        return before, after, started, loop.time()
+
+    before, after, started, ended = run_virtual(main)
+    got_through = before.operations / (ended - started)
+    assert got_through > 1.2 * before.rate_limit * PacingSettings().first_cut  # halving would undershoot
+    assert after.rate_limit == pytest.approx(got_through, rel=0.1)
+    assert (after.phase, after.cuts) == (LanePhase.RECOVERY, 1)
+
+
 def test_rate_drops_on_throttle_and_climbs_back_while_healthy(run_virtual: Any) -> None:
     async def main(loop: VirtualTimeLoop) -> list[Any]:
         pacer = Pacer(clock=loop.time)
         seen = [pacer.snapshot().lanes[Lane.WRITE]]
-        await _healthy_traffic(pacer, loop, 3.0)
+        await _healthy_traffic(pacer, loop, 2.0)  # shorter than long_ramp_s: halving
         seen.append(pacer.snapshot().lanes[Lane.WRITE])
         await _send(pacer, 10, throttled=4, retry_after=1)
         seen.append(pacer.snapshot().lanes[Lane.WRITE])
