@@ -143,11 +143,13 @@ class PacingSettings:
     recovery_linear: float = 0.05
     """After the first throttle the rate grows by 5% of its restart value per second."""
     probe_linear: float = 0.0
-    probe_quadratic: float = 0.0003
+    probe_quadratic: float = 0.00015
     """After later throttles it grows by restart * (linear * t + quadratic * t^2) after t
     seconds of rate-bound time: flat near the restart point, faster the longer nothing is
-    throttled (+3% after 10 s, +27% after 30 s), so throttles come every 10-20 s and cost
-    one or two items each."""
+    throttled (+1.5% after 10 s, +13.5% after 30 s), so throttles come every 15-30 s and
+    cost one or two items each. Each one also costs a Retry-After pause (whole seconds,
+    extended by the answers still in flight) longer than the server's burst allowance can
+    store, so fewer of them beat a quicker probe (bench/apply_throughput.py at 400/s)."""
     window_s: float = 0.1
     """Rate increases are applied at most this often."""
     default_retry_after_s: float = 1.0
