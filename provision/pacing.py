@@ -20,7 +20,7 @@ A lane's rate goes through three phases:
                refilled: its limit, less any refill that overflowed while we ran below
                it). It restarts a little above that and probes upwards, slowly at first
                and faster the longer nothing is throttled (as TCP CUBIC does), so
-               throttles come every 10-20 s and cost an item or two each.
+               throttles come every 15-30 s and cost an item or two each.
 
 Only requests dispatched after the last cut can cause another: the ones already in flight
 when we cut are part of the same congestion event (TCP's once-per-round-trip rule). After
