@@ -14,7 +14,9 @@ A lane's rate goes through three phases:
 ``startup``    no throttle yet: the rate doubles while it is what holds callers back;
 ``recovery``   after the first throttle: halved, or set to what got through since the start
                if that is lower (the server's burst allowance hid the limit while we
-               overshot it), then growing 5% a second until the next throttle;
+               overshot it); after a long ramp (a high limit, often reached with
+               concurrency, not the rate, binding) set to that figure outright. Then
+               growing 5% a second until the next throttle;
 ``steady``     from the second throttle on, the lane knows what got through between two
                throttles (the server's bucket was empty at both, so that is what it
                refilled: its limit, less any refill that overflowed while we ran below
