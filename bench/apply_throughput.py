@@ -42,6 +42,7 @@ from provision.executor import ExecutionResult, ExecutorSettings, execute  # noq
 from provision.graph import GraphClient, StaticTokenCredential, url_target  # noqa: E402
 from provision.journal import Journal, JournalChange  # noqa: E402
 from provision.sandbox.auth import make_token  # noqa: E402
+from provision.sandbox.limits import profile_toml  # noqa: E402
 
 TENANT_ID = "00000000-0000-0000-0000-0000000000aa"
 
@@ -69,22 +70,11 @@ def write_snapshot(path: Path, users: int) -> None:
 
 
 def profile_text(*, writes_per_second: float = 0, read_ms: float = 0, write_ms: float = 0, jitter: float = 0) -> str:
-    return f"""name = "bench"
-[throttle]
-reads_per_second = 0
-writes_per_second = {writes_per_second}
-burst_seconds = 1
-[latency]
-read_ms = {read_ms}
-write_ms = {write_ms}
-jitter = {jitter}
-[faults]
-http_503 = 0
-http_504 = 0
-connection_reset = 0
-[consistency]
-replication_lag_ms = 0
-"""
+    return profile_toml(
+        "bench",
+        throttle={"writes_per_second": writes_per_second, "burst_seconds": 1},
+        latency={"read_ms": read_ms, "write_ms": write_ms, "jitter": jitter},
+    )
 
 
 @contextmanager

@@ -29,23 +29,8 @@ from provision.current_state import read_current_state
 from provision.graph import GraphClient, StaticTokenCredential, url_target
 from provision.pacing import Pacer
 from provision.sandbox.auth import make_token
+from provision.sandbox.limits import profile_toml
 
-PROFILE = """name = "bench"
-[throttle]
-reads_per_second = {rps}
-writes_per_second = 0
-burst_seconds = 1
-[latency]
-read_ms = {read_ms}
-write_ms = 0
-jitter = 0
-[faults]
-http_503 = 0
-http_504 = 0
-connection_reset = 0
-[consistency]
-replication_lag_ms = 0
-"""
 
 
 def _upns(n: int) -> list[str]:
@@ -146,7 +131,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         throttled_profile = str(Path(tmp) / "throttled.toml")
-        Path(throttled_profile).write_text(PROFILE.format(rps=args.throttled_rps, read_ms=args.latency_ms), encoding="utf-8")
+        Path(throttled_profile).write_text(
+            profile_toml("bench", throttle={"reads_per_second": args.throttled_rps, "burst_seconds": 1},
+                         latency={"read_ms": args.latency_ms}),
+            encoding="utf-8",
+        )
 
         fast = run_one("unlimited", args.users)
         slow = run_one(throttled_profile, args.users)

@@ -97,6 +97,18 @@ def parse_profile(data: Mapping[str, Any], name: str) -> Profile:
     return Profile(name=str(data.get("name", name)), **sections)
 
 
+def profile_toml(name: str = "custom", **sections: Mapping[str, float]) -> str:
+    """A profile file's text from section tables (keys left out default to 0), e.g.
+    ``profile_toml(throttle={"writes_per_second": 20}, latency={"write_ms": 200})``.
+    Validated before it is written, so a typo fails here rather than in the server."""
+    parse_profile(sections, name)
+    lines = [f'name = "{name}"']
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {float(value)!r}" for key, value in values.items())
+    return "\n".join(lines) + "\n"
+
+
 def load_profile(name_or_path: str | Path) -> Profile:
     """A shipped profile by name (``unlimited``, ``graph-like``, ``strict``) or a TOML file path."""
     text: str

@@ -11,6 +11,7 @@ import pytest
 
 from provision.graph import GraphClient, StaticTokenCredential, url_target
 from provision.pacing import Pacer
+from provision.sandbox.limits import profile_toml
 from provision.sandbox.app import SandboxApp, create_app
 from provision.sandbox.auth import make_token
 from provision.sandbox.server import serve_in_thread
@@ -82,24 +83,15 @@ def serve() -> Iterator[Callable[[SandboxApp], str]]:
 
 
 def write_profile(path: Path, *, reads_per_second: float = 0, writes_per_second: float = 0, burst_seconds: float = 1,
-                  read_ms: float = 0, write_ms: float = 0) -> Path:
+                  read_ms: float = 0, write_ms: float = 0, http_503: float = 0, http_504: float = 0,
+                  connection_reset: float = 0) -> Path:
     path.write_text(
-        f"""name = "test"
-[throttle]
-reads_per_second = {reads_per_second}
-writes_per_second = {writes_per_second}
-burst_seconds = {burst_seconds}
-[latency]
-read_ms = {read_ms}
-write_ms = {write_ms}
-jitter = 0
-[faults]
-http_503 = 0
-http_504 = 0
-connection_reset = 0
-[consistency]
-replication_lag_ms = 0
-""",
+        profile_toml(
+            "test",
+            throttle={"reads_per_second": reads_per_second, "writes_per_second": writes_per_second, "burst_seconds": burst_seconds},
+            latency={"read_ms": read_ms, "write_ms": write_ms},
+            faults={"http_503": http_503, "http_504": http_504, "connection_reset": connection_reset},
+        ),
         encoding="utf-8",
     )
     return path

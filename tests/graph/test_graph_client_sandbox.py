@@ -147,8 +147,7 @@ def test_transport_failures_say_whether_the_request_may_have_landed(make_sandbox
     failure = asyncio.run(refused())
     assert failure.status == 0 and failure.outcome_unknown is False
 
-    profile = write_profile(tmp_path / "reset.toml")
-    profile.write_text(profile.read_text().replace("connection_reset = 0", "connection_reset = 1"))
+    profile = write_profile(tmp_path / "reset.toml", connection_reset=1)
     app = make_sandbox(str(profile))
     app.sandbox.tenant.create_user(UPN)
 

@@ -169,9 +169,7 @@ def test_throttled_profile_keeps_429s_under_5_percent(make_sandbox, serve, tmp_p
 
 
 def test_faults_are_retried_and_every_user_ends_read(make_sandbox, clock, tmp_path) -> None:
-    profile = write_profile(tmp_path / "faulty.toml")
-    profile.write_text(profile.read_text().replace("http_503 = 0", "http_503 = 0.2").replace("http_504 = 0", "http_504 = 0.1")
-                       .replace("connection_reset = 0", "connection_reset = 0.1"))
+    profile = write_profile(tmp_path / "faulty.toml", http_503=0.2, http_504=0.1, connection_reset=0.1)
     app = make_sandbox(str(profile))
     upns = populate(app.sandbox.tenant, 200)
 
