@@ -38,9 +38,11 @@ if __package__ in (None, ""):
 
 import httpx  # noqa: E402
 
-from provision.executor import ExecutionResult, ExecutorSettings, execute  # noqa: E402
-from provision.graph import GraphClient, StaticTokenCredential, url_target  # noqa: E402
-from provision.journal import Journal, JournalChange  # noqa: E402
+from provision.apply.executor import ExecutionResult, ExecutorSettings, execute  # noqa: E402
+from provision.apply.journal import Journal, JournalChange  # noqa: E402
+from provision.graph.client import GraphClient  # noqa: E402
+from provision.graph.clouds import url_target  # noqa: E402
+from provision.graph.credentials import StaticTokenCredential  # noqa: E402
 from provision.sandbox.auth import make_token  # noqa: E402
 from provision.sandbox.limits import profile_toml  # noqa: E402
 

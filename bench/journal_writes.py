@@ -16,7 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from provision.journal import ChangeResult, ChangeStatus, EventKind, Journal, JournalChange
+from provision.apply.journal import (
+    ChangeResult,
+    ChangeStatus,
+    EventKind,
+    Journal,
+    JournalChange,
+)
 
 GROUP = 20
 

@@ -1,4 +1,4 @@
-"""Virtual-time simulation of provision.pacing.Pacer against a throttling server.
+"""Virtual-time simulation of provision.graph.pacing.Pacer against a throttling server.
 
 No real sleeping: an asyncio event loop whose clock jumps to the next timer whenever
 nothing is ready, so a 60-second run takes milliseconds and is deterministic for a seed.
@@ -46,7 +46,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from provision.pacing import Lane, Pacer, PacingSettings  # noqa: E402
+from provision.graph.pacing import Lane, Pacer, PacingSettings  # noqa: E402
 
 BATCH_SIZE = 20
 

@@ -27,12 +27,13 @@ from provision.model import (
     CurrentUser,
     DesiredUser,
     PhoneType,
+    PlanMode,
     ReadStatus,
     SmsIntent,
     SmsPolicy,
     SmsSignInState,
 )
-from provision.planner import PlanMode, PlanPolicy, plan, summarize
+from provision.plan.planner import PlanPolicy, plan, summarize
 
 LIMIT_S = 20.0
 M, A, O = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE

@@ -25,12 +25,13 @@ from typing import Any
 
 import httpx
 
-from provision.current_state import read_current_state
-from provision.graph import GraphClient, StaticTokenCredential, url_target
-from provision.pacing import Pacer
+from provision.graph.client import GraphClient
+from provision.graph.clouds import url_target
+from provision.graph.credentials import StaticTokenCredential
+from provision.graph.pacing import Pacer
+from provision.graph.state_reader import read_current_state
 from provision.sandbox.auth import make_token
 from provision.sandbox.limits import profile_toml
-
 
 
 def _upns(n: int) -> list[str]:

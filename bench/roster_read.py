@@ -26,8 +26,8 @@ from pathlib import Path
 import phonenumbers
 
 from provision.model import RowStatus
-from provision.phones_batch import default_workers
-from provision.roster import read_roster
+from provision.roster.number_pool import default_workers
+from provision.roster.reader import read_roster
 
 LIMIT_S = 60.0
 LIMIT_MB = 2.5 * 1024

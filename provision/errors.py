@@ -1,4 +1,6 @@
-"""The exception tree. Every error the job raises on purpose derives from ProvisionError.
+"""The exception tree and the one exit-code table.
+
+Every error the job raises on purpose derives from ProvisionError:
 
     ProvisionError
     ├── UsageError            bad command line, job file or input file     (exit 2)
@@ -10,20 +12,59 @@
         └── AuthError         401/403: authentication or permission failure (exit 4)
 
 Row-level problems are not exceptions: they are collected as ``RowIssue`` values and
-reported. The CLI maps this tree to exit codes in one place.
+reported. ``ExitCode`` is the one table of how a run can end; each error class names its
+code, and ``exit_code_for`` is the only mapping from an exception to a process exit code.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+from typing import Mapping
+
+
+class ExitCode(IntEnum):
+    """How a command ends; README and ``--help`` list the same table."""
+
+    OK = 0  # every row applied or already right
+    ROWS_FAILED = 1  # some rows failed (row-level outcomes only)
+    USAGE = 2  # bad usage, job file or unreadable roster
+    REFUSED = 3  # refused by a safety threshold or a stale reviewed plan
+    AUTH = 4  # authentication or permission failure
+
+    @property
+    def meaning(self) -> str:
+        return EXIT_MEANINGS[self]
+
+
+EXIT_MEANINGS: Mapping[ExitCode, str] = {
+    ExitCode.OK: "every row was applied or was already right",
+    ExitCode.ROWS_FAILED: "some rows failed",
+    ExitCode.USAGE: "bad usage, job file or unreadable roster",
+    ExitCode.REFUSED: "the plan was refused by a safety threshold or a stale reviewed plan",
+    ExitCode.AUTH: "authentication or permission failure",
+}
+
+
+def exit_meaning(code: int) -> str:
+    """The sentence for an exit code a summary holds (``unknown exit code`` for others)."""
+    try:
+        return EXIT_MEANINGS[ExitCode(code)]
+    except ValueError:
+        return "unknown exit code"
 
 
 class ProvisionError(Exception):
     """Root of every error provision raises on purpose."""
 
-    exit_code: int = 1
+    exit_code: ExitCode = ExitCode.ROWS_FAILED
+
+
+def exit_code_for(exc: ProvisionError) -> ExitCode:
+    return exc.exit_code
 
 
 class UsageError(ProvisionError):
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class JobFileError(UsageError):
@@ -39,11 +80,11 @@ class RosterReadError(UsageError):
 
 
 class SafetyError(ProvisionError):
-    exit_code = 3
+    exit_code = ExitCode.REFUSED
 
 
 class PlanMismatchError(ProvisionError):
-    exit_code = 3
+    exit_code = ExitCode.REFUSED
 
 
 class GraphError(ProvisionError):
@@ -67,4 +108,4 @@ class GraphError(ProvisionError):
 
 
 class AuthError(GraphError):
-    exit_code = 4
+    exit_code = ExitCode.AUTH

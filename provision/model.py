@@ -1,8 +1,10 @@
-"""Domain values shared by the reader, planner, Graph client, executor and report.
+"""Domain values and closed sets shared by the reader, planner, Graph client, executor and report.
 
-Everything here is a frozen value: the roster says what is desired, Graph says what is
-current, and the planner turns the two into changes. Phone numbers are always held in
-Graph's form (``+CC NSN`` or ``+CC NSNxEXT``) once they pass ``provision.phones``.
+Every closed set the stages agree on lives here, once: phone types and their method ids,
+change kinds and their apply order, plan modes, per-user plan decisions, row outcomes,
+SMS sign-in states and intents. Everything else is a frozen value: the roster says what
+is desired, Graph says what is current, and the planner turns the two into changes. Phone numbers are always held in
+Graph's form (``+CC NSN`` or ``+CC NSNxEXT``) once they pass ``provision.roster.numbers``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,59 @@ FIELD_BY_PHONE_TYPE: Mapping[PhoneType, str] = {
     PhoneType.ALTERNATE_MOBILE: "alternate_mobile",
     PhoneType.OFFICE: "office",
 }
+
+
+class ChangeKind(StrEnum):
+    """One Graph write the planner can ask for; the value is the journal's and reports' word."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    ENABLE_SMS = "enable_sms"
+    DISABLE_SMS = "disable_sms"
+
+
+# The order a user's changes are applied in, and the order reports list kinds in: phone
+# writes first (creates/updates go mobile -> alternateMobile -> office, deletes the other way
+# round, see provision.plan), then the SMS change, so a refused SMS change can't block them.
+CHANGE_KINDS: tuple[ChangeKind, ...] = tuple(ChangeKind)
+PHONE_CHANGE_KINDS: frozenset[ChangeKind] = frozenset({ChangeKind.CREATE, ChangeKind.UPDATE, ChangeKind.DELETE})
+SMS_CHANGE_KINDS: frozenset[ChangeKind] = frozenset({ChangeKind.ENABLE_SMS, ChangeKind.DISABLE_SMS})
+# Phone types in the order deletes must go (an alternateMobile before the mobile it needs).
+DELETE_ORDER: tuple[PhoneType, ...] = tuple(reversed(PHONE_TYPES))
+
+
+class PlanMode(StrEnum):
+    """How boldly the roster overrides Graph (the job file's ``mode``)."""
+
+    ADDITIVE = "additive"  # create missing types, update differing numbers, never delete
+    FILL_EMPTY = "fill-empty"  # only create where a type is empty
+    AUTHORITATIVE = "authoritative"  # roster phones become exact: a blank cell deletes
+
+
+class UserDecision(StrEnum):
+    """What the planner decided for one roster user (``UserPlan.outcome``)."""
+
+    CHANGE = "change"
+    NOOP = "noop"
+    SKIP = "skip"
+    ERROR = "error"
+
+
+class RowOutcome(StrEnum):
+    """A roster row's (or one of its phones') final outcome, from the admin's point of view."""
+
+    APPLIED = "applied"  # every planned change for it succeeded
+    UNCHANGED = "unchanged"  # already as desired: nothing to do
+    PARTIAL = "partial"  # some changes succeeded, some failed
+    FAILED = "failed"  # Graph refused or the change could not be completed
+    SKIPPED = "skipped"  # deliberately not touched (masked numbers, user not found, policy...)
+    INVALID = "invalid"  # the row itself has errors; nothing was planned for it
+    PLANNED = "planned"  # plan only (no apply yet), or the run stopped before reaching it
+
+
+# Row outcomes that count as "ok" for exit codes and rows_ok.
+OK_ROW_OUTCOMES: frozenset[RowOutcome] = frozenset({RowOutcome.APPLIED, RowOutcome.UNCHANGED})
 
 
 class SmsSignInState(StrEnum):

@@ -120,7 +120,10 @@ def fake_clock() -> FakeClock:
 
 
 def _build_graph_client(base_url: str, token: str, transport: httpx.AsyncBaseTransport | None) -> tuple[Any, httpx.AsyncClient]:
-    from kiota_abstractions.authentication import AccessTokenProvider, AllowedHostsValidator
+    from kiota_abstractions.authentication import (
+        AccessTokenProvider,
+        AllowedHostsValidator,
+    )
     from kiota_abstractions.authentication.base_bearer_token_authentication_provider import (
         BaseBearerTokenAuthenticationProvider,
     )

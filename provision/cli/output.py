@@ -1,12 +1,8 @@
-"""Console output for the job commands: rich on a terminal, JSON lines otherwise.
+"""Console output for the commands: rich on a terminal, JSON lines otherwise.
 
-Exit codes live here too, so every command maps the error tree the same way:
-
-    0  every row applied or already right        3  plan refused by a safety threshold
-    1  some rows failed (or could not be done)    4  authentication or permission failure
-    2  bad usage, job file or unreadable roster
-
-Everything printed passes ``logs.mask_text`` first: a phone number that slipped into a
+``exits_on_error`` is the one error handler every command runs inside: a ``ProvisionError``
+becomes one error line on the command's console and the exit code ``provision.errors``
+assigns it (see ``ExitCode``). Everything printed passes ``logs.mask_in_text`` first: a phone number that slipped into a
 message is masked before it reaches a screen or a scheduler's log.
 """
 
@@ -19,40 +15,33 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import Any, Iterator, TextIO
+from typing import Any, Iterator, Protocol, TextIO
 
 import typer
 from rich.console import Console as RichTerminal
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
-from provision.errors import AuthError, ProvisionError, SafetyError, UsageError
-from provision.logs import logger, mask_text
+from provision.errors import ProvisionError, exit_code_for
+from provision.masking import mask_in_text
+from provision.run.logs import logger
 
 # Without a handler, logging's last resort would print every warning/error a second time,
 # unmasked and not as JSON, on stderr; run.log is attached per run (logs.attach_run_log).
 logger().addHandler(logging.NullHandler())
 
-EXIT_OK = 0
-EXIT_ROWS_FAILED = 1
-EXIT_USAGE = 2
-EXIT_UNSAFE = 3
-EXIT_AUTH = 4
-
-
 class LogFormat(StrEnum):
     AUTO = "auto"
     TEXT = "text"
     JSON = "json"
-
-
-def exit_code_for(exc: ProvisionError) -> int:
-    if isinstance(exc, AuthError):
-        return EXIT_AUTH
-    if isinstance(exc, SafetyError):
-        return EXIT_UNSAFE
-    if isinstance(exc, UsageError):
-        return EXIT_USAGE
-    return exc.exit_code
 
 
 class JsonConsole:
@@ -65,7 +54,7 @@ class JsonConsole:
 
     def _emit(self, event: str, **fields: Any) -> None:
         entry = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": event}
-        entry.update({k: mask_text(v) if isinstance(v, str) else v for k, v in fields.items()})
+        entry.update({k: mask_in_text(v) if isinstance(v, str) else v for k, v in fields.items()})
         self._stream.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
         self._stream.flush()
 
@@ -125,11 +114,11 @@ class RichConsole:
         if task is None:
             task = self._tasks[name] = self._progress.add_task(name, total=total, info="")
         info = "  ".join(_field_text(k, v) for k, v in fields.items() if v not in (None, "", 0))
-        self._progress.update(task, completed=done, total=total, info=mask_text(info))
+        self._progress.update(task, completed=done, total=total, info=mask_in_text(info))
 
     def note(self, level: str, message: str, **fields: Any) -> None:
         style = {"error": "red", "warning": "yellow", "debug": "dim"}.get(level, "")
-        text = mask_text(message)
+        text = mask_in_text(message)
         self.terminal.print(f"[{style}]{text}[/]" if style else text, markup=True, highlight=False)
         logger().log(_LEVELS.get(level, 20), message, extra={"fields": fields} if fields else None)
 
@@ -157,8 +146,28 @@ def use_json(fmt: LogFormat) -> bool:
     return not sys.stderr.isatty()
 
 
-def fail(exc: ProvisionError, console: JsonConsole | RichConsole) -> typer.Exit:
-    """Report an error the way the console speaks and return the exit to raise."""
-    code = exit_code_for(exc)
-    console.note("error", f"error: {exc}", exit_code=code)
-    return typer.Exit(code)
+class PlainConsole:
+    """Notes as plain lines on a rich terminal, for commands without progress (validate, sandbox)."""
+
+    def __init__(self, terminal: RichTerminal | None = None) -> None:
+        self.terminal = terminal or RichTerminal(stderr=True, highlight=False)
+
+    def note(self, level: str, message: str, **fields: Any) -> None:
+        style = {"error": "red", "warning": "yellow"}.get(level)
+        text = escape(mask_in_text(message))
+        self.terminal.print(f"[{style}]{text}[/]" if style else text, soft_wrap=True)
+
+
+class Notes(Protocol):
+    def note(self, level: str, message: str, **fields: Any) -> None: ...
+
+
+@contextmanager
+def exits_on_error(console: Notes) -> Iterator[None]:
+    """Run a command's body: a ProvisionError ends it with its one line and its exit code."""
+    try:
+        yield
+    except ProvisionError as exc:
+        code = exit_code_for(exc)
+        console.note("error", f"error: {exc}", exit_code=int(code))
+        raise typer.Exit(int(code)) from None

@@ -9,12 +9,24 @@ from typing import Annotated
 import typer
 from rich.console import Console as RichTerminal
 
-from provision.cli.output import EXIT_OK, EXIT_ROWS_FAILED, EXIT_UNSAFE, JsonConsole, LogFormat, RichConsole, fail, use_json
+from provision.cli.output import (
+    JsonConsole,
+    LogFormat,
+    RichConsole,
+    exits_on_error,
+    use_json,
+)
 from provision.cli.plan_summary import plan_summary, render_plan_summary
-from provision.errors import ProvisionError
-from provision.jobs import load_job
-from provision.planning import PlannedRun, load_roster, make_plan, save_plan, utc_now
-from provision.targets import open_target
+from provision.errors import ExitCode
+from provision.run.jobs import load_job
+from provision.run.planning import (
+    PlannedRun,
+    load_roster,
+    make_plan,
+    save_plan,
+    utc_now,
+)
+from provision.run.targets import open_target
 
 
 def plan(
@@ -25,14 +37,12 @@ def plan(
 ) -> None:
     """Read the roster and the users' current phones, and write the plan of changes (no writes)."""
     console: JsonConsole | RichConsole = JsonConsole() if use_json(log_format) else RichConsole()
-    try:
+    with exits_on_error(console):
         job = load_job(job_file)
         console.stage("reading roster")
         planned = _plan(job, roster, console)
         path = out or job.output.directory / f"{job.name}-{planned.created:%Y%m%dT%H%M%SZ}-plan.json"
         save_plan(planned, path)
-    except ProvisionError as exc:
-        raise fail(exc, console) from None
     summary = plan_summary(planned)
     if isinstance(console, JsonConsole):
         console.result(event_kind="plan", **summary, plan_file=str(path))
@@ -41,9 +51,9 @@ def plan(
         render_plan_summary(stdout, summary)
         stdout.print(f"Plan written to [bold]{path}[/] (checksum {planned.checksum[:12]})")
     if not planned.plan.safety.ok:
-        raise typer.Exit(EXIT_UNSAFE)
+        raise typer.Exit(ExitCode.REFUSED)
     failed = summary["rows_error"] or summary["users_by_outcome"]["error"]
-    raise typer.Exit(EXIT_ROWS_FAILED if failed else EXIT_OK)
+    raise typer.Exit(ExitCode.ROWS_FAILED if failed else ExitCode.OK)
 
 
 def _plan(job, roster_path: Path | None, console: JsonConsole | RichConsole) -> PlannedRun:  # type: ignore[no-untyped-def]

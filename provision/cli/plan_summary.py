@@ -7,9 +7,9 @@ from typing import Any
 from rich.console import Console as RichTerminal
 from rich.table import Table
 
-from provision.model import PHONE_TYPES, RowStatus, Severity
-from provision.planner import ChangeKind, Outcome, summarize
-from provision.planning import PlannedRun
+from provision.model import PHONE_TYPES, ChangeKind, RowStatus, Severity, UserDecision
+from provision.plan.planner import summarize
+from provision.run.planning import PlannedRun
 
 KINDS = tuple(ChangeKind)
 
@@ -32,7 +32,7 @@ def plan_summary(planned: PlannedRun) -> dict[str, Any]:
         "row_problems": dict(roster.issue_counts(Severity.ERROR).most_common(5)),
         "row_warnings": dict(roster.issue_counts(Severity.WARNING).most_common(5)),
         "users": len(planned.plan.users),
-        "users_by_outcome": {o.value: s.by_outcome.get(o, 0) for o in Outcome},
+        "users_by_outcome": {o.value: s.by_outcome.get(o, 0) for o in UserDecision},
         "changes": s.total_changes,
         "changes_by_kind": {k.value: s.by_kind.get(k, 0) for k in KINDS},
         "changes_by_phone_type": {

@@ -18,17 +18,23 @@ from typing import Annotated, Iterator
 import typer
 from rich.console import Console as RichTerminal
 
-from provision.applying import RunOutcome, apply_planned, render_reports, resume_run
-from provision.cli.output import EXIT_USAGE, JsonConsole, LogFormat, RichConsole, fail, use_json
+from provision.apply.executor import ExecutionResult, RunStatus
+from provision.cli.output import (
+    JsonConsole,
+    LogFormat,
+    RichConsole,
+    exits_on_error,
+    use_json,
+)
 from provision.cli.plan_summary import plan_summary, render_plan_summary
-from provision.errors import ProvisionError, UsageError
-from provision.executor import ExecutionResult, RunStatus
-from provision.jobs import load_job
-from provision.logs import attach_run_log, detach
-from provision.planner import check_safety
-from provision.planning import check_saved_plan, load_roster, make_plan, utc_now
-from provision.rundir import RunDir, create_run_dir, default_run_dir
-from provision.targets import open_target
+from provision.errors import UsageError
+from provision.plan.planner import check_safety
+from provision.run.applying import RunOutcome, apply_planned, render_reports, resume_run
+from provision.run.jobs import load_job
+from provision.run.logs import attach_run_log, detach
+from provision.run.planning import check_saved_plan, load_roster, make_plan, utc_now
+from provision.run.rundir import RunDir, create_run_dir, default_run_dir
+from provision.run.targets import open_target
 
 AnyConsole = JsonConsole | RichConsole
 
@@ -81,13 +87,11 @@ def apply(
 ) -> None:
     """Plan against live state, confirm, apply with retries and pacing, and write the reports."""
     console = _console(log_format)
-    try:
+    with exits_on_error(console):
         job = load_job(job_file)
         console.stage("reading roster")
         roster_data = load_roster(job, roster)
         outcome = asyncio.run(_apply(job, roster_data, console, plan_file, yes, force, run_dir, verify))
-    except ProvisionError as exc:
-        raise fail(exc, console) from None
     _finish(console, outcome)
 
 
@@ -129,10 +133,8 @@ def resume(
 ) -> None:
     """Continue an interrupted or killed run exactly where it stopped, then write the reports."""
     console = _console(log_format)
-    try:
+    with exits_on_error(console):
         outcome = asyncio.run(_resume(RunDir(run_dir), console, verify))
-    except ProvisionError as exc:
-        raise fail(exc, console) from None
     _finish(console, outcome)
 
 
@@ -157,10 +159,8 @@ def report(
 ) -> None:
     """Re-render a run's reports (results.csv/.xlsx, summary.json, report.html) from its journal."""
     console = _console(log_format)
-    try:
+    with exits_on_error(console):
         outcome = render_reports(RunDir(run_dir), console=console)
-    except ProvisionError as exc:
-        raise fail(exc, console) from None
     _finish(console, outcome)
 
 
@@ -194,4 +194,4 @@ def _finish(console: AnyConsole, outcome: RunOutcome) -> None:
     raise typer.Exit(s.exit_code)
 
 
-__all__ = ["EXIT_USAGE", "apply", "report", "resume"]
+__all__ = ["apply", "report", "resume"]

@@ -10,16 +10,12 @@ from urllib.parse import urlsplit
 import httpx
 import typer
 
+from provision.cli.output import PlainConsole, exits_on_error
 from provision.errors import ProvisionError, UsageError
 from provision.sandbox.auth import SANDBOX_APP_ID, SANDBOX_TENANT_ID, make_token
-from provision.sandbox.server import NotLoopbackError, check_loopback
+from provision.sandbox.server import check_loopback
 
 app = typer.Typer(help="The local Graph-compatible sandbox tenant.", no_args_is_help=True)
-
-
-def _fail(exc: ProvisionError) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(exc.exit_code)
 
 
 def _split_csv(value: str | None) -> list[str]:
@@ -39,6 +35,15 @@ def _sandbox_root(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
+def _sandbox_tenant_id(url: str) -> str:
+    try:
+        response = httpx.get(_sandbox_root(url) + "/_sandbox/info", timeout=10)
+        response.raise_for_status()
+        return str(response.json()["tenant_id"])
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise ProvisionError(f"can't read the sandbox at {url}: {exc}") from None
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Loopback address to bind (127.0.0.1, ::1 or localhost).")] = "127.0.0.1",
@@ -54,14 +59,12 @@ def serve(
     from provision.sandbox.server import serve_forever
     from provision.sandbox.snapshot import load_snapshot, save_snapshot
 
-    try:
+    with exits_on_error(PlainConsole()):
         check_loopback(host)
         resolved = load_profile(profile)
         lag = resolved.consistency.replication_lag_ms / 1000.0
         tenant = load_snapshot(snapshot, replication_lag_s=lag) if snapshot is not None else None
         sandbox_app = create_app(tenant, profile=resolved, seed=seed)
-    except ProvisionError as exc:
-        raise _fail(exc) from None
 
     def ready(root: str) -> None:
         typer.echo(f"{root}/v1.0")
@@ -70,10 +73,11 @@ def serve(
         typer.echo(f"token: provision sandbox token --url {root}", err=True)
 
     try:
-        serve_forever(sandbox_app, host=host, port=port, on_ready=ready)
-    except OSError as exc:
-        typer.echo(f"error: can't serve on {host}:{port}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(2) from None
+        with exits_on_error(PlainConsole()):
+            try:
+                serve_forever(sandbox_app, host=host, port=port, on_ready=ready)
+            except OSError as exc:
+                raise UsageError(f"can't serve on {host}:{port}: {exc.strerror or exc}") from None
     finally:
         if save is not None:
             save_snapshot(sandbox_app.sandbox.tenant, save)
@@ -90,20 +94,12 @@ def token(
     appid: Annotated[str, typer.Option(help="Application id (the throttling key).")] = SANDBOX_APP_ID,
 ) -> None:
     """Print an unsigned JWT the sandbox accepts (default: an app token for the job)."""
-    if roles is not None and scp is not None:
-        typer.echo("error: give --roles (application) or --scp (delegated), not both", err=True)
-        raise typer.Exit(2)
-    tenant_id = tid or SANDBOX_TENANT_ID
-    if url is not None and tid is None:
-        try:
-            response = httpx.get(_sandbox_root(url) + "/_sandbox/info", timeout=10)
-            response.raise_for_status()
-            tenant_id = str(response.json()["tenant_id"])
-        except ProvisionError as exc:
-            raise _fail(exc) from None
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
-            typer.echo(f"error: can't read the sandbox at {url}: {exc}", err=True)
-            raise typer.Exit(1) from None
+    with exits_on_error(PlainConsole()):
+        if roles is not None and scp is not None:
+            raise UsageError("give --roles (application) or --scp (delegated), not both")
+        tenant_id = tid or SANDBOX_TENANT_ID
+        if url is not None and tid is None:
+            tenant_id = _sandbox_tenant_id(url)
     if scp is not None:
         typer.echo(make_token(scp=scp, wids=_split_csv(wids), tid=tenant_id, appid=appid))
     else:
@@ -116,17 +112,14 @@ def snapshot(
     out: Annotated[Path, typer.Option(help="Where to write the snapshot JSON.")],
 ) -> None:
     """Fetch a running sandbox's tenant snapshot."""
-    try:
+    with exits_on_error(PlainConsole()):
         root = _sandbox_root(url)
-    except (NotLoopbackError, UsageError) as exc:
-        raise _fail(exc) from None
-    try:
-        response = httpx.get(root + "/_sandbox/snapshot", timeout=30)
-        response.raise_for_status()
-        data = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        typer.echo(f"error: can't fetch the snapshot from {root}: {exc}", err=True)
-        raise typer.Exit(1) from None
+        try:
+            response = httpx.get(root + "/_sandbox/snapshot", timeout=30)
+            response.raise_for_status()
+            data = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ProvisionError(f"can't fetch the snapshot from {root}: {exc}") from None
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(out)

@@ -19,9 +19,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from provision.errors import ProvisionError, UsageError
-from provision.model import FIELD_BY_PHONE_TYPE, PHONE_TYPES, RowIssue, RowStatus, Severity
-from provision.roster import Roster, read_roster
+from provision.cli.output import PlainConsole, exits_on_error
+from provision.errors import ExitCode, UsageError
+from provision.model import (
+    FIELD_BY_PHONE_TYPE,
+    PHONE_TYPES,
+    RowIssue,
+    RowStatus,
+    Severity,
+)
+from provision.roster.reader import Roster, read_roster
 
 SHOWN_ISSUES = 20
 TOP_REASONS = 8
@@ -40,7 +47,7 @@ class RosterSettings:
 def roster_settings(job: Path | None) -> RosterSettings:
     if job is None:
         return RosterSettings()
-    from provision.jobs import load_job  # pydantic: only when a job file is given
+    from provision.run.jobs import load_job  # pydantic: only when a job file is given
 
     roster = load_job(job).roster
     return RosterSettings(roster.path, roster.sheet, roster.default_region, dict(roster.columns) or None)
@@ -59,7 +66,7 @@ def validate(
 ) -> None:
     """Check a roster file and report every row's problems."""
     console = Console(highlight=False)
-    try:
+    with exits_on_error(PlainConsole(console)):
         settings = roster_settings(job)
         path = roster or settings.path
         if path is None:
@@ -70,14 +77,11 @@ def validate(
             default_region=region or settings.default_region,
             sheet=sheet if sheet is not None else settings.sheet,
         )
-    except ProvisionError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
     _summary(console, result)
     if out is not None:
         write_report(result, out)
         console.print(f"per-row report: {out}", markup=False)
-    raise typer.Exit(1 if result.count(RowStatus.ERROR) else 0)
+    raise typer.Exit(ExitCode.ROWS_FAILED if result.count(RowStatus.ERROR) else ExitCode.OK)
 
 
 def _summary(console: Console, roster: Roster) -> None:

@@ -1,32 +1,10 @@
-"""The Graph layer: the one GraphClient, the $batch codec, clouds, credentials, errors.
+"""The Graph layer: everything that talks to Microsoft Graph (or the sandbox) and how politely.
 
-Only this package imports msgraph / kiota. See ``client.py`` for the client, ``batch.py``
-and ``ops.py`` for the bulk path, ``errors.py`` for the error tree.
+Only this package imports msgraph / kiota, and only ``client.py`` does so at import time,
+so importing a sibling (``clouds``, ``credentials``, ``ops``) stays cheap. Modules:
+``client`` (the one GraphClient on msgraph-sdk), ``batch`` and ``ops`` (the ``$batch``
+codec and the operations it carries), ``errors`` (Graph answers in our terms),
+``clouds`` and ``credentials`` (where and as whom), ``pacing`` (adaptive rate shared by
+every request), ``retry`` (one classification of failures, one tenacity policy) and
+``state_reader`` (current phone methods of many users in bulk).
 """
-
-from provision.graph.batch import MAX_BATCH_SIZE, Op, OpResult, decode_batch, encode_batch
-from provision.graph.client import GraphClient, GraphUser
-from provision.graph.clouds import ApiVersion, Cloud, GraphTarget, cloud_target, url_target
-from provision.graph.credentials import CredentialConfig, CredentialKind, StaticTokenCredential, make_credential
-from provision.graph.errors import TransportFailure, translate
-
-__all__ = [
-    "MAX_BATCH_SIZE",
-    "ApiVersion",
-    "Cloud",
-    "CredentialConfig",
-    "CredentialKind",
-    "GraphClient",
-    "GraphTarget",
-    "GraphUser",
-    "Op",
-    "OpResult",
-    "StaticTokenCredential",
-    "TransportFailure",
-    "cloud_target",
-    "decode_batch",
-    "encode_batch",
-    "make_credential",
-    "translate",
-    "url_target",
-]

@@ -3,7 +3,7 @@
 Built on msgraph-sdk: a ``GraphServiceClient`` over a ``GraphRequestAdapter`` that uses
 our ``httpx.AsyncClient`` (keep-alive; HTTP/2 only towards real Graph) wrapped in kiota's
 middleware by ``GraphClientFactory`` with the RetryHandler switched off (it would retry
-POST/PATCH on its own; retries are ``provision.retry``'s job). Auth goes through
+POST/PATCH on its own; retries are ``provision.graph.retry``'s job). Auth goes through
 kiota_authentication_azure's provider with the target's scope and allowed host spelled
 out (msgraph-core's provider is broken with current kiota).
 
@@ -26,22 +26,44 @@ import httpx
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
-from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
 from kiota_http.middleware.options import RetryHandlerOption
 from msgraph import GraphRequestAdapter, GraphServiceClient
-from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.authentication_phone_type import AuthenticationPhoneType
-from msgraph.generated.models.phone_authentication_method import PhoneAuthenticationMethod
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.phone_authentication_method import (
+    PhoneAuthenticationMethod,
+)
 from msgraph_core import GraphClientFactory
 
 from provision.errors import GraphError
 from provision.graph import ops as _ops
-from provision.graph.batch import MAX_BATCH_SIZE, Op, OpResult, decode_batch, encode_batch
-from provision.graph.clouds import ApiVersion, Cloud, GraphTarget, cloud_target, url_target
+from provision.graph.batch import (
+    MAX_BATCH_SIZE,
+    Op,
+    OpResult,
+    decode_batch,
+    encode_batch,
+)
+from provision.graph.clouds import (
+    ApiVersion,
+    Cloud,
+    GraphEndpoint,
+    cloud_target,
+    url_target,
+)
 from provision.graph.credentials import StaticTokenCredential
 from provision.graph.errors import TransportFailure, translate
-from provision.model import METHOD_IDS, UNREADABLE_SMS_POLICY, CurrentPhone, PhoneType, SmsPolicy
-from provision.pacing import Lane, Pacer, Slot
+from provision.graph.pacing import Lane, Pacer, Slot
+from provision.model import (
+    METHOD_IDS,
+    UNREADABLE_SMS_POLICY,
+    CurrentPhone,
+    PhoneType,
+    SmsPolicy,
+)
 
 T = TypeVar("T")
 
@@ -98,7 +120,7 @@ class GraphClient:
 
     def __init__(
         self,
-        target: GraphTarget,
+        target: GraphEndpoint,
         credential: Any,
         *,
         pacer: Pacer | None = None,

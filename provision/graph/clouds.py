@@ -1,6 +1,6 @@
 """Where Graph lives: national cloud roots, Entra authority hosts, token scopes, API versions.
 
-A ``GraphTarget`` is everything the client needs to know about the other end: the base
+A ``GraphEndpoint`` is everything the client needs to know about the other end: the base
 URL requests are built on (no trailing slash: a trailing one makes the SDK emit ``//``),
 the scope tokens are requested for, the authority host credentials sign in against, and
 the hosts the auth provider may send a token to. Tokens of one cloud are not valid in
@@ -47,7 +47,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
-class GraphTarget:
+class GraphEndpoint:
     """The far end of every request: a national cloud or a local sandbox."""
 
     base_url: str  # e.g. https://graph.microsoft.com/v1.0 or http://127.0.0.1:8123/beta
@@ -65,7 +65,7 @@ class GraphTarget:
         return self.host in LOOPBACK_HOSTS
 
 
-def cloud_target(cloud: Cloud | str = Cloud.GLOBAL, version: ApiVersion | str = ApiVersion.V1) -> GraphTarget:
+def cloud_target(cloud: Cloud | str = Cloud.GLOBAL, version: ApiVersion | str = ApiVersion.V1) -> GraphEndpoint:
     """The target for a Microsoft national cloud."""
     try:
         cloud = Cloud(cloud)
@@ -73,7 +73,7 @@ def cloud_target(cloud: Cloud | str = Cloud.GLOBAL, version: ApiVersion | str = 
     except ValueError as exc:
         raise UsageError(f"unknown Graph cloud or version: {exc}") from None
     ep = CLOUDS[cloud]
-    return GraphTarget(
+    return GraphEndpoint(
         base_url=f"{ep.graph_root}/{version.value}",
         scopes=(f"{ep.graph_root}/.default",),
         authority_host=ep.authority_host,
@@ -82,7 +82,7 @@ def cloud_target(cloud: Cloud | str = Cloud.GLOBAL, version: ApiVersion | str = 
     )
 
 
-def url_target(base_url: str, *, cloud: Cloud | str = Cloud.GLOBAL) -> GraphTarget:
+def url_target(base_url: str, *, cloud: Cloud | str = Cloud.GLOBAL) -> GraphEndpoint:
     """A target at an explicit base URL (the sandbox, or a cloud root spelled out).
 
     The URL must end in ``/v1.0`` or ``/beta``. Plain http is only accepted for loopback
@@ -99,7 +99,7 @@ def url_target(base_url: str, *, cloud: Cloud | str = Cloud.GLOBAL) -> GraphTarg
     if not parts.path.endswith(("/v1.0", "/beta")):
         raise UsageError(f"Graph base URL must end in /v1.0 or /beta, got {base_url!r}")
     ep = CLOUDS[Cloud(cloud)]
-    return GraphTarget(
+    return GraphEndpoint(
         base_url=url,
         scopes=(f"{ep.graph_root}/.default",),
         authority_host=ep.authority_host,

@@ -26,8 +26,8 @@ from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.api_error import APIError
 from kiota_authentication_azure._exceptions import HTTPError as KiotaAuthHTTPError
 
-from provision.phones import mask_in_text
 from provision.errors import AuthError, GraphError
+from provision.masking import mask_in_text
 
 TRANSPORT_ERROR_CODE = "transportError"
 

@@ -12,7 +12,14 @@ from typing import Any, Mapping
 from urllib.parse import quote
 
 from provision.graph.batch import Op
-from provision.model import METHOD_IDS, PHONE_TYPE_BY_METHOD_ID, CurrentPhone, PhoneType, SmsPolicy, SmsSignInState
+from provision.model import (
+    METHOD_IDS,
+    PHONE_TYPE_BY_METHOD_ID,
+    CurrentPhone,
+    PhoneType,
+    SmsPolicy,
+    SmsSignInState,
+)
 
 SMS_POLICY_URL = "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/sms"
 

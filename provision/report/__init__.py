@@ -1,7 +1,7 @@
 """The run directory's reports: results.csv, results.xlsx, summary.json, report.html.
 
 The writers only render: they take the ``RowResult`` of every roster row and the run's
-``RunSummary`` (``provision.results``) and never compute outcomes themselves. Each writer
+``RunSummary`` (``provision.report.results``) and never compute outcomes themselves. Each writer
 takes a path or an open file::
 
     write_csv(rows, dest)              results.csv   UTF-8 with BOM, RFC 4180
@@ -21,9 +21,9 @@ from pathlib import Path
 from provision.report.csv_writer import write_csv
 from provision.report.html_report import DEFAULT_ROW_CAP, render_html, write_html
 from provision.report.layout import build_layout, mask_phone, row_values
+from provision.report.results import RowResult, RunSummary
 from provision.report.summary_json import summary_dict, write_summary_json
 from provision.report.xlsx_writer import write_xlsx
-from provision.results import RowResult, RunSummary
 
 __all__ = [
     "DEFAULT_ROW_CAP",

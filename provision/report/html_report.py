@@ -17,34 +17,35 @@ from html import escape
 from pathlib import Path
 from typing import IO, TextIO
 
-from provision.model import PHONE_TYPES, PhoneType
+from provision.errors import ExitCode, exit_meaning
+from provision.masking import mask_in_text
+from provision.model import OK_ROW_OUTCOMES, PHONE_TYPES, PhoneType, RowOutcome
 from provision.report.charts import Series, TimeSeries, rates, stacked_bars, time_chart
-from provision.report.layout import OUTCOME_COLOURS, mask_phone, mask_phones_in_text
+from provision.report.layout import OUTCOME_COLOURS, mask_phone
+from provision.report.results import Action, RowResult, RunSummary
 from provision.report.sinks import text_sink
 from provision.report.wording import (
     CHANGE_KIND_LABELS,
-    EXIT_MEANINGS,
     OUTCOME_WORDS,
     ordered_kinds,
     remedy_for,
 )
-from provision.results import OK_OUTCOMES, Action, Outcome, RowResult, RunSummary
 
 __all__ = ["DEFAULT_ROW_CAP", "render_html", "write_html"]
 
 DEFAULT_ROW_CAP = 500
 _EXAMPLES_PER_REASON = 5
-_ATTENTION = (Outcome.FAILED, Outcome.PARTIAL, Outcome.INVALID, Outcome.SKIPPED)
+_ATTENTION = (RowOutcome.FAILED, RowOutcome.PARTIAL, RowOutcome.INVALID, RowOutcome.SKIPPED)
 
 # Chart colours: the xlsx fills are pale, a chart wants stronger tones of the same hues.
-_CHART_COLOURS: Mapping[Outcome, str] = {
-    Outcome.APPLIED: "#22a06b",
-    Outcome.UNCHANGED: "#b6bcc6",
-    Outcome.PARTIAL: "#f5b400",
-    Outcome.FAILED: "#e5484d",
-    Outcome.SKIPPED: "#5b9bd5",
-    Outcome.INVALID: "#8b0000",
-    Outcome.PLANNED: "#8e7cc3",
+_CHART_COLOURS: Mapping[RowOutcome, str] = {
+    RowOutcome.APPLIED: "#22a06b",
+    RowOutcome.UNCHANGED: "#b6bcc6",
+    RowOutcome.PARTIAL: "#f5b400",
+    RowOutcome.FAILED: "#e5484d",
+    RowOutcome.SKIPPED: "#5b9bd5",
+    RowOutcome.INVALID: "#8b0000",
+    RowOutcome.PLANNED: "#8e7cc3",
 }
 _PHONE_LABELS: Mapping[PhoneType, str] = {
     PhoneType.MOBILE: "Mobile",
@@ -133,16 +134,16 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline
 
 def _e(value: object) -> str:
     """Escape for HTML, masking anything phone-shaped (free text from rosters and Graph)."""
-    return escape(mask_phones_in_text(str(value)))
+    return escape(mask_in_text(str(value)))
 
 
 def _n(value: int | float) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
 
 
-def _pill(outcome: Outcome) -> str:
+def _pill(outcome: RowOutcome) -> str:
     bg = OUTCOME_COLOURS.get(outcome)
-    fg = "#ffffff" if outcome is Outcome.INVALID else "#111827"
+    fg = "#ffffff" if outcome is RowOutcome.INVALID else "#111827"
     style = f"background:#{bg};color:{fg}" if bg else "background:#fff"
     return f'<span class="pill" style="{style}">{escape(outcome.value)}</span>'
 
@@ -169,30 +170,30 @@ def _when(iso: str) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _outcome_counts(rows: Iterable[RowResult]) -> Counter[Outcome]:
+def _outcome_counts(rows: Iterable[RowResult]) -> Counter[RowOutcome]:
     return Counter(r.outcome for r in rows)
 
 
-def _verdict(summary: RunSummary, counts: Counter[Outcome], total: int) -> tuple[str, str, str]:
+def _verdict(summary: RunSummary, counts: Counter[RowOutcome], total: int) -> tuple[str, str, str]:
     """(css class, headline, sentence) answering "did it work?"."""
-    ok = sum(counts[o] for o in OK_OUTCOMES)
+    ok = sum(counts[o] for o in OK_ROW_OUTCOMES)
     attention = sum(counts[o] for o in _ATTENTION)
-    if summary.exit_code == 4:
+    if summary.exit_code == ExitCode.AUTH:
         return ("v-bad", "Stopped: sign-in or permission problem",
                 "The job could not authenticate to Microsoft Graph or lacked a permission. "
                 "See 'Problems and what to do' below.")
-    if summary.exit_code == 3:
+    if summary.exit_code == ExitCode.REFUSED:
         return ("v-warn", "Refused: the plan exceeded a safety limit",
                 "Nothing was written. Review the plan; if it is intended, run again with --force "
                 "or raise the job's safety thresholds.")
-    if summary.exit_code == 2:
-        return ("v-bad", "Could not run", f"Exit code 2: {EXIT_MEANINGS[2]}.")
-    if total and counts[Outcome.PLANNED] == total:
+    if summary.exit_code == ExitCode.USAGE:
+        return ("v-bad", "Could not run", f"Exit code 2: {ExitCode.USAGE.meaning}.")
+    if total and counts[RowOutcome.PLANNED] == total:
         return ("v-info", "Plan only: nothing was written",
                 f"{_n(total)} rows were planned. Apply the plan to make the changes.")
     if total == 0:
         return ("v-info", "The roster had no rows", "Nothing to do.")
-    if attention == 0 and summary.exit_code == 0:
+    if attention == 0 and summary.exit_code == ExitCode.OK:
         return ("v-ok", "It worked",
                 f"All {_n(total)} rows were applied or were already right.")
     return ("v-warn" if ok else "v-bad", "Partly done" if ok else "Not done",
@@ -200,13 +201,13 @@ def _verdict(summary: RunSummary, counts: Counter[Outcome], total: int) -> tuple
             f"{_n(attention)} need attention (see below).")
 
 
-def _cards(summary: RunSummary, counts: Counter[Outcome]) -> str:
+def _cards(summary: RunSummary, counts: Counter[RowOutcome]) -> str:
     phones_changed = sum(summary.changes_done.get(k, 0) for k in ("create", "update", "delete"))
     sms_changed = sum(summary.changes_done.get(k, 0) for k in ("enable_sms", "disable_sms"))
     attention = sum(counts[o] for o in _ATTENTION)
     items = [
         (summary.rows_total, "rows in the roster"),
-        (sum(counts[o] for o in OK_OUTCOMES), "rows done or already right"),
+        (sum(counts[o] for o in OK_ROW_OUTCOMES), "rows done or already right"),
         (attention, "rows needing attention"),
         (phones_changed, "phone numbers added, changed or removed"),
         (sms_changed, "SMS sign-in changes"),
@@ -220,32 +221,32 @@ def _cards(summary: RunSummary, counts: Counter[Outcome]) -> str:
     return f'<div class="cards">{"".join(cells)}</div>'
 
 
-def _outcome_section(counts: Counter[Outcome], total: int) -> str:
-    series = [Series(o.value, o.value, _CHART_COLOURS[o]) for o in Outcome if counts[o]]
-    chart = stacked_bars([("All rows", {o.value: counts[o] for o in Outcome})], series,
+def _outcome_section(counts: Counter[RowOutcome], total: int) -> str:
+    series = [Series(o.value, o.value, _CHART_COLOURS[o]) for o in RowOutcome if counts[o]]
+    chart = stacked_bars([("All rows", {o.value: counts[o] for o in RowOutcome})], series,
                          title="Rows by outcome") if series else ""
     body = "".join(
         f"<tr><td>{_pill(o)}</td><td>{escape(OUTCOME_WORDS[o])}</td><td class=num>{_n(counts[o])}</td>"
         f"<td class=num>{(100 * counts[o] / total if total else 0):.1f}%</td></tr>"
-        for o in Outcome if counts[o]
+        for o in RowOutcome if counts[o]
     )
     return (
         "<h2>What happened to each row</h2>"
-        f'<div class="panel">{chart}<table><thead><tr><th>Outcome</th><th>Meaning</th>'
+        f'<div class="panel">{chart}<table><thead><tr><th>RowOutcome</th><th>Meaning</th>'
         f'<th class=num>Rows</th><th class=num>Share</th></tr></thead><tbody>{body}</tbody></table></div>'
     )
 
 
 def _phone_section(rows: Sequence[RowResult]) -> str:
-    by: dict[tuple[PhoneType, Action], Counter[Outcome]] = defaultdict(Counter)
+    by: dict[tuple[PhoneType, Action], Counter[RowOutcome]] = defaultdict(Counter)
     for r in rows:
         for pt, p in r.phones.items():
-            by[(PhoneType(pt), Action(p.action))][Outcome(p.outcome)] += 1
+            by[(PhoneType(pt), Action(p.action))][RowOutcome(p.outcome)] += 1
     keys = [(pt, a) for pt in PHONE_TYPES for a in (Action.CREATE, Action.UPDATE, Action.DELETE, Action.NONE)
             if (pt, a) in by]
     if not keys:
         return "<h2>Phones by type and action</h2><p class=muted>No phone columns in this run.</p>"
-    used = [o for o in Outcome if any(by[k][o] for k in keys)]
+    used = [o for o in RowOutcome if any(by[k][o] for k in keys)]
     bars = [(f"{_PHONE_LABELS[pt]}: {_ACTION_LABELS[a]}", {o.value: by[(pt, a)][o] for o in used})
             for pt, a in keys]
     chart = stacked_bars(bars, [Series(o.value, o.value, _CHART_COLOURS[o]) for o in used],
@@ -306,9 +307,9 @@ def _reasons_section(rows: Sequence[RowResult]) -> str:
     for code, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         remedy = remedy_for(code or None)
         outcomes = Counter(r.outcome for r in members)
-        severity = ("" if outcomes[Outcome.FAILED] or outcomes[Outcome.INVALID] or outcomes[Outcome.PARTIAL]
-                    else "info" if outcomes[Outcome.SKIPPED] else "warn")
-        pills = " ".join(f"{_pill(o)} {_n(outcomes[o])}" for o in Outcome if outcomes[o])
+        severity = ("" if outcomes[RowOutcome.FAILED] or outcomes[RowOutcome.INVALID] or outcomes[RowOutcome.PARTIAL]
+                    else "info" if outcomes[RowOutcome.SKIPPED] else "warn")
+        pills = " ".join(f"{_pill(o)} {_n(outcomes[o])}" for o in RowOutcome if outcomes[o])
         examples = ", ".join(f"{_e(r.user)} (row {r.row})" for r in members[:_EXAMPLES_PER_REASON])
         more = f" and {_n(len(members) - _EXAMPLES_PER_REASON)} more" if len(members) > _EXAMPLES_PER_REASON else ""
         code_html = f"<code>{_e(code)}</code>" if code else "<span class=muted>no code</span>"
@@ -351,7 +352,7 @@ def _phone_cell(r: RowResult, pt: PhoneType) -> str:
         return ""
     number = mask_phone(p.desired if p.action is not Action.DELETE else p.before)
     verb = _ACTION_LABELS[Action(p.action)]
-    return f"{escape(verb)} <span class=nb>{escape(number)}</span><br>{_pill(Outcome(p.outcome))}"
+    return f"{escape(verb)} <span class=nb>{escape(number)}</span><br>{_pill(RowOutcome(p.outcome))}"
 
 
 def _reason_cell(r: RowResult) -> str:
@@ -386,7 +387,7 @@ def _attention_section(rows: Sequence[RowResult], row_cap: int) -> str:
         + '<input id="filter" type="search" placeholder="Filter these rows (user, reason...)" '
         'aria-label="Filter rows">'
         f'<div class="tablewrap"><table id="attention"><thead><tr><th class=num>Row</th><th>User</th>'
-        f"<th>Outcome</th>{head}<th>Code</th><th>Reason</th></tr></thead><tbody>{body}</tbody></table></div>"
+        f"<th>RowOutcome</th>{head}<th>Code</th><th>Reason</th></tr></thead><tbody>{body}</tbody></table></div>"
     )
 
 
@@ -403,7 +404,7 @@ def render_html(rows: Sequence[RowResult], summary: RunSummary, *, row_cap: int 
         f"{escape(_when(summary.started))} to {escape(_when(summary.finished))}",
         f"sheets {_e(', '.join(sheet_names))}" if sheet_names else "",
     ) if x)
-    exit_line = f"Exit code {summary.exit_code}: {EXIT_MEANINGS.get(summary.exit_code, 'unknown')}."
+    exit_line = f"Exit code {summary.exit_code}: {exit_meaning(summary.exit_code)}."
     return "".join([
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',

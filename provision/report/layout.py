@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
-from provision.model import FIELD_BY_PHONE_TYPE, PHONE_TYPES, PhoneType
-from provision.phones import mask, mask_in_text
-from provision.results import Outcome, PhoneResult, RowResult
+from provision.masking import mask, mask_in_text
+from provision.model import FIELD_BY_PHONE_TYPE, PHONE_TYPES, PhoneType, RowOutcome
+from provision.report.results import PhoneResult, RowResult
 
 __all__ = [
     "Cell",
@@ -36,7 +36,7 @@ __all__ = [
     "build_layout",
     "is_phone_shaped",
     "mask_phone",
-    "mask_phones_in_text",
+    "mask_in_text",
     "neutralise",
     "row_values",
     "safe_text",
@@ -55,14 +55,14 @@ _NUMBER_PARTS = frozenset({"desired", "before", "after"})
 
 # Fill colours (RGB hex) by outcome, shared by the xlsx cells and the HTML page.
 # PLANNED has none: it is neither good nor bad, just not done yet.
-OUTCOME_COLOURS: Mapping[Outcome, str | None] = {
-    Outcome.APPLIED: "C6EFCE",  # green
-    Outcome.UNCHANGED: "E7E6E6",  # grey
-    Outcome.PARTIAL: "FFEB9C",  # amber
-    Outcome.FAILED: "FFC7CE",  # red
-    Outcome.SKIPPED: "BDD7EE",  # blue
-    Outcome.INVALID: "C00000",  # dark red (white text)
-    Outcome.PLANNED: None,
+OUTCOME_COLOURS: Mapping[RowOutcome, str | None] = {
+    RowOutcome.APPLIED: "C6EFCE",  # green
+    RowOutcome.UNCHANGED: "E7E6E6",  # grey
+    RowOutcome.PARTIAL: "FFEB9C",  # amber
+    RowOutcome.FAILED: "FFC7CE",  # red
+    RowOutcome.SKIPPED: "BDD7EE",  # blue
+    RowOutcome.INVALID: "C00000",  # dark red (white text)
+    RowOutcome.PLANNED: None,
 }
 
 
@@ -198,6 +198,3 @@ def mask_phone(number: str | None) -> str:
     """``+1 2065550100`` -> ``+1 *******100``, the project's one masking rule (phones.mask)."""
     return mask(number) if number else ""
 
-
-# Phone numbers inside free text: one masking rule for logs, errors and reports.
-mask_phones_in_text = mask_in_text

@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+from provision.model import RowOutcome
+from provision.report.results import RunSummary
 from provision.report.sinks import text_sink
 from provision.report.wording import ordered_kinds
-from provision.results import Outcome, RunSummary
 
 __all__ = ["summary_dict", "write_summary_json"]
 
@@ -30,7 +31,7 @@ def summary_dict(summary: RunSummary) -> dict[str, Any]:
         "rows_total": int(summary.rows_total),
         "rows_ok": int(summary.rows_ok),
         "rows_failed": int(summary.rows_failed),
-        "rows_by_outcome": {o.value: int(summary.rows_by_outcome.get(o.value, 0)) for o in Outcome},
+        "rows_by_outcome": {o.value: int(summary.rows_by_outcome.get(o.value, 0)) for o in RowOutcome},
         "changes": {k: int(summary.changes.get(k, 0)) for k in kinds},
         "changes_done": {k: int(summary.changes_done.get(k, 0)) for k in kinds},
         "operations": int(summary.operations),

@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from provision.planner import ChangeKind
-from provision.results import Outcome
+from provision.model import ChangeKind, RowOutcome
 
 __all__ = [
     "CHANGE_KIND_LABELS",
-    "EXIT_MEANINGS",
     "OUTCOME_WORDS",
     "Remedy",
     "known_codes",
@@ -23,22 +21,14 @@ __all__ = [
     "remedy_for",
 ]
 
-EXIT_MEANINGS: Mapping[int, str] = {
-    0: "every row was applied or was already right",
-    1: "some rows failed",
-    2: "bad usage, job file or unreadable roster",
-    3: "the plan was refused by a safety threshold",
-    4: "authentication or permission failure",
-}
-
-OUTCOME_WORDS: Mapping[Outcome, str] = {
-    Outcome.APPLIED: "changed as the roster asked",
-    Outcome.UNCHANGED: "already right, nothing to do",
-    Outcome.PARTIAL: "some changes worked, some failed",
-    Outcome.FAILED: "Microsoft Graph refused the change",
-    Outcome.SKIPPED: "deliberately left alone",
-    Outcome.INVALID: "the roster row has errors",
-    Outcome.PLANNED: "planned, not written (yet)",
+OUTCOME_WORDS: Mapping[RowOutcome, str] = {
+    RowOutcome.APPLIED: "changed as the roster asked",
+    RowOutcome.UNCHANGED: "already right, nothing to do",
+    RowOutcome.PARTIAL: "some changes worked, some failed",
+    RowOutcome.FAILED: "Microsoft Graph refused the change",
+    RowOutcome.SKIPPED: "deliberately left alone",
+    RowOutcome.INVALID: "the roster row has errors",
+    RowOutcome.PLANNED: "planned, not written (yet)",
 }
 
 CHANGE_KIND_LABELS: Mapping[str, str] = {

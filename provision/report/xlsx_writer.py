@@ -3,7 +3,7 @@
 Written in openpyxl's write-only mode, so 100,000 rows stream out without holding a
 worksheet in memory. Every text cell is a string cell (phone numbers included: ``+1
 2065550100`` must never become a number or a formula); free text is neutralised by
-``provision.report.layout``. Outcome cells are filled with the outcome's colour.
+``provision.report.layout``. RowOutcome cells are filled with the outcome's colour.
 """
 
 from __future__ import annotations
@@ -19,10 +19,19 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from provision.report.layout import OUTCOME_COLOURS, Cell, Layout, build_layout, row_values, safe_text
+from provision.errors import exit_meaning
+from provision.model import RowOutcome
+from provision.report.layout import (
+    OUTCOME_COLOURS,
+    Cell,
+    Layout,
+    build_layout,
+    row_values,
+    safe_text,
+)
+from provision.report.results import RowResult, RunSummary
 from provision.report.sinks import binary_sink
-from provision.report.wording import CHANGE_KIND_LABELS, EXIT_MEANINGS, OUTCOME_WORDS, ordered_kinds
-from provision.results import Outcome, RowResult, RunSummary
+from provision.report.wording import CHANGE_KIND_LABELS, OUTCOME_WORDS, ordered_kinds
 
 __all__ = ["write_xlsx"]
 
@@ -37,7 +46,7 @@ def _fills() -> dict[str, tuple[PatternFill | None, Font | None]]:
     for outcome, rgb in OUTCOME_COLOURS.items():
         fill = PatternFill("solid", fgColor=rgb) if rgb else None
         # Dark red needs white text to stay readable.
-        font = Font(color="FFFFFF", bold=True) if outcome is Outcome.INVALID else None
+        font = Font(color="FFFFFF", bold=True) if outcome is RowOutcome.INVALID else None
         styles[outcome.value] = (fill, font)
     return styles
 
@@ -89,15 +98,15 @@ def _write_summary(ws: WriteOnlyWorksheet, summary: RunSummary) -> None:
     label_row("Started (UTC)", summary.started)
     label_row("Finished (UTC)", summary.finished)
     label_row("Duration (s)", round(float(summary.duration_s), 3))
-    label_row("Exit code", summary.exit_code, EXIT_MEANINGS.get(summary.exit_code, "unknown exit code"))
+    label_row("Exit code", summary.exit_code, exit_meaning(summary.exit_code))
     ws.append([])
     heading("Rows", "Count")
     label_row("Rows in roster", summary.rows_total)
     label_row("Rows ok", summary.rows_ok)
     label_row("Rows failed", summary.rows_failed)
     ws.append([])
-    heading("Outcome", "Rows", "", "Meaning")
-    for o in Outcome:
+    heading("RowOutcome", "Rows", "", "Meaning")
+    for o in RowOutcome:
         ws.append([
             _styled(ws, o.value, outcome=o.value),
             int(summary.rows_by_outcome.get(o.value, 0)),

@@ -36,9 +36,21 @@ from starlette.types import Receive, Scope, Send
 
 from provision.errors import ProvisionError
 from provision.model import METHOD_IDS, PhoneType
-from provision.sandbox.auth import AuthFailure, Authenticator, Principal, authorize, make_token
+from provision.sandbox.auth import (
+    Authenticator,
+    AuthFailure,
+    Principal,
+    authorize,
+    make_token,
+)
 from provision.sandbox.batch import BatchError, BatchItem, parse_batch, run_batch
-from provision.sandbox.limits import Limits, OperationKind, Profile, ResetPoint, load_profile
+from provision.sandbox.limits import (
+    Limits,
+    OperationKind,
+    Profile,
+    ResetPoint,
+    load_profile,
+)
 from provision.sandbox.stats import Stats, WriteTarget
 from provision.sandbox.tenant import Tenant, TenantError
 

@@ -23,7 +23,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from provision.model import METHOD_IDS, PHONE_TYPE_BY_METHOD_ID, PHONE_TYPES, PhoneType, SmsSignInState
+from provision.model import (
+    METHOD_IDS,
+    PHONE_TYPE_BY_METHOD_ID,
+    PHONE_TYPES,
+    PhoneType,
+    SmsSignInState,
+)
 from provision.sandbox.snapshot import (
     SmsRegistration,
     SnapshotError,

@@ -25,8 +25,8 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from provision.cli import app
-from provision.jobs import load_job
-from provision.planning import load_roster
+from provision.run.jobs import load_job
+from provision.run.planning import load_roster
 
 REPO = Path(__file__).resolve().parents[2]
 JOBS = REPO / "jobs"

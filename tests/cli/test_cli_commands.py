@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cli_support import (
     CONTOSO,
     CONTOSO_TENANT_ID,
@@ -27,7 +26,8 @@ from cli_support import (
     tenant_snapshot,
     upn,
 )
-from provision.plan_file import read_plan
+
+from provision.plan.plan_file import read_plan
 from provision.sandbox.auth import decode_token
 
 COMMANDS = ("validate", "plan", "apply", "resume", "report", "sandbox")

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cli_support import (
     CLEAN_ROWS,
     CONTOSO_TENANT_ID,
@@ -24,7 +23,9 @@ from cli_support import (
     tenant_snapshot,
     upn,
 )
+
 from provision.sandbox.auth import make_token
+
 
 def error_messages(ran: Any) -> list[str]:
     return [e["message"] for e in ran.json_lines() if e.get("level") == "error"]

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from provision.journal import JOURNAL_FILENAME, Journal
+from provision.apply.journal import JOURNAL_FILENAME, Journal
 from provision.sandbox.app import create_app
 from provision.sandbox.limits import parse_profile
 from provision.sandbox.server import serve_in_thread

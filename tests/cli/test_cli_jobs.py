@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from openpyxl import load_workbook
-
 from cli_support import (
     JOBS,
     SAMPLE,
@@ -29,6 +27,7 @@ from cli_support import (
     upn,
     xlsx_results,
 )
+from openpyxl import load_workbook
 
 
 def roster_data_rows(job: str) -> int:

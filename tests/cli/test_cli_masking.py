@@ -9,8 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import (
+    CONTOSO,
+    clean_job,
+    cli,
+    leaked_numbers,
+    personal_numbers,
+    shipped_job,
+)
 
-from cli_support import CONTOSO, clean_job, cli, leaked_numbers, personal_numbers, shipped_job
 from provision.sandbox.auth import make_token
 
 

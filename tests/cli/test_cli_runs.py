@@ -6,7 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cli_support import clean_job, cli, phones_of, read_csv_rows, shipped_job, tenant_snapshot, upn
+from cli_support import (
+    clean_job,
+    cli,
+    phones_of,
+    read_csv_rows,
+    shipped_job,
+    tenant_snapshot,
+    upn,
+)
 
 REPORT_FILES = ("results.csv", "results.xlsx", "summary.json", "report.html")
 

@@ -17,10 +17,18 @@ from typing import Any, Callable, Iterable
 import httpx
 import pytest
 
-from provision.executor import ExecutionResult, ExecutorSettings, ProgressEvent, execute, journal_changes
-from provision.graph import GraphClient, StaticTokenCredential, url_target
-from provision.journal import Journal, JournalChange
-from provision.pacing import Pacer
+from provision.apply.executor import (
+    ExecutionResult,
+    ExecutorSettings,
+    ProgressEvent,
+    execute,
+    journal_changes,
+)
+from provision.apply.journal import Journal, JournalChange
+from provision.graph.client import GraphClient
+from provision.graph.clouds import url_target
+from provision.graph.credentials import StaticTokenCredential
+from provision.graph.pacing import Pacer
 from provision.sandbox.app import SandboxApp, create_app
 from provision.sandbox.auth import make_token
 

@@ -11,8 +11,16 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from provision.graph import ops as graph_ops
-from provision.model import CurrentUser, DesiredUser, PhoneType, ReadStatus, SmsIntent, UNREADABLE_SMS_POLICY
-from provision.planner import Plan, PlanMode, PlanPolicy, plan
+from provision.model import (
+    UNREADABLE_SMS_POLICY,
+    CurrentUser,
+    DesiredUser,
+    PhoneType,
+    PlanMode,
+    ReadStatus,
+    SmsIntent,
+)
+from provision.plan.planner import Plan, PlanPolicy, plan
 from provision.sandbox.tenant import Tenant
 
 MOBILE, ALT, OFFICE = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE

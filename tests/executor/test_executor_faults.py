@@ -15,9 +15,17 @@ from pathlib import Path
 import executor_scenario as sc
 import pytest
 
-from provision.executor import ExecutorSettings, ProgressEvent, RunStatus, execute, journal_changes
-from provision.graph import GraphClient, StaticTokenCredential, url_target
-from provision.journal import ChangeStatus, Journal
+from provision.apply.executor import (
+    ExecutorSettings,
+    ProgressEvent,
+    RunStatus,
+    execute,
+    journal_changes,
+)
+from provision.apply.journal import ChangeStatus, Journal
+from provision.graph.client import GraphClient
+from provision.graph.clouds import url_target
+from provision.graph.credentials import StaticTokenCredential
 from provision.sandbox.app import create_app
 from provision.sandbox.auth import make_token
 from provision.sandbox.limits import parse_profile

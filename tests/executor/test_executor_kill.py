@@ -20,9 +20,9 @@ from pathlib import Path
 import executor_scenario as sc
 import pytest
 
-from provision.journal import JOURNAL_FILENAME, ChangeStatus, Journal
+from provision.apply.journal import JOURNAL_FILENAME, ChangeStatus, Journal
 from provision.model import UNREADABLE_SMS_POLICY
-from provision.planner import PlanPolicy, plan
+from provision.plan.planner import PlanPolicy, plan
 from provision.sandbox.app import create_app
 from provision.sandbox.limits import parse_profile
 from provision.sandbox.server import serve_in_thread

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from provision.executor_readback import change_holds, same_number, verify_user
-from provision.journal import JournalChange
+from provision.apply.journal import JournalChange
+from provision.apply.readback import change_holds, same_number, verify_user
 from provision.model import CurrentPhone, PhoneType, SmsSignInState
 
 M, A, O = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE

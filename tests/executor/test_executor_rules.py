@@ -11,10 +11,10 @@ from collections import Counter
 from typing import Any
 
 import executor_scenario as sc
-from provision.executor import DEPENDENCY_FAILED, RunStatus
-from provision.journal import ChangeStatus, Journal, JournalChange
-from provision.model import METHOD_IDS, PhoneType
-from provision.planner import PlanMode
+
+from provision.apply.executor import DEPENDENCY_FAILED, RunStatus
+from provision.apply.journal import ChangeStatus, Journal, JournalChange
+from provision.model import METHOD_IDS, PhoneType, PlanMode
 from provision.sandbox.limits import parse_profile
 
 MOBILE_ID = METHOD_IDS[PhoneType.MOBILE]
@@ -344,7 +344,7 @@ def test_unauthorised_run_aborts_without_writing(harness: Any) -> None:
 
 
 def test_writes_refused_wholesale_stop_the_run_instead_of_failing_every_change(harness: Any) -> None:
-    from provision.executor import DENIED_WRITES_ABORT
+    from provision.apply.executor import DENIED_WRITES_ABORT
     from provision.sandbox.auth import make_token
 
     h = harness()
@@ -385,7 +385,7 @@ def test_progress_events_count_up_to_the_total(harness: Any) -> None:
 
 
 def test_cancellation_like_ctrl_c_is_an_interrupt_not_a_crash(harness: Any) -> None:
-    from provision.executor import ExecutorSettings, execute
+    from provision.apply.executor import ExecutorSettings, execute
 
     h = harness()
     sc.add_users(h.tenant, 200)
@@ -415,7 +415,7 @@ def test_write_batches_shrink_to_a_quarter_second_of_a_low_write_rate(harness: A
     h.execute(journal)
     assert journal.counts().done == len(plan.changes)
     sizes = [len(b) for b in h.tamper.batches]
-    from provision.pacing import PacingSettings
+    from provision.graph.pacing import PacingSettings
 
     assert sizes[0] == max(1, min(20, int(PacingSettings().initial_rate * 0.25)))  # a quarter second
     assert max(sizes[-10:]) <= 3

@@ -9,11 +9,13 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
-from provision.graph import GraphClient, StaticTokenCredential, url_target
-from provision.pacing import Pacer
-from provision.sandbox.limits import profile_toml
+from provision.graph.client import GraphClient
+from provision.graph.clouds import url_target
+from provision.graph.credentials import StaticTokenCredential
+from provision.graph.pacing import Pacer
 from provision.sandbox.app import SandboxApp, create_app
 from provision.sandbox.auth import make_token
+from provision.sandbox.limits import profile_toml
 from provision.sandbox.server import serve_in_thread
 
 

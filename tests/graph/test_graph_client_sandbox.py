@@ -7,14 +7,16 @@ from typing import Any
 
 import httpx
 import pytest
+from graph_sandbox import inprocess_client
 
 from provision.errors import AuthError, GraphError
-from provision.graph import GraphClient, StaticTokenCredential, TransportFailure, url_target
 from provision.graph import ops
+from provision.graph.client import GraphClient
+from provision.graph.clouds import url_target
+from provision.graph.credentials import StaticTokenCredential
+from provision.graph.errors import TransportFailure
 from provision.model import METHOD_IDS, UNREADABLE_SMS_POLICY, PhoneType, SmsSignInState
 from provision.sandbox.auth import AUTHENTICATION_ADMINISTRATOR, make_token
-
-from graph_sandbox import inprocess_client
 
 UPN = "ada@contoso.com"
 MOBILE = "+1 2065550100"

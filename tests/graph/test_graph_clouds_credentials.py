@@ -105,7 +105,7 @@ class RecordingCredential:
 
 @pytest.mark.parametrize(("cloud", "host"), [("usgov", "graph.microsoft.us"), ("china", "microsoftgraph.chinacloudapi.cn")])
 def test_client_for_a_national_cloud_asks_that_cloud_for_tokens_and_no_one_else(cloud: str, host: str) -> None:
-    from provision.graph import GraphClient
+    from provision.graph.client import GraphClient
 
     cred = RecordingCredential()
 

@@ -8,7 +8,7 @@ import pytest
 
 from provision.errors import AuthError, GraphError
 from provision.graph import ops
-from provision.graph.batch import Op, decode_batch, encode_batch
+from provision.graph.batch import decode_batch, encode_batch
 from provision.graph.errors import TransportFailure
 from provision.model import PhoneType, SmsSignInState
 

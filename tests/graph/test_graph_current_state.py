@@ -6,14 +6,13 @@ import asyncio
 
 import httpx
 import pytest
+from graph_sandbox import inprocess_client, loopback_client, write_profile
 
-from provision.current_state import read_current_state
+from provision.graph.pacing import Pacer
+from provision.graph.state_reader import read_current_state
 from provision.model import PhoneType, ReadStatus
-from provision.pacing import Pacer
 from provision.sandbox.auth import AUTHENTICATION_ADMINISTRATOR, make_token
 from provision.sandbox.tenant import Tenant
-
-from graph_sandbox import inprocess_client, loopback_client, write_profile
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,7 +8,7 @@ import pytest
 
 from provision.errors import AuthError, GraphError
 from provision.graph.errors import TransportFailure
-from provision.retry import RetryPolicy
+from provision.graph.retry import RetryPolicy
 
 POLICY = RetryPolicy(max_attempts=4, deadline_s=100.0, backoff_initial_s=1.0, backoff_max_s=8.0, jitter_s=0.0)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from provision.errors import JobFileError
-from provision.jobs import CredentialKind, GraphTarget, Mode, SandboxTarget, load_job
-from provision.model import SmsIntent
+from provision.model import PlanMode, SmsIntent
+from provision.run.jobs import CredentialKind, SandboxTarget, TenantTarget, load_job
 
 
 def write(tmp_path: Path, text: str, name: str = "job.toml") -> Path:
@@ -20,7 +20,7 @@ def write(tmp_path: Path, text: str, name: str = "job.toml") -> Path:
 def test_minimal_job_defaults_to_embedded_sandbox(tmp_path: Path) -> None:
     job = load_job(write(tmp_path, '[roster]\npath = "hires.csv"\n', "onboarding.toml"))
     assert job.name == "onboarding"
-    assert job.mode is Mode.ADDITIVE
+    assert job.mode is PlanMode.ADDITIVE
     assert job.sms_sign_in is SmsIntent.LEAVE
     assert isinstance(job.target, SandboxTarget) and job.target.url is None
     assert job.roster.path == tmp_path / "hires.csv"
@@ -55,11 +55,11 @@ certificate_path = "certs/app.pem"
 """,
         )
     )
-    assert job.mode is Mode.AUTHORITATIVE
+    assert job.mode is PlanMode.AUTHORITATIVE
     assert job.roster.path == Path("/data/hr.csv") and job.roster.default_region == "GB"
     assert job.roster.columns == {"user": "Work Email", "mobile": "Mobile Phone"}
     assert job.safety.max_delete_percent == 2.5 and job.safety.max_update_percent is None
-    assert isinstance(job.target, GraphTarget)
+    assert isinstance(job.target, TenantTarget)
     assert job.target.credential is CredentialKind.CERTIFICATE
     assert job.target.certificate_path == tmp_path / "certs/app.pem"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from provision.journal import JournalChange
+from provision.apply.journal import JournalChange
 from provision.model import PhoneType
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

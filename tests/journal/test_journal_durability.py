@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from journal_builders import make_changes
 
-from provision.errors import UsageError
-from provision.journal import (
+from provision.apply.journal import (
     JOURNAL_FILENAME,
     ChangeResult,
     ChangeStatus,
@@ -23,6 +22,7 @@ from provision.journal import (
     Journal,
     StatusCounts,
 )
+from provision.errors import UsageError
 
 S = ChangeStatus
 
@@ -32,7 +32,7 @@ S = ChangeStatus
 _KILLED_RUN = textwrap.dedent(
     """
     import os, signal, sys
-    from provision.journal import ChangeResult, ChangeStatus as S, EventKind, Journal
+    from provision.apply.journal import ChangeResult, ChangeStatus as S, EventKind, Journal
 
     journal = Journal.open(sys.argv[1])
     ids = [e.id for e in journal.pending()]

@@ -12,8 +12,7 @@ import pytest
 from journal_builders import T0, StepClock, make_changes
 
 from provision import __version__
-from provision.errors import UsageError
-from provision.journal import (
+from provision.apply.journal import (
     JOURNAL_FILENAME,
     ChangeResult,
     ChangeStatus,
@@ -23,6 +22,7 @@ from provision.journal import (
     StatusCounts,
     UserVerification,
 )
+from provision.errors import UsageError
 from provision.model import PhoneType
 
 S = ChangeStatus

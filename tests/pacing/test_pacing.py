@@ -1,4 +1,4 @@
-"""provision.pacing: the shared pause, rate cuts and recovery, the concurrency cap, one cut
+"""provision.graph.pacing: the shared pause, rate cuts and recovery, the concurrency cap, one cut
 per congestion event, batch accounting, and convergence against a simulated server."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bench.pacing_sim import Scenario, VirtualTimeLoop, simulate
-from provision.pacing import Lane, LanePhase, Pacer, PacingSettings
+from provision.graph.pacing import Lane, LanePhase, Pacer, PacingSettings
 
 
 class RecordingClock:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from provision.model import CurrentPhone, CurrentUser, DesiredUser, PhoneType, ReadStatus, SmsSignInState
+from provision.model import (
+    CurrentPhone,
+    CurrentUser,
+    DesiredUser,
+    PhoneType,
+    ReadStatus,
+    SmsSignInState,
+)
 
 M, A, O = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE
 

@@ -7,12 +7,19 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-
 from planner_builders import current, desired
+
 from provision.errors import UsageError
-from provision.model import ReadStatus, SmsIntent, SmsPolicy, SmsSignInState
-from provision.plan_file import plan_checksum, read_plan, write_plan
-from provision.planner import ChangeKind, PlanMode, PlanPolicy, plan
+from provision.model import (
+    ChangeKind,
+    PlanMode,
+    ReadStatus,
+    SmsIntent,
+    SmsPolicy,
+    SmsSignInState,
+)
+from provision.plan.plan_file import plan_checksum, read_plan, write_plan
+from provision.plan.planner import PlanPolicy, plan
 
 CREATED = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 POLICY = PlanPolicy(PlanMode.AUTHORITATIVE, SmsIntent.ENABLE, max_changes=100, max_delete_percent=50.0, max_update_percent=None)

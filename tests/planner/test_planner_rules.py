@@ -5,14 +5,20 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from planner_builders import A, M, O, current, desired, one
+
 from provision.errors import SafetyError
-from provision.model import ReadStatus, SmsIntent, SmsPolicy, SmsSignInState, UNREADABLE_SMS_POLICY
-from provision.planner import (
+from provision.model import (
+    UNREADABLE_SMS_POLICY,
     ChangeKind,
-    Outcome,
     PlanMode,
+    ReadStatus,
+    SmsIntent,
+    SmsPolicy,
+    SmsSignInState,
+    UserDecision,
+)
+from provision.plan.planner import (
     PlanPolicy,
     ReasonCode,
     check_safety,
@@ -47,12 +53,12 @@ def test_additive_creates_missing_updates_differing_and_never_deletes():
         (ChangeKind.UPDATE, M, "+1 2065550199", "+1 2065550100"),
         (ChangeKind.CREATE, A, None, "+1 2065550101"),
     ]
-    assert up.outcome is Outcome.CHANGE and up.reason is None
+    assert up.outcome is UserDecision.CHANGE and up.reason is None
 
 
 def test_same_number_in_older_format_is_no_change():
     s, up = steps(desired(mobile="+1 2065550100x12", office="+44 2071234567"), current(mobile="+12065550100X12", office="+44 20 7123 4567"))
-    assert s == [] and up.outcome is Outcome.NOOP
+    assert s == [] and up.outcome is UserDecision.NOOP
 
 
 def test_type_not_in_roster_is_left_alone_even_in_authoritative():
@@ -110,18 +116,18 @@ def test_blank_mobile_with_kept_alternate_is_an_error_and_plans_the_rest():
         (ChangeKind.UPDATE, A, "+1 2065550101", "+1 2065550102"),
         (ChangeKind.DELETE, O, "+44 2071234567", None),
     ]
-    assert up.outcome is Outcome.ERROR and up.codes == (ReasonCode.MOBILE_DELETE_BLOCKED,)
+    assert up.outcome is UserDecision.ERROR and up.codes == (ReasonCode.MOBILE_DELETE_BLOCKED,)
 
 
 def test_blank_mobile_with_unmanaged_alternate_is_kept():
     s, up = steps(desired(mobile=None), current(mobile="+1 2065550100", alternate="+1 2065550101"), AUTH)
-    assert s == [] and up.outcome is Outcome.ERROR and up.codes == (ReasonCode.MOBILE_DELETE_BLOCKED,)
+    assert s == [] and up.outcome is UserDecision.ERROR and up.codes == (ReasonCode.MOBILE_DELETE_BLOCKED,)
 
 
 def test_alternate_without_any_mobile_is_an_error_not_a_rule_breaking_create():
     s, up = steps(desired(alternate="+1 2065550101", office="+44 2071234567"), current())
     assert s == [(ChangeKind.CREATE, O, None, "+44 2071234567")]
-    assert up.outcome is Outcome.ERROR and up.codes == (ReasonCode.ALTERNATE_REQUIRES_MOBILE,)
+    assert up.outcome is UserDecision.ERROR and up.codes == (ReasonCode.ALTERNATE_REQUIRES_MOBILE,)
     assert "alternate_requires_mobile" in up.reason
 
 
@@ -141,11 +147,11 @@ def test_changes_never_change_a_type_and_target_is_object_id_else_upn():
 @pytest.mark.parametrize(
     "c, outcome, code",
     [
-        (current(status=ReadStatus.NOT_FOUND, id=None), Outcome.ERROR, ReasonCode.USER_NOT_FOUND),
-        (current(status=ReadStatus.FAILED, mobile="+1 2065550100"), Outcome.ERROR, ReasonCode.READ_FAILED),
-        (current(masked=True, mobile="+1 *******100"), Outcome.SKIP, ReasonCode.NUMBERS_MASKED),
-        (current(mobile="+1 *******100"), Outcome.SKIP, ReasonCode.NUMBERS_MASKED),
-        (None, Outcome.ERROR, ReasonCode.NOT_READ),
+        (current(status=ReadStatus.NOT_FOUND, id=None), UserDecision.ERROR, ReasonCode.USER_NOT_FOUND),
+        (current(status=ReadStatus.FAILED, mobile="+1 2065550100"), UserDecision.ERROR, ReasonCode.READ_FAILED),
+        (current(masked=True, mobile="+1 *******100"), UserDecision.SKIP, ReasonCode.NUMBERS_MASKED),
+        (current(mobile="+1 *******100"), UserDecision.SKIP, ReasonCode.NUMBERS_MASKED),
+        (None, UserDecision.ERROR, ReasonCode.NOT_READ),
     ],
 )
 def test_unplannable_users_get_one_user_plan_and_no_changes(c, outcome, code):
@@ -160,7 +166,7 @@ def test_every_desired_user_gets_exactly_one_user_plan_in_roster_order():
     cs = {"a@x": current("a@x"), "c@x": current("c@x", status=ReadStatus.NOT_FOUND), "zz@x": current("zz@x")}
     p = plan(ds, cs, UNREADABLE_SMS_POLICY, ADDITIVE)
     assert [u.key for u in p.users] == ["c@x", "a@x", "b@x"]
-    assert [u.outcome for u in p.users] == [Outcome.ERROR, Outcome.CHANGE, Outcome.ERROR]
+    assert [u.outcome for u in p.users] == [UserDecision.ERROR, UserDecision.CHANGE, UserDecision.ERROR]
     assert [u.key for u in users_by_outcome(p, "error")] == ["c@x", "b@x"]
 
 
@@ -176,12 +182,12 @@ def test_enable_on_unchanged_mobile_not_ready():
 
 def test_enable_when_ready_is_nothing():
     s, up = steps(desired(mobile="+1 2065550100"), current(mobile="+1 2065550100", sms=SmsSignInState.READY), ENABLE, ALLOW_ALL)
-    assert s == [] and up.outcome is Outcome.NOOP
+    assert s == [] and up.outcome is UserDecision.NOOP
 
 
 def test_enable_refused_by_policy_is_a_warning_without_change():
     s, up = steps(desired(mobile="+1 2065550100"), current(mobile="+1 2065550100"), ENABLE, DENY_ALL)
-    assert s == [] and up.outcome is Outcome.NOOP and up.codes == (ReasonCode.SMS_NOT_ALLOWED,)
+    assert s == [] and up.outcome is UserDecision.NOOP and up.codes == (ReasonCode.SMS_NOT_ALLOWED,)
     assert "sms_not_allowed_by_policy" in up.reason
 
 
@@ -238,7 +244,7 @@ def test_disable_when_not_ready_is_nothing():
 
 def test_enable_without_mobile_or_with_extension_warns():
     s, up = steps(desired(office="+44 2071234567"), current(), ENABLE, ALLOW_ALL)
-    assert [k for k, *_ in s] == [ChangeKind.CREATE] and up.outcome is Outcome.CHANGE
+    assert [k for k, *_ in s] == [ChangeKind.CREATE] and up.outcome is UserDecision.CHANGE
     assert up.codes == (ReasonCode.SMS_NEEDS_MOBILE,)
     s, up = steps(desired(mobile="+1 2065550100x5"), current(mobile="+1 2065550100x5"), ENABLE, ALLOW_ALL)
     assert s == [] and up.codes == (ReasonCode.SMS_EXTENSION,)
@@ -314,7 +320,7 @@ def test_summary_counts_and_top_reasons():
     assert s.total_changes == 2 and s.users == 4
     assert s.by_kind[ChangeKind.UPDATE] == 1 and s.by_kind[ChangeKind.DELETE] == 1 and s.by_kind[ChangeKind.CREATE] == 0
     assert s.by_phone_type[M][ChangeKind.UPDATE] == 1 and s.by_phone_type[O][ChangeKind.DELETE] == 1
-    assert s.by_outcome[Outcome.ERROR] == 3 and s.by_outcome[Outcome.CHANGE] == 1
+    assert s.by_outcome[UserDecision.ERROR] == 3 and s.by_outcome[UserDecision.CHANGE] == 1
     assert s.top_errors == (("user_not_found", 2), ("alternate_requires_mobile", 1))
 
 

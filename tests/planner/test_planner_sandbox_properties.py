@@ -18,17 +18,20 @@ from hypothesis import strategies as st
 from provision.model import (
     METHOD_IDS,
     PHONE_TYPES,
+    ChangeKind,
     CurrentPhone,
     CurrentUser,
     DesiredUser,
     PhoneType,
+    PlanMode,
     ReadStatus,
     SmsIntent,
     SmsPolicy,
     SmsSignInState,
+    UserDecision,
 )
-from provision.phones import canonical_digits
-from provision.planner import Change, ChangeKind, Outcome, Plan, PlanMode, PlanPolicy, ReasonCode, plan
+from provision.plan.planner import Change, Plan, PlanPolicy, ReasonCode, plan
+from provision.roster.numbers import canonical_digits
 from provision.sandbox.tenant import Tenant, TenantError
 
 M, A, O = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE
@@ -230,7 +233,7 @@ def test_applying_a_plan_breaks_no_rule_reaches_the_roster_state_and_replans_to_
 
     second = plan(desired, after, sms_policy, policy)
     assert second.changes == ()
-    assert all(up.outcome is not Outcome.CHANGE for up in second.users)
+    assert all(up.outcome is not UserDecision.CHANGE for up in second.users)
 
 
 def _sms_conflict_tenant() -> Tenant:
@@ -259,7 +262,7 @@ def test_sms_conflict_saves_the_phone_and_the_replan_reports_it_without_retrying
     # A re-run does not try again (it would fail the same way): the conflict is a warning.
     second = plan(desired, current, sms_policy, policy)
     assert second.changes == ()
-    assert second.users[0].outcome is Outcome.NOOP
+    assert second.users[0].outcome is UserDecision.NOOP
     assert second.users[0].codes == (ReasonCode.SMS_NOT_UNIQUE,)
 
     # A job that opts into retries plans the enable; it fails while the number is held...
@@ -311,4 +314,4 @@ def test_legacy_format_numbers_in_the_tenant_are_not_rewritten():
     current = read_current(tenant, [upn(0)])
     assert current[upn(0)].phones[M].number == "+12065550100"
     p = plan(desired, current, SmsPolicy(readable=True, enabled=True, include_all_users=True), PlanPolicy(PlanMode.AUTHORITATIVE))
-    assert p.changes == () and p.users[0].outcome is Outcome.NOOP
+    assert p.changes == () and p.users[0].outcome is UserDecision.NOOP

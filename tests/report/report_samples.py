@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from provision.model import PhoneType
-from provision.results import (
-    OK_OUTCOMES,
+from provision.model import OK_ROW_OUTCOMES, PhoneType, RowOutcome
+from provision.report.results import (
     Action,
-    Outcome,
     PhoneResult,
     RowResult,
     RunSummary,
@@ -35,26 +33,26 @@ HTML_USER = "<script>alert('x')</script>@contoso.com"
 def sample_rows() -> list[RowResult]:
     return [
         RowResult(
-            2, "Hires", "alice@contoso.com", Outcome.APPLIED,
-            {M: PhoneResult("+1 2065550100", None, "+1 2065550100", Action.CREATE, Outcome.APPLIED)},
+            2, "Hires", "alice@contoso.com", RowOutcome.APPLIED,
+            {M: PhoneResult("+1 2065550100", None, "+1 2065550100", Action.CREATE, RowOutcome.APPLIED)},
             sms_action="enable", sms_state="ready", verified=True,
             extra={"Department": "Sales", "Notes": "=HYPERLINK(\"x\",\"click\")"},
         ),
         RowResult(
-            3, "Hires", "bob@contoso.com", Outcome.UNCHANGED,
+            3, "Hires", "bob@contoso.com", RowOutcome.UNCHANGED,
             {
-                M: PhoneResult("+1 2065550101", "+1 2065550101", "+1 2065550101", Action.NONE, Outcome.UNCHANGED),
+                M: PhoneResult("+1 2065550101", "+1 2065550101", "+1 2065550101", Action.NONE, RowOutcome.UNCHANGED),
                 OFF: PhoneResult("+44 2079460958x12", "+44 2079460958x12", "+44 2079460958x12",
-                               Action.NONE, Outcome.UNCHANGED),
+                               Action.NONE, RowOutcome.UNCHANGED),
             },
             sms_state="notAllowedByPolicy",
             extra={"Department": "-Finance", "Notes": "call him on +1 4255550199, ext 4"},
         ),
         RowResult(
-            4, "Hires", "carol@contoso.com", Outcome.PARTIAL,
+            4, "Hires", "carol@contoso.com", RowOutcome.PARTIAL,
             {
-                M: PhoneResult("+33 612345678", "+33 600000000", "+33 612345678", Action.UPDATE, Outcome.APPLIED),
-                A: PhoneResult("+81 312345678", None, None, Action.CREATE, Outcome.FAILED),
+                M: PhoneResult("+33 612345678", "+33 600000000", "+33 612345678", Action.UPDATE, RowOutcome.APPLIED),
+                A: PhoneResult("+81 312345678", None, None, Action.CREATE, RowOutcome.FAILED),
             },
             reason="the alternate mobile was refused", error_code="badRequest",
             error_message="Invalid phone number format", http_status=400,
@@ -62,50 +60,50 @@ def sample_rows() -> list[RowResult]:
             extra={"Department": "@Ops"},
         ),
         RowResult(
-            5, "Hires", HOSTILE_USER, Outcome.FAILED,
-            {M: PhoneResult("+1 2065550123", None, "+1 2065550123", Action.CREATE, Outcome.FAILED)},
+            5, "Hires", HOSTILE_USER, RowOutcome.FAILED,
+            {M: PhoneResult("+1 2065550123", None, "+1 2065550123", Action.CREATE, RowOutcome.FAILED)},
             sms_action="enable", sms_state="phoneNumberNotUnique",
             reason="SMS sign-in was not enabled", error_code="phoneNumberNotUnique",
             error_message="Phone number +1 2065550123 is already used, see\r\nsupport \"ticket\", 42",
             http_status=409, request_id="a1b2c3d4-0000-4000-8000-000000000005",
         ),
         RowResult(
-            6, "Hires", "dave@contoso.com", Outcome.SKIPPED,
-            {M: PhoneResult("+49 15123456789", "+49 XXXXXXXXX89", None, Action.NONE, Outcome.SKIPPED)},
+            6, "Hires", "dave@contoso.com", RowOutcome.SKIPPED,
+            {M: PhoneResult("+49 15123456789", "+49 XXXXXXXXX89", None, Action.NONE, RowOutcome.SKIPPED)},
             reason="numbers_masked: Graph returned masked numbers", error_code="numbers_masked",
         ),
         RowResult(
-            7, "Hires", "erin@contoso.com", Outcome.INVALID,
-            {M: PhoneResult(None, None, None, Action.NONE, Outcome.INVALID),
-             OFF: PhoneResult(None, "=2+5", None, Action.NONE, Outcome.INVALID)},
+            7, "Hires", "erin@contoso.com", RowOutcome.INVALID,
+            {M: PhoneResult(None, None, None, Action.NONE, RowOutcome.INVALID),
+             OFF: PhoneResult(None, "=2+5", None, Action.NONE, RowOutcome.INVALID)},
             reason="mobile: not a phone number", error_code="invalid_number",
             extra={"Notes": "\tsneaky", "Department": "+SUM(1,2)"},
         ),
         RowResult(
-            8, "Hires", "frank@contoso.com", Outcome.PLANNED,
-            {M: PhoneResult("+61 412345678", None, None, Action.CREATE, Outcome.PLANNED)},
+            8, "Hires", "frank@contoso.com", RowOutcome.PLANNED,
+            {M: PhoneResult("+61 412345678", None, None, Action.CREATE, RowOutcome.PLANNED)},
         ),
         RowResult(
-            9, "Hires", HTML_USER, Outcome.FAILED,
-            {OFF: PhoneResult(None, "+1 2065550100", "+1 2065550100", Action.DELETE, Outcome.FAILED)},
+            9, "Hires", HTML_USER, RowOutcome.FAILED,
+            {OFF: PhoneResult(None, "+1 2065550100", "+1 2065550100", Action.DELETE, RowOutcome.FAILED)},
             reason="Graph refused", error_code="weirdNewCode", error_message="Something odd", http_status=500,
         ),
         RowResult(
-            10, "Hires", "grace@contoso.com", Outcome.FAILED,
-            {M: PhoneResult("+1 2065550101", None, None, Action.CREATE, Outcome.FAILED)},
+            10, "Hires", "grace@contoso.com", RowOutcome.FAILED,
+            {M: PhoneResult("+1 2065550101", None, None, Action.CREATE, RowOutcome.FAILED)},
             error_code="Authorization_RequestDenied",
             error_message="Insufficient privileges to complete the operation.",
             http_status=403,
         ),
         RowResult(
-            11, "Hires", "nobody@contoso.com", Outcome.SKIPPED,
-            {M: PhoneResult("+1 2065550100", None, None, Action.NONE, Outcome.SKIPPED)},
+            11, "Hires", "nobody@contoso.com", RowOutcome.SKIPPED,
+            {M: PhoneResult("+1 2065550100", None, None, Action.NONE, RowOutcome.SKIPPED)},
             reason="user_not_found: Graph has no such user (404); nothing planned.", error_code="user_not_found",
             extra={"user": "clash with a fixed column"},
         ),
         RowResult(
-            12, "Hires", "heidi@contoso.com", Outcome.APPLIED,
-            {OFF: PhoneResult(None, "+1 4255550199", None, Action.DELETE, Outcome.APPLIED)},
+            12, "Hires", "heidi@contoso.com", RowOutcome.APPLIED,
+            {OFF: PhoneResult(None, "+1 4255550199", None, Action.DELETE, RowOutcome.APPLIED)},
             sms_action="enable", sms_state="notAllowedByPolicy", error_code="sms_not_allowed_by_policy",
             reason="sms_not_allowed_by_policy: the SMS policy does not let this user sign in with SMS",
         ),
@@ -116,8 +114,8 @@ def summary_for(rows: list[RowResult], **overrides: object) -> RunSummary:
     by_outcome: dict[str, int] = {}
     for r in rows:
         by_outcome[r.outcome.value] = by_outcome.get(r.outcome.value, 0) + 1
-    ok = sum(1 for r in rows if r.outcome in OK_OUTCOMES)
-    failed = sum(1 for r in rows if r.outcome in (Outcome.FAILED, Outcome.PARTIAL))
+    ok = sum(1 for r in rows if r.outcome in OK_ROW_OUTCOMES)
+    failed = sum(1 for r in rows if r.outcome in (RowOutcome.FAILED, RowOutcome.PARTIAL))
     # A run that speeds up, gets throttled around 8-12 s, backs off and recovers.
     ops = (4, 12, 22, 33, 40, 45, 52, 62, 74, 90)
     done = (3, 10, 18, 27, 31, 33, 38, 46, 56, 68)

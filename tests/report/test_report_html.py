@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from report_samples import HTML_USER, NUMBERS, sample_rows, summary_for
 
+from provision.model import RowOutcome
 from provision.report import render_html, write_html
 from provision.report.layout import mask_phone
+from provision.report.results import RowResult, RunSummary
 from provision.report.wording import known_codes, remedy_for
-from provision.results import Outcome, RowResult, RunSummary
 
 
 def _digits(number: str) -> str:
@@ -49,7 +50,7 @@ def test_headline_totals_and_outcome_tables(rows: list[RowResult], summary: RunS
     html = render_html(rows, summary)
     assert "Partly done" in html
     assert "3 of 11 rows are done or were already right; 7 need attention" in html
-    for outcome in Outcome:
+    for outcome in RowOutcome:
         assert f">{outcome.value}</span>" in html
     assert "Phones by type and action" in html
     assert "Mobile</td><td>add" in html and "Office</td><td>remove" in html
@@ -97,14 +98,14 @@ def test_row_table_is_capped_and_points_to_the_workbook() -> None:
 @pytest.mark.parametrize(
     ("outcomes", "overrides", "headline"),
     [
-        ((Outcome.APPLIED, Outcome.UNCHANGED), {"exit_code": 0}, "It worked"),
-        ((Outcome.PLANNED, Outcome.PLANNED), {"exit_code": 0}, "Plan only: nothing was written"),
-        ((Outcome.PLANNED,), {"exit_code": 3}, "Refused: the plan exceeded a safety limit"),
-        ((Outcome.FAILED,), {"exit_code": 4}, "Stopped: sign-in or permission problem"),
-        ((Outcome.FAILED, Outcome.FAILED), {"exit_code": 1}, "Not done"),
+        ((RowOutcome.APPLIED, RowOutcome.UNCHANGED), {"exit_code": 0}, "It worked"),
+        ((RowOutcome.PLANNED, RowOutcome.PLANNED), {"exit_code": 0}, "Plan only: nothing was written"),
+        ((RowOutcome.PLANNED,), {"exit_code": 3}, "Refused: the plan exceeded a safety limit"),
+        ((RowOutcome.FAILED,), {"exit_code": 4}, "Stopped: sign-in or permission problem"),
+        ((RowOutcome.FAILED, RowOutcome.FAILED), {"exit_code": 1}, "Not done"),
     ],
 )
-def test_headline_answers_did_it_work(outcomes: tuple[Outcome, ...], overrides: dict[str, object],
+def test_headline_answers_did_it_work(outcomes: tuple[RowOutcome, ...], overrides: dict[str, object],
                                       headline: str) -> None:
     rows = [RowResult(i + 2, None, f"u{i}@contoso.com", o) for i, o in enumerate(outcomes)]
     html = render_html(rows, summary_for(rows, **overrides))

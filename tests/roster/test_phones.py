@@ -1,4 +1,4 @@
-"""provision.phones: what people type -> Graph's "+CC NSN[xEXT]", or a stable reason."""
+"""provision.roster.numbers: what people type -> Graph's "+CC NSN[xEXT]", or a stable reason."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
+from provision.masking import mask
 from provision.model import PhoneType
-from provision.phones import canonical_digits, mask, normalise, region_for
+from provision.roster.numbers import canonical_digits, normalise, region_for
 from provision.sandbox import tenant
 
 

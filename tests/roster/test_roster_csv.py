@@ -9,7 +9,7 @@ from roster_writers import write_csv
 
 from provision.errors import RosterReadError, UsageError
 from provision.model import PhoneType, RowStatus, Severity
-from provision.roster import Roster, read_roster
+from provision.roster.reader import Roster, read_roster
 
 M, A, O = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE
 

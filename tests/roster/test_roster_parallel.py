@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from roster_writers import write_csv
 
-from provision.roster import CHUNK_ROWS, read_roster
+from provision.roster.reader import CHUNK_ROWS, read_roster
 
 TYPED = ["+1 206 555 {:04d}", "(425) 555-{:04d}", "07911 12{:04d}", "020 7946 {:04d}", "+33 6 12 34 {:04d}", "n/a {}", "55{}"]
 REGIONS = ["US", "US", "GB", "GB", "", "US", "US"]

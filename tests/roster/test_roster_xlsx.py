@@ -9,7 +9,7 @@ from roster_writers import write_xlsx
 
 from provision.errors import RosterReadError
 from provision.model import PhoneType, RowStatus
-from provision.roster import read_roster
+from provision.roster.reader import read_roster
 
 M, A, O = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE
 

@@ -18,8 +18,8 @@ from provision.sandbox.limits import (
     OperationKind,
     Profile,
     ProfileError,
-    ThrottleSettings,
     Throttler,
+    ThrottleSettings,
     load_profile,
 )
 

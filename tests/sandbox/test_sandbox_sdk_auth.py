@@ -9,9 +9,13 @@ from typing import Any, Awaitable
 import httpx
 import pytest
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from msgraph.generated.models.authentication_phone_type import AuthenticationPhoneType as SdkType
+from msgraph.generated.models.authentication_phone_type import (
+    AuthenticationPhoneType as SdkType,
+)
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-from msgraph.generated.models.phone_authentication_method import PhoneAuthenticationMethod
+from msgraph.generated.models.phone_authentication_method import (
+    PhoneAuthenticationMethod,
+)
 
 from provision.model import METHOD_IDS, PhoneType
 from provision.sandbox.auth import (

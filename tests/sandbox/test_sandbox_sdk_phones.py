@@ -9,10 +9,16 @@ import asyncio
 from typing import Any, Awaitable
 
 import pytest
-from msgraph.generated.models.authentication_method_sign_in_state import AuthenticationMethodSignInState as State
-from msgraph.generated.models.authentication_phone_type import AuthenticationPhoneType as SdkType
+from msgraph.generated.models.authentication_method_sign_in_state import (
+    AuthenticationMethodSignInState as State,
+)
+from msgraph.generated.models.authentication_phone_type import (
+    AuthenticationPhoneType as SdkType,
+)
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-from msgraph.generated.models.phone_authentication_method import PhoneAuthenticationMethod
+from msgraph.generated.models.phone_authentication_method import (
+    PhoneAuthenticationMethod,
+)
 
 from provision.model import METHOD_IDS, PhoneType
 
@@ -289,10 +295,18 @@ def test_users_create_get_by_upn_and_id_delete(sandbox: Any, graph_client: Any) 
 
 
 def test_sms_policy_get_and_patch(sandbox: Any, graph_client: Any, user: str) -> None:
-    from msgraph.generated.models.sms_authentication_method_configuration import SmsAuthenticationMethodConfiguration
-    from msgraph.generated.models.sms_authentication_method_target import SmsAuthenticationMethodTarget
-    from msgraph.generated.models.authentication_method_target_type import AuthenticationMethodTargetType
-    from msgraph.generated.models.authentication_method_state import AuthenticationMethodState
+    from msgraph.generated.models.authentication_method_state import (
+        AuthenticationMethodState,
+    )
+    from msgraph.generated.models.authentication_method_target_type import (
+        AuthenticationMethodTargetType,
+    )
+    from msgraph.generated.models.sms_authentication_method_configuration import (
+        SmsAuthenticationMethodConfiguration,
+    )
+    from msgraph.generated.models.sms_authentication_method_target import (
+        SmsAuthenticationMethodTarget,
+    )
 
     sandbox.tenant.create_phone(user, "+1 2065550001", "mobile")
     token = sandbox.make_token(roles=["Policy.ReadWrite.AuthenticationMethod", "UserAuthenticationMethod.Read.All"])

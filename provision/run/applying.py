@@ -17,22 +17,29 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable
 
-from provision.console import Console, NullConsole
-from provision.executor import ExecutionResult, ExecutorSettings, ProgressEvent, RunStatus, execute, journal_changes
-from provision.journal import ChangeStatus, Journal, JournalEntry
-from provision.logs import logger
-from provision.pacing import Lane
-from provision.phones import mask
-from provision.outcomes import count_outcomes, row_results
-from provision.plan_file import read_plan
-from provision.planning import PlannedRun, load_roster, save_plan, utc_now
+from provision.apply.executor import (
+    ExecutionResult,
+    ExecutorSettings,
+    ProgressEvent,
+    RunStatus,
+    execute,
+    journal_changes,
+)
+from provision.apply.journal import ChangeStatus, Journal, JournalEntry
+from provision.errors import ExitCode
+from provision.graph.pacing import Lane
+from provision.masking import mask
+from provision.plan.plan_file import read_plan
 from provision.report import write_reports
-from provision.results import RunSummary, ThroughputSample
-from provision.roster import Roster
-from provision.rundir import RunDir
-from provision.targets import Target
+from provision.report.outcomes import count_outcomes, row_results
+from provision.report.results import RunSummary, ThroughputSample
+from provision.roster.reader import Roster
+from provision.run.console import Console, NullConsole
+from provision.run.logs import logger
+from provision.run.planning import PlannedRun, load_roster, save_plan, utc_now
+from provision.run.rundir import RunDir
+from provision.run.targets import Target
 
-EXIT_OK, EXIT_ROWS_FAILED, EXIT_AUTH = 0, 1, 4
 MAX_TIMELINE_POINTS = 600
 LOG_PROGRESS_EVERY_S = 10.0
 MAX_LOGGED_FAILURES = 1000
@@ -256,9 +263,9 @@ def render_reports(
     done = Counter(str(e.change.kind) for e in entries.values() if e.status is ChangeStatus.DONE)
     status = meta.get("status", "")
     if status == RunStatus.ABORTED.value or _denied_everywhere(entries.values()):
-        exit_code = EXIT_AUTH
+        exit_code = ExitCode.AUTH
     else:
-        exit_code = EXIT_OK if rows_failed == 0 else EXIT_ROWS_FAILED
+        exit_code = ExitCode.OK if rows_failed == 0 else ExitCode.ROWS_FAILED
     started = meta.get("started", "")
     finished = meta.get("finished", started)
     summary = RunSummary(

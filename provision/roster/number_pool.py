@@ -15,7 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Sequence
 
 from provision.model import PhoneType
-from provision.phones import normalise
+from provision.roster.numbers import normalise
 
 # (raw cell, region, phone type, cell was a spreadsheet number)
 CellKey = tuple[str, str | None, PhoneType | None, bool]

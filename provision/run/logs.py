@@ -13,16 +13,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from provision.phones import mask_in_text
+from provision.masking import mask_in_text
 
 LOGGER_NAME = "provision"
-def mask_text(text: str) -> str:
-    return mask_in_text(text)
-
-
 def _mask_value(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_text(value)
+        return mask_in_text(value)
     if isinstance(value, dict):
         return {k: _mask_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -35,13 +31,13 @@ class JsonLineFormatter(logging.Formatter):
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
-            "message": mask_text(record.getMessage()),
+            "message": mask_in_text(record.getMessage()),
         }
         fields = getattr(record, "fields", None)
         if fields:
             entry.update(_mask_value(fields))
         if record.exc_info:
-            entry["exception"] = mask_text(self.formatException(record.exc_info))
+            entry["exception"] = mask_in_text(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 

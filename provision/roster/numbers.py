@@ -3,8 +3,8 @@
 Graph accepts ``+<country code> <national significant number>[x<extension>]`` and
 nothing else (``+1 2065550100``, ``+44 2079460958x12``). ``normalise`` turns a roster
 cell into that form for any country libphonenumber knows, or says why it can't with a
-stable ``problem`` code and a sentence that never repeats the number. ``mask`` is the
-only way a number may reach a log or a console.
+stable ``problem`` code and a sentence that never repeats the number. Masking numbers for
+people to read is ``provision.masking``'s job.
 
 Problem codes: ``not_a_number``, ``scientific_notation``, ``no_region``,
 ``invalid_country_code``, ``too_short``, ``too_long``, ``invalid_number``,
@@ -17,20 +17,23 @@ from __future__ import annotations
 
 import re
 import sys
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult, phonenumberutil
+from phonenumbers import (
+    NumberParseException,
+    PhoneNumberType,
+    ValidationResult,
+    phonenumberutil,
+)
 
+from provision.masking import fold
 from provision.model import PhoneType
 
 __all__ = [
     "NormalisedPhone",
     "canonical_digits",
-    "mask",
-    "mask_in_text",
     "normalise",
     "region_for",
 ]
@@ -119,65 +122,13 @@ def normalise(
     return _normalise_cached(raw, region or None, phone_type, from_number)
 
 
-def mask(number: str) -> str:
-    """A number fit for logs and consoles: country code and last three digits only.
-
-    ``+1 2065550100`` -> ``+1 *******100``. Anything else (national forms, garbage)
-    keeps at most its last three digits, and none when it has fewer than seven.
-    """
-    text = _fold(number).strip()
-    main, _, ext = text.partition("x") if text.startswith("+") else (text, "", "")
-    digits = "".join(_DIGITS.findall(main))
-    if not digits:
-        return "***"
-    suffix = "x" + "*" * len(_DIGITS.findall(ext)) if ext else ""
-    cc = ""
-    if text.startswith("+"):
-        head = main[1:].split(" ", 1)[0] if " " in main else ""
-        if head.isdigit() and int(head) in _COUNTRY_CODES:
-            cc = head
-        else:
-            cc = next((digits[:n] for n in (1, 2, 3) if int(digits[:n]) in _COUNTRY_CODES), "")
-    rest = digits[len(cc) :]
-    if len(rest) < 7:
-        hidden = "*" * len(rest)
-    else:
-        hidden = "*" * (len(rest) - 3) + rest[-3:]
-    return f"+{cc} {hidden}{suffix}" if cc else f"{hidden}{suffix}"
-
-
-
-# Runs of 7+ digits with at most two separators between them, optionally "+"-led, with an
-# optional extension: phone-number-looking text inside free text (messages, passthrough).
-_PHONE_IN_TEXT = re.compile(
-    r"(?<![\w+-])(?!\d{4}-\d\d-\d\d)(?![0-9a-fA-F]{8}-[0-9a-fA-F]{4}-)"  # not a date, not a GUID
-    r"\+?\d(?:[ \u00a0.\-/()]{0,2}\d){6,}(?:\s?(?:x|ext\.?|#)\s?\d{1,8})?(?!\w)"
-)
-_TEXT_EXTENSION = re.compile(r"\s?(?:x|ext\.?|#)\s?\d{1,8}$")
-_KEEP_LAST = 3
-
-
-def mask_in_text(text: str) -> str:
-    """Mask every phone-number-looking run inside free text (error messages, log lines,
-    passthrough cells), keeping its last three digits; dates and GUIDs are left alone."""
-
-    def _mask(m: re.Match[str]) -> str:
-        raw = m.group(0)
-        ext = _TEXT_EXTENSION.search(raw)
-        main_end = ext.start() if ext else len(raw)
-        digits = [i for i, ch in enumerate(raw) if ch.isdigit()]
-        keep = set([i for i in digits if i < main_end][-_KEEP_LAST:])
-        return "".join("*" if ch.isdigit() and i not in keep else ch for i, ch in enumerate(raw))
-
-    return _PHONE_IN_TEXT.sub(_mask, text)
-
 def canonical_digits(number: str) -> str:
     """A comparison key for one number in any of Graph's spellings.
 
     ``+1 2065550100``, ``+12065550100`` and ``+1 (206) 555-0100`` all give
     ``12065550100``; an extension is kept apart: ``+1 2065550100x12`` -> ``12065550100x12``.
     """
-    text = _fold(number).strip()
+    text = fold(number).strip()
     if text.lower().startswith("tel:"):
         text = text[4:]
     parts = _EXTENSION_SPLIT.split(text, maxsplit=1)
@@ -192,7 +143,7 @@ def region_for(value: str) -> str | None:
     A calling code shared by several regions gives its main one (``+1`` -> ``US``);
     that is all a region is used for here. ``None`` when the value names no region.
     """
-    text = _fold(value).strip()
+    text = fold(value).strip()
     code = text.upper()
     code = _REGION_ALIASES.get(code, code)
     if code in phonenumbers.SUPPORTED_REGIONS:
@@ -209,7 +160,7 @@ def region_for(value: str) -> str | None:
 
 @lru_cache(maxsize=1 << 16)
 def _normalise_cached(raw: str, region: str | None, phone_type: PhoneType | None, from_number: bool) -> NormalisedPhone:
-    text = _fold(raw).strip()
+    text = fold(raw).strip()
     if not text:
         return BLANK
     if ("E" in text or "e" in text) and _SCIENTIFIC.fullmatch(text):
@@ -225,9 +176,6 @@ def _normalise_cached(raw: str, region: str | None, phone_type: PhoneType | None
     return _parse(text, region, phone_type)
 
 
-def _fold(text: str) -> str:
-    # NFKC turns full-width digits into ASCII and every kind of no-break space into a space.
-    return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
 def _parse(text: str, region: str | None, phone_type: PhoneType | None) -> NormalisedPhone:

@@ -55,23 +55,23 @@ from typing import Iterable, Iterator, Mapping
 from provision.errors import SafetyError
 from provision.model import (
     PHONE_TYPES,
+    ChangeKind,
     CurrentPhone,
     CurrentUser,
     DesiredUser,
     PhoneType,
+    PlanMode,
     ReadStatus,
     SmsIntent,
     SmsPolicy,
     SmsSignInState,
+    UserDecision,
 )
-from provision.phones import canonical_digits
+from provision.roster.numbers import canonical_digits
 
 __all__ = [
     "Change",
-    "ChangeKind",
-    "Outcome",
     "Plan",
-    "PlanMode",
     "PlanPolicy",
     "PlanSummary",
     "ReasonCode",
@@ -84,29 +84,6 @@ __all__ = [
     "summarize",
     "users_by_outcome",
 ]
-
-
-class ChangeKind(StrEnum):
-    CREATE = "create"
-    UPDATE = "update"
-    DELETE = "delete"
-    ENABLE_SMS = "enable_sms"
-    DISABLE_SMS = "disable_sms"
-
-
-class PlanMode(StrEnum):
-    """How boldly the roster overrides Graph (same values as ``provision.jobs.Mode``)."""
-
-    ADDITIVE = "additive"  # create missing types, update differing numbers, never delete
-    FILL_EMPTY = "fill-empty"  # only create where a type is empty
-    AUTHORITATIVE = "authoritative"  # roster phones become exact: a blank cell deletes
-
-
-class Outcome(StrEnum):
-    CHANGE = "change"
-    NOOP = "noop"
-    SKIP = "skip"
-    ERROR = "error"
 
 
 class ReasonCode(StrEnum):
@@ -168,7 +145,7 @@ class UserPlan:
 
     key: str
     user: str
-    outcome: Outcome
+    outcome: UserDecision
     changes: tuple[Change, ...]
     reason: str | None
     rows: tuple[int, ...]
@@ -179,7 +156,7 @@ class UserPlan:
 
 @dataclass(frozen=True, slots=True)
 class PlanPolicy:
-    """The job's planning settings. ``mode`` accepts any equal string (e.g. ``jobs.Mode``)."""
+    """The job's planning settings. ``mode`` accepts any equal string."""
 
     mode: PlanMode = PlanMode.ADDITIVE
     sms: SmsIntent = SmsIntent.LEAVE
@@ -234,7 +211,7 @@ class PlanSummary:
     total_changes: int
     by_kind: Mapping[ChangeKind, int]
     by_phone_type: Mapping[PhoneType, Mapping[ChangeKind, int]]
-    by_outcome: Mapping[Outcome, int]
+    by_outcome: Mapping[UserDecision, int]
     top_errors: tuple[tuple[str, int], ...]
     top_warnings: tuple[tuple[str, int], ...]
     users: int = 0
@@ -242,7 +219,7 @@ class PlanSummary:
 
 
 # -- number comparison -------------------------------------------------------------------
-# Fast paths before provision.phones.canonical_digits (regex based): identical strings, then
+# Fast paths before provision.roster.numbers.canonical_digits (regex based): identical strings, then
 # the same string once spaces/punctuation go; only genuinely different spellings pay more.
 _CANON_TABLE = str.maketrans({**{c: None for c in " +-()./\t"}, "X": "x"})
 
@@ -286,7 +263,7 @@ def _reason(codes: Iterable[ReasonCode]) -> str:
     return " ".join(_REASON_TEXT[c] for c in codes)
 
 
-def _terminal(d: DesiredUser, c: CurrentUser | None, outcome: Outcome, code: ReasonCode) -> UserPlan:
+def _terminal(d: DesiredUser, c: CurrentUser | None, outcome: UserDecision, code: ReasonCode) -> UserPlan:
     return UserPlan(d.key, d.user, outcome, (), _REASON_TEXT[code], d.rows, _ONE_CODE[code], d, c)
 
 
@@ -404,11 +381,11 @@ def _plan_user(
 
     if codes:
         is_error = any(code not in WARNING_CODES for code in codes)
-        outcome = Outcome.ERROR if is_error else (Outcome.CHANGE if changes else Outcome.NOOP)
+        outcome = UserDecision.ERROR if is_error else (UserDecision.CHANGE if changes else UserDecision.NOOP)
         return UserPlan(key, d.user, outcome, tuple(changes), _reason(codes), rows, tuple(codes), d, c)
     if changes:
-        return UserPlan(key, d.user, Outcome.CHANGE, tuple(changes), None, rows, (), d, c)
-    return UserPlan(key, d.user, Outcome.NOOP, (), None, rows, (), d, c)
+        return UserPlan(key, d.user, UserDecision.CHANGE, tuple(changes), None, rows, (), d, c)
+    return UserPlan(key, d.user, UserDecision.NOOP, (), None, rows, (), d, c)
 
 
 @contextmanager
@@ -466,19 +443,19 @@ def _plan(
     for key, d in desired.items():
         c = current.get(key)
         if c is None:
-            append(_terminal(d, None, Outcome.ERROR, ReasonCode.NOT_READ))
+            append(_terminal(d, None, UserDecision.ERROR, ReasonCode.NOT_READ))
             continue
         status = c.status
         if status is not ok and status != ok:
             if status == ReadStatus.NOT_FOUND:
-                append(_terminal(d, c, Outcome.ERROR, ReasonCode.USER_NOT_FOUND))
+                append(_terminal(d, c, UserDecision.ERROR, ReasonCode.USER_NOT_FOUND))
             else:
-                append(_terminal(d, c, Outcome.ERROR, ReasonCode.READ_FAILED))
+                append(_terminal(d, c, UserDecision.ERROR, ReasonCode.READ_FAILED))
             continue
         phones = c.phones
         base_phones += len(phones)
         if c.masked or (phones and _has_masked_number(c)):
-            append(_terminal(d, c, Outcome.SKIP, ReasonCode.NUMBERS_MASKED))
+            append(_terminal(d, c, UserDecision.SKIP, ReasonCode.NUMBERS_MASKED))
             continue
         up = _plan_user(d, c, mode, job_sms, sms_policy, retry_conflicts)
         append(up)
@@ -543,7 +520,7 @@ def summarize(plan: Plan, top: int = 5) -> PlanSummary:
     for ch in plan.changes:
         by_kind[ch.kind] += 1
         by_type[ch.phone_type][ch.kind] += 1
-    by_outcome: Counter[Outcome] = Counter()
+    by_outcome: Counter[UserDecision] = Counter()
     errors: Counter[str] = Counter()
     warnings: Counter[str] = Counter()
     for up in plan.users:
@@ -554,7 +531,7 @@ def summarize(plan: Plan, top: int = 5) -> PlanSummary:
         total_changes=len(plan.changes),
         by_kind={k: by_kind.get(k, 0) for k in ChangeKind},
         by_phone_type={t: {k: by_type[t].get(k, 0) for k in ChangeKind} for t in PHONE_TYPES},
-        by_outcome={o: by_outcome.get(o, 0) for o in Outcome},
+        by_outcome={o: by_outcome.get(o, 0) for o in UserDecision},
         top_errors=tuple(errors.most_common(top)),
         top_warnings=tuple(warnings.most_common(top)),
         users=len(plan.users),
@@ -562,7 +539,7 @@ def summarize(plan: Plan, top: int = 5) -> PlanSummary:
     )
 
 
-def users_by_outcome(plan: Plan, outcome: Outcome | str) -> Iterator[UserPlan]:
+def users_by_outcome(plan: Plan, outcome: UserDecision | str) -> Iterator[UserPlan]:
     """The user plans with this outcome, in plan order."""
-    o = Outcome(outcome)
+    o = UserDecision(outcome)
     return (up for up in plan.users if up.outcome is o)

@@ -20,13 +20,18 @@ from typing import Any, AsyncIterator, Callable
 
 import httpx
 
-
 from provision.errors import UsageError
 from provision.graph.client import GraphClient
 from provision.graph.clouds import cloud_target, url_target
-from provision.graph.credentials import TOKEN_ENV, CredentialConfig, StaticTokenCredential, make_credential, read_secret
-from provision.jobs import GraphTarget, Job, SandboxTarget
-from provision.pacing import Pacer
+from provision.graph.credentials import (
+    TOKEN_ENV,
+    CredentialConfig,
+    StaticTokenCredential,
+    make_credential,
+    read_secret,
+)
+from provision.graph.pacing import Pacer
+from provision.run.jobs import Job, SandboxTarget, TenantTarget
 from provision.sandbox.auth import make_token
 
 EMBEDDED_START_TIMEOUT_S = 60.0
@@ -91,7 +96,7 @@ async def _sandbox_tenant_id(base_url: str) -> str:
         raise UsageError(f"no provision sandbox answers at {root}: {exc}") from None
 
 
-def _credential_config(spec: GraphTarget) -> CredentialConfig:
+def _credential_config(spec: TenantTarget) -> CredentialConfig:
     return CredentialConfig(
         kind=spec.credential,
         tenant_id=spec.tenant_id,

@@ -11,23 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Mapping
 
-from provision.model import PhoneType
-
-
-class Outcome(StrEnum):
-    """A row's (or one phone's) final outcome, from the admin's point of view."""
-
-    APPLIED = "applied"  # every planned change for it succeeded
-    UNCHANGED = "unchanged"  # already as desired: nothing to do
-    PARTIAL = "partial"  # some changes succeeded, some failed
-    FAILED = "failed"  # Graph refused or the change could not be completed
-    SKIPPED = "skipped"  # deliberately not touched (masked numbers, user not found, policy...)
-    INVALID = "invalid"  # the row itself has errors; nothing was planned for it
-    PLANNED = "planned"  # plan only (no apply yet), or the run stopped before reaching it
-
-
-# Outcomes that count as "ok" for exit codes and rows_ok.
-OK_OUTCOMES = frozenset({Outcome.APPLIED, Outcome.UNCHANGED})
+from provision.model import PhoneType, RowOutcome
 
 
 class Action(StrEnum):
@@ -45,7 +29,7 @@ class PhoneResult:
     before: str | None = None
     after: str | None = None
     action: Action = Action.NONE
-    outcome: Outcome = Outcome.UNCHANGED
+    outcome: RowOutcome = RowOutcome.UNCHANGED
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +37,7 @@ class RowResult:
     row: int
     sheet: str | None
     user: str
-    outcome: Outcome
+    outcome: RowOutcome
     phones: Mapping[PhoneType, PhoneResult] = field(default_factory=dict)
     sms_action: str = "none"  # none | enable | disable
     sms_state: str | None = None  # smsSignInState after the run (read back), when known

@@ -8,7 +8,7 @@ caller says the policy matters, users keyed by UPN also get a
 
 Outcomes per user, never exceptions: 404 -> ``NOT_FOUND``; a final error -> ``FAILED``
 with Graph's code and message; masked numbers -> ``masked=True``. Throttled or failed
-items are re-queued under ``provision.retry``'s policy (honouring each item's
+items are re-queued under ``provision.graph.retry``'s policy (honouring each item's
 Retry-After) and go out again packed with other ready items. A 401 (the token itself is
 refused) stops the read: nothing else could succeed.
 """
@@ -28,8 +28,15 @@ from provision.errors import AuthError, GraphError
 from provision.graph import ops as graph_ops
 from provision.graph.batch import MAX_BATCH_SIZE, Op, OpResult
 from provision.graph.client import GraphClient
-from provision.model import UNREADABLE_SMS_POLICY, CurrentPhone, CurrentUser, PhoneType, ReadStatus, SmsPolicy
-from provision.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from provision.graph.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from provision.model import (
+    UNREADABLE_SMS_POLICY,
+    CurrentPhone,
+    CurrentUser,
+    PhoneType,
+    ReadStatus,
+    SmsPolicy,
+)
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 

@@ -12,17 +12,28 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Protocol, Sequence
 
-from provision.journal import ChangeStatus, JournalEntry, UserVerification
-from provision.model import PHONE_TYPES, CurrentUser, PhoneType, RosterRow, RowIssue, RowStatus, Severity, SmsIntent
-from provision.planner import Change
-from provision.results import OK_OUTCOMES, Action, Outcome, PhoneResult, RowResult
+from provision.apply.journal import ChangeStatus, JournalEntry, UserVerification
+from provision.model import (
+    OK_ROW_OUTCOMES,
+    PHONE_TYPES,
+    CurrentUser,
+    PhoneType,
+    RosterRow,
+    RowIssue,
+    RowOutcome,
+    RowStatus,
+    Severity,
+    SmsIntent,
+)
+from provision.plan.planner import Change
+from provision.report.results import Action, PhoneResult, RowResult
 
 _ACTION = {"create": Action.CREATE, "update": Action.UPDATE, "delete": Action.DELETE}
 _SMS_ACTION = {"enable_sms": "enable", "disable_sms": "disable"}
 _NOT_UNIQUE = "phoneNumberNotUnique"
 
 
-class UserDecision(Protocol):
+class DecidedUser(Protocol):
     """What both a fresh ``planner.UserPlan`` and a saved plan's ``SavedUser`` offer."""
 
     @property
@@ -55,7 +66,7 @@ _PLANNED_ONLY = _ChangeState(ChangeStatus.PENDING)
 def row_results(
     rows: Iterable[RosterRow],
     issues: Iterable[RowIssue],
-    decisions: Iterable[UserDecision],
+    decisions: Iterable[DecidedUser],
     *,
     entries: Mapping[str, JournalEntry] | None = None,
     verifications: Mapping[str, UserVerification] | None = None,
@@ -83,7 +94,7 @@ def row_results(
 def count_outcomes(results: Iterable[RowResult]) -> tuple[int, int, Counter[str]]:
     """(rows_ok, rows_failed, rows by outcome)."""
     by_outcome: Counter[str] = Counter(r.outcome.value for r in results)
-    ok = sum(n for o, n in by_outcome.items() if Outcome(o) in OK_OUTCOMES)
+    ok = sum(n for o, n in by_outcome.items() if RowOutcome(o) in OK_ROW_OUTCOMES)
     return ok, sum(by_outcome.values()) - ok, by_outcome
 
 
@@ -102,8 +113,8 @@ def _invalid(row: RosterRow, issues: Sequence[RowIssue]) -> RowResult:
         row=row.row,
         sheet=row.sheet,
         user=row.user,
-        outcome=Outcome.INVALID,
-        phones={t: PhoneResult(desired=v, outcome=Outcome.INVALID) for t, v in row.phones.items()},
+        outcome=RowOutcome.INVALID,
+        phones={t: PhoneResult(desired=v, outcome=RowOutcome.INVALID) for t, v in row.phones.items()},
         reason=_issue_text(errors) or "the row could not be used",
         error_code=errors[0].code if errors else "invalid_row",
         extra=row.extra,
@@ -113,7 +124,7 @@ def _invalid(row: RosterRow, issues: Sequence[RowIssue]) -> RowResult:
 def _row_result(
     row: RosterRow,
     issues: Sequence[RowIssue],
-    decision: UserDecision,
+    decision: DecidedUser,
     states: Mapping[str, _ChangeState],
     verification: UserVerification | None,
     job_sms: SmsIntent,
@@ -140,10 +151,10 @@ def _row_result(
     outcome, failure = _outcome(decision.outcome, applied)
     wants_sms = row.sms_sign_in if row.sms_sign_in is not None else job_sms is SmsIntent.ENABLE
     reason = decision.reason
-    error_code = failure.code if failure else (decision.codes[0] if decision.codes and outcome is not Outcome.UNCHANGED else None)
-    if sms_state == _NOT_UNIQUE and wants_sms and outcome in OK_OUTCOMES:
+    error_code = failure.code if failure else (decision.codes[0] if decision.codes and outcome is not RowOutcome.UNCHANGED else None)
+    if sms_state == _NOT_UNIQUE and wants_sms and outcome in OK_ROW_OUTCOMES:
         # The phone is saved, but SMS sign-in isn't: another user holds the number for it.
-        outcome, error_code = Outcome.PARTIAL, _NOT_UNIQUE
+        outcome, error_code = RowOutcome.PARTIAL, _NOT_UNIQUE
         reason = "the phone was saved, but SMS sign-in is refused: another user already signs in with this number"
     warnings = _issue_text(issues)
     if warnings:
@@ -177,18 +188,18 @@ def _phone_result(
 ) -> PhoneResult:
     mine = [c for c in changes if c.phone_type is ptype and c.kind in _ACTION]
     if not mine:
-        return PhoneResult(desired=desired, before=before, after=before, outcome=Outcome.UNCHANGED)
+        return PhoneResult(desired=desired, before=before, after=before, outcome=RowOutcome.UNCHANGED)
     after = before
-    outcomes: list[Outcome] = []
+    outcomes: list[RowOutcome] = []
     for change in mine:
         status = applied[change.id].status
         if status is ChangeStatus.DONE:
             after = change.after if change.kind != "delete" else None
-            outcomes.append(Outcome.APPLIED)
+            outcomes.append(RowOutcome.APPLIED)
         elif status in (ChangeStatus.FAILED, ChangeStatus.SKIPPED):
-            outcomes.append(Outcome.FAILED)
+            outcomes.append(RowOutcome.FAILED)
         else:
-            outcomes.append(Outcome.PLANNED)
+            outcomes.append(RowOutcome.PLANNED)
     return PhoneResult(
         desired=desired,
         before=before,
@@ -198,37 +209,37 @@ def _phone_result(
     )
 
 
-def _combine(outcomes: Sequence[Outcome]) -> Outcome:
+def _combine(outcomes: Sequence[RowOutcome]) -> RowOutcome:
     kinds = set(outcomes)
-    if kinds == {Outcome.APPLIED}:
-        return Outcome.APPLIED
-    if kinds == {Outcome.FAILED}:
-        return Outcome.FAILED
-    if kinds == {Outcome.PLANNED}:
-        return Outcome.PLANNED
-    if Outcome.APPLIED in kinds:
-        return Outcome.PARTIAL
-    return Outcome.FAILED if Outcome.FAILED in kinds else Outcome.PLANNED
+    if kinds == {RowOutcome.APPLIED}:
+        return RowOutcome.APPLIED
+    if kinds == {RowOutcome.FAILED}:
+        return RowOutcome.FAILED
+    if kinds == {RowOutcome.PLANNED}:
+        return RowOutcome.PLANNED
+    if RowOutcome.APPLIED in kinds:
+        return RowOutcome.PARTIAL
+    return RowOutcome.FAILED if RowOutcome.FAILED in kinds else RowOutcome.PLANNED
 
 
-def _outcome(decided: str, applied: Mapping[str, _ChangeState]) -> tuple[Outcome, _ChangeState | None]:
+def _outcome(decided: str, applied: Mapping[str, _ChangeState]) -> tuple[RowOutcome, _ChangeState | None]:
     if decided == "noop":
-        return Outcome.UNCHANGED, None
+        return RowOutcome.UNCHANGED, None
     if decided == "skip":
-        return Outcome.SKIPPED, None
+        return RowOutcome.SKIPPED, None
     if decided == "error" and not applied:
-        return Outcome.FAILED, None
+        return RowOutcome.FAILED, None
     failure = next((s for s in applied.values() if s.status in (ChangeStatus.FAILED, ChangeStatus.SKIPPED)), None)
     per_change = []
     for s in applied.values():
         if s.status is ChangeStatus.DONE:
-            per_change.append(Outcome.APPLIED)
+            per_change.append(RowOutcome.APPLIED)
         elif s.status in (ChangeStatus.FAILED, ChangeStatus.SKIPPED):
-            per_change.append(Outcome.FAILED)
+            per_change.append(RowOutcome.FAILED)
         else:
-            per_change.append(Outcome.PLANNED)
+            per_change.append(RowOutcome.PLANNED)
     outcome = _combine(per_change)
-    if decided == "error" and outcome is Outcome.APPLIED:
+    if decided == "error" and outcome is RowOutcome.APPLIED:
         # Part of what the roster asked for could not be planned (the reason says what).
-        outcome = Outcome.PARTIAL
+        outcome = RowOutcome.PARTIAL
     return outcome, failure

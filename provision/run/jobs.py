@@ -11,25 +11,25 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from provision.errors import JobFileError
 from provision.graph.clouds import Cloud
 from provision.graph.credentials import SECRET_KEYS, CredentialKind
-from provision.model import SmsIntent
+from provision.model import PlanMode, SmsIntent
 
 ROSTER_FIELDS = ("user", "mobile", "alternate_mobile", "office", "region", "sms_sign_in")
 
-
-
-class Mode(StrEnum):
-    ADDITIVE = "additive"
-    FILL_EMPTY = "fill-empty"
-    AUTHORITATIVE = "authoritative"
 
 
 class _Strict(BaseModel):
@@ -92,7 +92,7 @@ class SandboxTarget(_Strict):
         return v.rstrip("/")
 
 
-class GraphTarget(_Strict):
+class TenantTarget(_Strict):
     kind: Literal["graph"]
     tenant_id: str
     client_id: str | None = None
@@ -103,7 +103,7 @@ class GraphTarget(_Strict):
     certificate_path: Path | None = None
 
     @model_validator(mode="after")
-    def _needs(self) -> "GraphTarget":
+    def _needs(self) -> "TenantTarget":
         if self.credential in {CredentialKind.SECRET, CredentialKind.CERTIFICATE, CredentialKind.DEVICE_CODE} and not self.client_id:
             raise ValueError(f"credential {self.credential.value!r} needs client_id")
         if self.credential is CredentialKind.CERTIFICATE and self.certificate_path is None:
@@ -114,14 +114,14 @@ class GraphTarget(_Strict):
 class Job(_Strict):
     name: str
     description: str = ""
-    mode: Mode = Mode.ADDITIVE
+    mode: PlanMode = PlanMode.ADDITIVE
     sms_sign_in: SmsIntent = SmsIntent.LEAVE
     # Re-try enabling SMS sign-in, every run, for mobiles whose number another user holds.
     sms_retry_conflicts: bool = False
     roster: RosterConfig
     safety: SafetyConfig = SafetyConfig()
     output: OutputConfig = OutputConfig()
-    target: Annotated[SandboxTarget | GraphTarget, Field(discriminator="kind")] = SandboxTarget()
+    target: Annotated[SandboxTarget | TenantTarget, Field(discriminator="kind")] = SandboxTarget()
     # Where the job file lives: relative paths were resolved against it.
     source: Path | None = None
 
@@ -206,7 +206,7 @@ def _known_keys(loc: list[str]) -> tuple[str, ...]:
         ann = field.annotation if field else None
         model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
         if part == "target":
-            return tuple(set(SandboxTarget.model_fields) | set(GraphTarget.model_fields))
+            return tuple(set(SandboxTarget.model_fields) | set(TenantTarget.model_fields))
     return tuple(model.model_fields) if model else ()
 
 

@@ -1,7 +1,7 @@
 """From a job to a reviewed plan: read the roster, read live state, plan, check safety.
 
 This is the part of a run that never writes to the tenant: ``provision plan`` stops after
-it, ``provision apply`` continues into ``provision.applying``.
+it, ``provision apply`` continues into ``provision.run.applying``.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from provision.console import Console, NullConsole
-from provision.current_state import ReadNotes, read_current_state
 from provision.errors import AuthError, PlanMismatchError
-from provision.jobs import Job
-from provision.model import CurrentUser, ReadStatus, SmsPolicy
-from provision.plan_file import plan_checksum, read_plan, write_plan
-from provision.planner import Plan, PlanMode, PlanPolicy, plan
-from provision.roster import Roster, read_roster
-from provision.targets import Target
+from provision.graph.state_reader import ReadNotes, read_current_state
+from provision.model import CurrentUser, PlanMode, ReadStatus, SmsPolicy
+from provision.plan.plan_file import plan_checksum, read_plan, write_plan
+from provision.plan.planner import Plan, PlanPolicy, plan
+from provision.roster.reader import Roster, read_roster
+from provision.run.console import Console, NullConsole
+from provision.run.jobs import Job
+from provision.run.targets import Target
 
 Clock = Callable[[], datetime]
 

@@ -26,8 +26,23 @@ from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping
 
 from provision.errors import UsageError
-from provision.model import CurrentPhone, CurrentUser, DesiredUser, PhoneType, ReadStatus, SmsSignInState
-from provision.planner import Change, ChangeKind, Plan, PlanPolicy, UserPlan, gc_paused, summarize
+from provision.model import (
+    ChangeKind,
+    CurrentPhone,
+    CurrentUser,
+    DesiredUser,
+    PhoneType,
+    ReadStatus,
+    SmsSignInState,
+)
+from provision.plan.planner import (
+    Change,
+    Plan,
+    PlanPolicy,
+    UserPlan,
+    gc_paused,
+    summarize,
+)
 
 __all__ = ["FORMAT", "VERSION", "SavedPlan", "SavedUser", "changes_checksum", "plan_checksum", "read_plan", "write_plan"]
 

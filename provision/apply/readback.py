@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from provision.apply.journal import JournalChange
 from provision.graph.ops import is_masked
-from provision.journal import JournalChange
 from provision.model import CurrentPhone, PhoneType, SmsSignInState
-from provision.phones import canonical_digits
+from provision.roster.numbers import canonical_digits
 
 Phones = Mapping[PhoneType, CurrentPhone]
 

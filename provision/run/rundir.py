@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from provision.errors import UsageError
-from provision.jobs import Job, SandboxTarget
+from provision.run.jobs import Job, SandboxTarget
 
 JOB_FILE = "job.toml"
 RESOLVED_JOB_FILE = "job.resolved.json"

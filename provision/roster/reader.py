@@ -1,7 +1,7 @@
 """Roster files -> desired phones per user, and every row's problems.
 
-``read_roster`` reads a CSV or Excel roster (``provision.roster_files``), finds its columns
-(``provision.roster_columns``), normalises every phone cell (``provision.phones``) and
+``read_roster`` reads a CSV or Excel roster (``provision.roster.files``), finds its columns
+(``provision.roster.columns``), normalises every phone cell (``provision.roster.numbers``) and
 checks the rows against each other. No row disappears: each data row is a ``RosterRow``
 and its user is in ``Roster.users`` unless the row has an error ``RowIssue``; blank rows
 are counted. Row numbers are the ones a spreadsheet shows (the header is row 1 when it
@@ -21,12 +21,26 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Callable, Iterator, Mapping
 
-from provision import phones
 from provision.errors import UsageError
-from provision.model import DesiredUser, PhoneType, RosterRow, RowIssue, RowStatus, Severity
-from provision.phones_batch import BatchNormaliser, CellKey, CellResult, default_workers, normalise_cells
-from provision.roster_columns import PHONE_FIELDS, ColumnMap, match_columns
-from provision.roster_files import Record, open_table
+from provision.masking import mask
+from provision.model import (
+    DesiredUser,
+    PhoneType,
+    RosterRow,
+    RowIssue,
+    RowStatus,
+    Severity,
+)
+from provision.roster import numbers as phones
+from provision.roster.columns import PHONE_FIELDS, ColumnMap, match_columns
+from provision.roster.files import Record, open_table
+from provision.roster.number_pool import (
+    BatchNormaliser,
+    CellKey,
+    CellResult,
+    default_workers,
+    normalise_cells,
+)
 
 __all__ = ["Roster", "read_roster", "user_key", "parse_sms_sign_in"]
 
@@ -134,7 +148,7 @@ def read_roster(
 def _quote(value: str) -> str:
     """A cell for a reason sentence: masked when it could be a phone number."""
     if sum(c.isdigit() for c in value) >= 4:
-        return phones.mask(value)
+        return mask(value)
     return repr(value[:20])
 
 
@@ -352,7 +366,7 @@ class _Builder:
                 users = len(shared[number])
                 self.issue(
                     i, row, "mobile", Severity.WARNING, "duplicate_mobile",
-                    f"{phones.mask(number)} is the mobile of {users} users; SMS sign-in can work for only one of them",
+                    f"{mask(number)} is the mobile of {users} users; SMS sign-in can work for only one of them",
                 )
 
     def _finish(self, drafts: list[_Draft], repeats: dict[str, list[int]]) -> Roster:

@@ -23,7 +23,7 @@ Retries and read-backs (per item, see ``_on_write``)
 -----------------------------------------------------
 - 2xx: done. A mobile create's answer carries its ``smsSignInState``.
 - 429, 503, and transport failures that certainly sent nothing: back to ``pending`` and
-  sent again after ``provision.retry``'s wait (the item's Retry-After when given), within
+  sent again after ``provision.graph.retry``'s wait (the item's Retry-After when given), within
   its attempt cap and per-change deadline; past them the change fails.
 - Outcome unknown (connection reset or timeout after sending, 504, 500, 502): the change
   stays ``in_flight``; after ``settle_s`` (replication lag could hide a just-made write)
@@ -43,7 +43,7 @@ Retries and read-backs (per item, see ``_on_write``)
 - Any other error is final: failed, and the user's later changes are ``skipped`` with
   reason "depends on a failed change".
 
-Durability (``provision.journal``'s protocol): ids are marked ``in_flight`` (committed)
+Durability (``provision.apply.journal``'s protocol): ids are marked ``in_flight`` (committed)
 before their batch is handed to the client; each batch's answers are recorded in one
 transaction before any dependent change is dispatched. On resume, ``in_flight`` changes
 are read back before anything is re-sent. Stop (``stop`` event, or cancelling the task,
@@ -64,13 +64,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Awaitable, Callable, Iterable
 
-from provision.errors import AuthError, GraphError
-from provision.executor_readback import change_holds, sms_state, verify_user
-from provision.graph import ops as graph_ops
-from provision.graph.batch import MAX_BATCH_SIZE, Op, OpResult
-from provision.graph.client import GraphClient
-from provision.graph.errors import TransportFailure
-from provision.journal import (
+from provision.apply.journal import (
     ChangeLike,
     ChangeResult,
     ChangeStatus,
@@ -80,9 +74,15 @@ from provision.journal import (
     StatusCounts,
     UserVerification,
 )
+from provision.apply.readback import change_holds, sms_state, verify_user
+from provision.errors import AuthError, GraphError
+from provision.graph import ops as graph_ops
+from provision.graph.batch import MAX_BATCH_SIZE, Op, OpResult
+from provision.graph.client import GraphClient
+from provision.graph.errors import TransportFailure
+from provision.graph.pacing import Lane
+from provision.graph.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from provision.model import PhoneType
-from provision.pacing import Lane
-from provision.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 
 __all__ = [
     "DEPENDENCY_FAILED",

@@ -1,0 +1,80 @@
+"""The one rule for showing a phone number to a person: country code and last three digits.
+
+Phone numbers are personal data. Every number that reaches a log line, a console, an
+error message or a report cell a human reads goes through ``mask`` (a number on its own)
+or ``mask_in_text`` (numbers inside free text: Graph's error messages, passthrough
+cells, log lines). Both apply the same rule, so a number reads the same wherever it shows:
+``+1 2065550100`` -> ``+1 *******100``; a number without a country code keeps only its last
+three digits, and none when it has fewer than seven; an extension keeps no digit.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+
+__all__ = ["fold", "mask", "mask_in_text"]
+
+_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+_DIGITS = re.compile(r"\d")
+_KEEP_LAST = 3
+_MIN_SHOWN = 7  # fewer national digits than this: show none of them
+
+# Runs of 7+ digits with at most two separators between them, optionally "+"-led, with an
+# optional extension: phone-number-looking text inside free text (messages, passthrough).
+_PHONE_IN_TEXT = re.compile(
+    r"(?<![\w+-])(?!\d{4}-\d\d-\d\d)(?![0-9a-fA-F]{8}-[0-9a-fA-F]{4}-)"  # not a date, not a GUID
+    r"\+?\d(?:[ \u00a0.\-/()]{0,2}\d){6,}(?:\s?(?:x|ext\.?|#)\s?\d{1,8})?(?!\w)"
+)
+_TEXT_EXTENSION = re.compile(r"\s?(?:x|ext\.?|#)\s?\d{1,8}$")
+
+
+def fold(text: str) -> str:
+    """NFKC for non-ASCII text: full-width digits become ASCII, no-break spaces spaces."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
+def mask(number: str) -> str:
+    """A number fit for logs and consoles: country code and last three digits only.
+
+    ``+1 2065550100`` -> ``+1 *******100``; ``+44 2079460958x12`` -> ``+44 *******958x**``.
+    Anything else (national forms, garbage) keeps at most its last three digits.
+    """
+    text = fold(number).strip()
+    main, _, ext = text.partition("x") if text.startswith("+") else (text, "", "")
+    digits = "".join(_DIGITS.findall(main))
+    if not digits:
+        return "***"
+    suffix = "x" + "*" * len(_DIGITS.findall(ext)) if ext else ""
+    cc = _country_code(main, digits) if text.startswith("+") else ""
+    rest = digits[len(cc) :]
+    shown = rest[-_KEEP_LAST:] if len(rest) >= _MIN_SHOWN else ""
+    hidden = "*" * (len(rest) - len(shown)) + shown
+    return f"+{cc} {hidden}{suffix}" if cc else f"{hidden}{suffix}"
+
+
+def mask_in_text(text: str) -> str:
+    """Every phone-number-looking run inside free text, masked by ``mask``'s rule.
+
+    An extension keeps its spelling (``ext. 12`` -> ``ext. **``); dates, GUIDs and short
+    digit runs are left alone.
+    """
+    return _PHONE_IN_TEXT.sub(_mask_match, text)
+
+
+def _mask_match(m: re.Match[str]) -> str:
+    raw = m.group(0)
+    ext = _TEXT_EXTENSION.search(raw)
+    if ext is None:
+        return mask(raw)
+    tail = "".join("*" if ch.isdigit() else ch for ch in ext.group(0))
+    return mask(raw[: ext.start()]) + tail
+
+
+def _country_code(main: str, digits: str) -> str:
+    head = main[1:].split(" ", 1)[0] if " " in main else ""
+    if head.isdigit() and int(head) in _COUNTRY_CODES:
+        return head
+    return next((digits[:n] for n in (1, 2, 3) if len(digits) > n and int(digits[:n]) in _COUNTRY_CODES), "")
