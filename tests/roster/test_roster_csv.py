@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from roster_writers import write_csv
+from support.roster_writers import write_csv
 
 from provision.errors import RosterReadError, UsageError
 from provision.model import PhoneType, RowStatus, Severity

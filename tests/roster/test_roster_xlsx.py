@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from roster_writers import write_xlsx
+from support.roster_writers import write_xlsx
 
 from provision.errors import RosterReadError
 from provision.model import PhoneType, RowStatus

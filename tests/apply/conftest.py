@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 
 import httpx
 import pytest
+from journal_builders import StepClock
 
 from provision.apply.executor import (
     ExecutionResult,
@@ -135,3 +136,9 @@ def harness(tmp_path: Path) -> Callable[..., Harness]:
 
 
 __all__ = ["FakeClock", "Harness", "Tamper", "journal_changes"]
+
+
+@pytest.fixture
+def clock() -> StepClock:
+    """The journal tests' clock: each reading one step later than the last."""
+    return StepClock()

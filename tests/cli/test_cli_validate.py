@@ -6,7 +6,7 @@ import csv
 import re
 from pathlib import Path
 
-from roster_writers import write_csv, write_xlsx
+from support.roster_writers import write_csv, write_xlsx
 from typer.testing import CliRunner
 
 from provision.cli import app
