@@ -12,7 +12,7 @@ import math
 import random
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -62,7 +62,8 @@ class Profile:
     consistency: ConsistencySettings = field(default_factory=ConsistencySettings)
 
 
-_SECTIONS: dict[str, type] = {
+_Settings = type[ThrottleSettings] | type[LatencySettings] | type[FaultSettings] | type[ConsistencySettings]
+_SECTIONS: dict[str, _Settings] = {
     "throttle": ThrottleSettings,
     "latency": LatencySettings,
     "faults": FaultSettings,
@@ -83,7 +84,7 @@ def parse_profile(data: Mapping[str, Any], name: str) -> Profile:
             raise ProfileError(f"profile {name}: unknown section [{section}]")
         if not isinstance(values, Mapping):
             raise ProfileError(f"profile {name}: [{section}] must be a table")
-        allowed = settings_type.__dataclass_fields__
+        allowed = {f.name for f in fields(settings_type)}
         kwargs: dict[str, float] = {}
         for key, value in values.items():
             if key not in allowed:

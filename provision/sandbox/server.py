@@ -71,9 +71,8 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Iter
     ``port=0`` picks a free port. The server stops when the block exits.
     """
     sock = _bind(host, port)
+    # No signal handlers to disable: uvicorn (>= 0.29) installs them only from the main thread.
     server = _server(app)
-    # Signal handlers can only be installed from the main thread.
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="sandbox-uvicorn", daemon=True)
     thread.start()
     try:

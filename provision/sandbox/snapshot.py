@@ -1,9 +1,9 @@
-"""The sandbox tenant's snapshot format: parse, validate, serialise, load and save.
+"""Snapshot files: a tenant read from one, or written to one (atomically).
 
-A snapshot is the tenant's truth (what writes see), not what a lagging read replica
-shows; replication lag is transient and never saved. The format is documented field by
-field in docs/sandbox-snapshot.md. This module knows the JSON shape; the tenant turns a
-parsed ``TenantSnapshot`` into state (and checks the cross-user rules while doing so).
+The JSON shape is ``snapshot_format``'s (documented in docs/sandbox-snapshot.md); turning
+it into a tenant, and back, is the tenant's (``Tenant.from_snapshot`` / ``to_snapshot``).
+This module sits on top of both: it adds the file, its encoding and the error messages
+that name it.
 """
 
 from __future__ import annotations
@@ -11,202 +11,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Callable
 
-from provision.errors import UsageError
-from provision.model import PhoneType
-
-if TYPE_CHECKING:
-    from provision.sandbox.tenant import Tenant
-
-SNAPSHOT_FORMAT = "provision-sandbox-tenant"
-SNAPSHOT_VERSION = 1
-
-_TOP_KEYS = frozenset({"format", "version", "tenant_id", "users", "sms_registrations", "sms_policy"})
-_USER_KEYS = frozenset({"id", "upn", "displayName", "accountEnabled", "deleted", "default_method", "phones"})
-_PHONE_KEYS = frozenset({"phoneType", "phoneNumber", "sms"})
-
-
-class SnapshotError(UsageError, ValueError):
-    """The snapshot file is not a valid tenant snapshot (the message names the field).
-
-    Also a ValueError: to code that just receives a snapshot dict (the HTTP reset
-    endpoint) it is simply a bad value. Messages name users and phone types, never
-    phone numbers.
-    """
-
-
-class SmsRegistration(StrEnum):
-    """Where a phone stands in the SMS sign-in system (stored; smsSignInState is derived from it).
-
-    ``registered``: the number is the user's SMS sign-in name (reserved tenant-wide).
-    ``disabled``: SMS sign-in was explicitly disabled. ``notUnique``: the last registration
-    attempt failed because another user holds the number. ``none``: never registered
-    (e.g. an MFA number that predates SMS sign-in). Only a mobile can be other than ``none``.
-    """
-
-    REGISTERED = "registered"
-    DISABLED = "disabled"
-    NOT_UNIQUE = "notUnique"
-    NONE = "none"
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotPhone:
-    phone_type: PhoneType
-    phone_number: str  # any non-empty string: snapshots may hold legacy-format numbers
-    sms: SmsRegistration = SmsRegistration.NONE
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotUser:
-    id: str
-    upn: str
-    display_name: str | None
-    account_enabled: bool = True
-    deleted: bool = False
-    default_method: PhoneType | None = None
-    phones: tuple[SnapshotPhone, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class TenantSnapshot:
-    tenant_id: str
-    users: tuple[SnapshotUser, ...]
-    # digits-only number -> user id; None when the file left it out (then it is derived).
-    sms_registrations: Mapping[str, str] | None
-    sms_policy: Mapping[str, Any] | None  # Graph JSON; None: the default policy
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": SNAPSHOT_FORMAT,
-            "version": SNAPSHOT_VERSION,
-            "tenant_id": self.tenant_id,
-            "users": [_user_json(u) for u in self.users],
-            "sms_registrations": dict(sorted((self.sms_registrations or {}).items())),
-            "sms_policy": self.sms_policy,
-        }
-
-
-def _user_json(user: SnapshotUser) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "upn": user.upn,
-        "displayName": user.display_name,
-        "accountEnabled": user.account_enabled,
-        "deleted": user.deleted,
-        "default_method": user.default_method.value if user.default_method else None,
-        "phones": [
-            {"phoneType": p.phone_type.value, "phoneNumber": p.phone_number, "sms": p.sms.value} for p in user.phones
-        ],
-    }
-
-
-def parse_snapshot(data: Any) -> TenantSnapshot:
-    """Validate the JSON shape of a snapshot (field types and vocabularies).
-
-    Cross-field rules (unique UPNs, one phone per type, registrations matching phones)
-    are the tenant's to check when it loads the snapshot.
-    """
-    if not isinstance(data, dict):
-        raise SnapshotError("snapshot: the top level must be a JSON object")
-    _no_unknown_keys(data, _TOP_KEYS, "snapshot")
-    if data.get("format") != SNAPSHOT_FORMAT:
-        raise SnapshotError(f"snapshot: 'format' must be {SNAPSHOT_FORMAT!r}")
-    if data.get("version") != SNAPSHOT_VERSION:
-        raise SnapshotError(f"snapshot: unsupported 'version' {data.get('version')!r} (expected {SNAPSHOT_VERSION})")
-    tenant_id = data.get("tenant_id")
-    if not isinstance(tenant_id, str) or not tenant_id:
-        raise SnapshotError("snapshot: 'tenant_id' must be a non-empty string")
-    users_raw = data.get("users", [])
-    if not isinstance(users_raw, list):
-        raise SnapshotError("snapshot: 'users' must be a list")
-    users = tuple(_parse_user(u, i) for i, u in enumerate(users_raw))
-    regs_raw = data.get("sms_registrations")
-    registrations: dict[str, str] | None = None
-    if regs_raw is not None:
-        if not isinstance(regs_raw, dict) or not all(
-            isinstance(k, str) and k.isascii() and k.isdigit() and isinstance(v, str) for k, v in regs_raw.items()
-        ):
-            raise SnapshotError("snapshot: 'sms_registrations' must map digits-only numbers to user ids")
-        registrations = {k: v.lower() for k, v in regs_raw.items()}
-    policy = data.get("sms_policy")
-    if policy is not None and not isinstance(policy, dict):
-        raise SnapshotError("snapshot: 'sms_policy' must be an object (smsAuthenticationMethodConfiguration)")
-    return TenantSnapshot(tenant_id=tenant_id, users=users, sms_registrations=registrations, sms_policy=policy)
-
-
-def _parse_user(raw: Any, index: int) -> SnapshotUser:
-    where = f"users[{index}]"
-    if not isinstance(raw, dict):
-        raise SnapshotError(f"{where}: must be an object")
-    _no_unknown_keys(raw, _USER_KEYS, where)
-    uid, upn = raw.get("id"), raw.get("upn")
-    if not isinstance(uid, str) or not uid:
-        raise SnapshotError(f"{where}.id: must be a non-empty string (a GUID)")
-    if not isinstance(upn, str) or not upn:
-        raise SnapshotError(f"{where}.upn: must be a non-empty string")
-    where = f"users[{index}] ({upn})"
-    display_name = raw.get("displayName")
-    if display_name is not None and not isinstance(display_name, str):
-        raise SnapshotError(f"{where}.displayName: must be a string")
-    flags = {}
-    for key, default in (("accountEnabled", True), ("deleted", False)):
-        value = raw.get(key, default)
-        if not isinstance(value, bool):
-            raise SnapshotError(f"{where}.{key}: must be true or false")
-        flags[key] = value
-    default_method = raw.get("default_method")
-    if default_method is not None:
-        default_method = _phone_type(default_method, f"{where}.default_method")
-    phones_raw = raw.get("phones", [])
-    if not isinstance(phones_raw, list):
-        raise SnapshotError(f"{where}.phones: must be a list")
-    phones = tuple(_parse_phone(p, f"{where}.phones[{i}]") for i, p in enumerate(phones_raw))
-    return SnapshotUser(
-        id=uid,
-        upn=upn,
-        display_name=display_name,
-        account_enabled=flags["accountEnabled"],
-        deleted=flags["deleted"],
-        default_method=default_method,
-        phones=phones,
-    )
-
-
-def _parse_phone(raw: Any, where: str) -> SnapshotPhone:
-    if not isinstance(raw, dict):
-        raise SnapshotError(f"{where}: must be an object")
-    _no_unknown_keys(raw, _PHONE_KEYS, where)
-    phone_type = _phone_type(raw.get("phoneType"), f"{where}.phoneType")
-    number = raw.get("phoneNumber")
-    if not isinstance(number, str) or not any("0" <= c <= "9" for c in number):
-        raise SnapshotError(f"{where}.phoneNumber: must be a string containing digits")
-    sms_raw = raw.get("sms", SmsRegistration.NONE.value)
-    try:
-        sms = SmsRegistration(sms_raw)
-    except ValueError:
-        allowed = ", ".join(s.value for s in SmsRegistration)
-        raise SnapshotError(f"{where}.sms: must be one of {allowed}") from None
-    if phone_type is not PhoneType.MOBILE and sms is not SmsRegistration.NONE:
-        raise SnapshotError(f"{where}.sms: only a mobile phone can take part in SMS sign-in (use 'none')")
-    return SnapshotPhone(phone_type=phone_type, phone_number=number, sms=sms)
-
-
-def _phone_type(value: Any, where: str) -> PhoneType:
-    try:
-        return PhoneType(value)
-    except ValueError:
-        raise SnapshotError(f"{where}: must be one of mobile, alternateMobile, office") from None
-
-
-def _no_unknown_keys(raw: dict[str, Any], allowed: frozenset[str], where: str) -> None:
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise SnapshotError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
+from provision.sandbox.snapshot_format import SnapshotError
+from provision.sandbox.tenant import Tenant
 
 
 def load_snapshot(
@@ -216,9 +25,6 @@ def load_snapshot(
     replication_lag_s: float = 0.0,
 ) -> Tenant:
     """Read a snapshot file into a new tenant; SnapshotError when it is not valid."""
-    # Imported here because tenant.py imports this module for the format.
-    from provision.sandbox.tenant import Tenant
-
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -241,15 +47,4 @@ def save_snapshot(tenant: Tenant, path: str | os.PathLike[str]) -> None:
     os.replace(tmp, target)
 
 
-__all__ = [
-    "SNAPSHOT_FORMAT",
-    "SNAPSHOT_VERSION",
-    "SmsRegistration",
-    "SnapshotError",
-    "SnapshotPhone",
-    "SnapshotUser",
-    "TenantSnapshot",
-    "load_snapshot",
-    "parse_snapshot",
-    "save_snapshot",
-]
+__all__ = ["load_snapshot", "save_snapshot"]

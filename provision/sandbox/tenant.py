@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from provision.model import (
     METHOD_IDS,
@@ -30,7 +30,7 @@ from provision.model import (
     PhoneType,
     SmsSignInState,
 )
-from provision.sandbox.snapshot import (
+from provision.sandbox.snapshot_format import (
     SmsRegistration,
     SnapshotError,
     SnapshotPhone,
@@ -66,7 +66,7 @@ _FORMAT_MESSAGE = (
 )
 
 
-def is_graph_phone_number(value: str) -> bool:
+def is_graph_phone_number(value: object) -> bool:
     """True when ``value`` is in the format Graph accepts on create/update."""
     if not isinstance(value, str):
         return False
@@ -253,9 +253,9 @@ class Tenant:
     # users -----------------------------------------------------------------------------
     def create_user(
         self,
-        upn: str,
-        display_name: str | None = None,
-        account_enabled: bool = True,
+        upn: object,
+        display_name: object = None,
+        account_enabled: object = True,
         *,
         id: str | None = None,
         deleted: bool = False,
@@ -264,20 +264,23 @@ class Tenant:
         ``Request_BadRequest`` on a missing/invalid UPN, display name, flag or id, and when
         the UPN (of a live user) or the id (of any user) already exists.
 
-        ``deleted=True`` adds an already soft-deleted user (snapshots): its UPN is free.
+        The values are typed ``object``: they come from request bodies, and checking them is
+        this rule's job. ``deleted=True`` adds an already soft-deleted user (snapshots): its
+        UPN is free.
         """
         if not isinstance(upn, str) or _UPN_RE.fullmatch(upn) is None:
             raise TenantError(400, "Request_BadRequest", "Invalid value specified for property 'userPrincipalName'.")
-        if display_name is not None and (not isinstance(display_name, str) or not display_name.strip()):
+        if display_name is None:
+            name = upn.split("@", 1)[0]
+        elif isinstance(display_name, str) and display_name.strip():
+            name = display_name
+        else:
             raise TenantError(400, "Request_BadRequest", "Invalid value specified for property 'displayName'.")
         if not isinstance(account_enabled, bool):
             raise TenantError(400, "Request_BadRequest", "Invalid value specified for property 'accountEnabled'.")
-        if id is None:
-            user_id = str(uuid.uuid4())
-        else:
-            user_id = _canonical_guid(id)
-            if user_id is None:
-                raise TenantError(400, "Request_BadRequest", "Invalid value specified for property 'id'.")
+        user_id = str(uuid.uuid4()) if id is None else _canonical_guid(id)
+        if user_id is None:
+            raise TenantError(400, "Request_BadRequest", "Invalid value specified for property 'id'.")
         if upn.casefold() in self._upn_index and not deleted:
             raise TenantError(
                 400,
@@ -291,7 +294,7 @@ class Tenant:
         user = _User(
             id=user_id,
             upn=upn,
-            display_name=display_name or upn.split("@", 1)[0],
+            display_name=name,
             account_enabled=account_enabled,
             deleted=deleted,
         )
@@ -520,7 +523,9 @@ class Tenant:
                 upns[folded] = user.id
                 if self._upn_index.get(folded) != user.id:
                     problems.append(f"{name}: missing from the UPN index")
-            for phone_type, phone in user.phones.items():
+            # Keys typed as object: this looks for state broken behind the rules' back.
+            stored: Iterable[tuple[object, _Phone]] = user.phones.items()
+            for phone_type, phone in stored:
                 if not isinstance(phone_type, PhoneType):
                     problems.append(f"{name}: phone stored under a non-type key")
                     continue

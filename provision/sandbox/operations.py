@@ -1,0 +1,156 @@
+"""The Graph operations the sandbox serves, each as a call into the tenant's rules.
+
+An operation takes the tenant, its path parameters, its decoded request body and whether
+phone numbers must be masked, and returns the success status and JSON body (None: no
+content); a rule it breaks raises ``TenantError``. A write also names what it changes
+(``target``), so the service can count an applied write and spot one repeated by a retry.
+
+The success bodies here are everything an operation says on the wire: a variant in how
+numbers are spelled or objects shaped would change them here, in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from provision.model import METHOD_IDS, PhoneType
+from provision.sandbox.limits import OperationKind
+from provision.sandbox.tenant import Tenant, TenantError
+
+Params = tuple[str, ...]
+Handler = Callable[[Tenant, Params, Any, bool], tuple[int, Any]]
+Targeter = Callable[[Tenant, Params, Any], tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str
+    kind: OperationKind
+    handler: Handler
+    takes_body: bool = False
+    target: Targeter | None = None  # writes: (subject, target) for duplicate detection
+
+
+def _body_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise TenantError(400, "BadRequest", "The request body must be a JSON object.")
+    return body
+
+
+# --- handlers --------------------------------------------------------------------------------
+
+
+def _list_phones(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    return 200, {"value": tenant.list_phones(p[0], masked=masked)}
+
+
+def _get_phone(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    return 200, tenant.get_phone(p[0], p[1], masked=masked)
+
+
+def _create_phone(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    data = _body_object(body)
+    return 201, tenant.create_phone(p[0], data.get("phoneNumber"), data.get("phoneType"))
+
+
+def _update_phone(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    data = _body_object(body)
+    tenant.update_phone(p[0], p[1], data.get("phoneNumber"), data.get("phoneType"))
+    return 204, None
+
+
+def _delete_phone(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    tenant.delete_phone(p[0], p[1])
+    return 204, None
+
+
+def _enable_sms(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    tenant.enable_sms_sign_in(p[0], p[1])
+    return 204, None
+
+
+def _disable_sms(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    tenant.disable_sms_sign_in(p[0], p[1])
+    return 204, None
+
+
+def _get_policy(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    return 200, tenant.get_sms_policy()
+
+
+def _update_policy(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    tenant.update_sms_policy(_body_object(body))
+    return 204, None
+
+
+def _create_user(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    data = _body_object(body)
+    enabled = data.get("accountEnabled", True)
+    return 201, tenant.create_user(data.get("userPrincipalName"), data.get("displayName"), enabled)
+
+
+def _get_user(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    return 200, tenant.get_user(p[0])
+
+
+def _delete_user(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    tenant.delete_user(p[0])
+    return 204, None
+
+
+# --- write targets ---------------------------------------------------------------------------
+
+
+def _user_subject(tenant: Tenant, ref: str) -> str:
+    try:
+        return str(tenant.get_user(ref)["id"]).casefold()
+    except TenantError:
+        return ref.casefold()
+
+
+def _phone_target(tenant: Tenant, p: Params, body: Any) -> tuple[str, str]:
+    return _user_subject(tenant, p[0]), p[1].casefold()
+
+
+def _new_phone_target(tenant: Tenant, p: Params, body: Any) -> tuple[str, str]:
+    phone_type = body.get("phoneType") if isinstance(body, dict) else None
+    try:
+        method_id = METHOD_IDS[PhoneType(phone_type)] if isinstance(phone_type, str) else str(phone_type)
+    except ValueError:
+        method_id = str(phone_type)
+    return _user_subject(tenant, p[0]), method_id
+
+
+def _new_user_target(tenant: Tenant, p: Params, body: Any) -> tuple[str, str]:
+    upn = body.get("userPrincipalName") if isinstance(body, dict) else None
+    return "users", str(upn).casefold()
+
+
+def _user_target(tenant: Tenant, p: Params, body: Any) -> tuple[str, str]:
+    return _user_subject(tenant, p[0]), "user"
+
+
+def _policy_target(tenant: Tenant, p: Params, body: Any) -> tuple[str, str]:
+    return "policy", "sms"
+
+
+R, W = OperationKind.READ, OperationKind.WRITE
+_ALL = (
+    Operation("listPhoneMethods", R, _list_phones),
+    Operation("createPhoneMethod", W, _create_phone, True, _new_phone_target),
+    Operation("getPhoneMethod", R, _get_phone),
+    Operation("updatePhoneMethod", W, _update_phone, True, _phone_target),
+    Operation("deletePhoneMethod", W, _delete_phone, False, _phone_target),
+    Operation("enableSmsSignIn", W, _enable_sms, False, _phone_target),
+    Operation("disableSmsSignIn", W, _disable_sms, False, _phone_target),
+    Operation("getSmsPolicy", R, _get_policy),
+    Operation("updateSmsPolicy", W, _update_policy, True, _policy_target),
+    Operation("createUser", W, _create_user, True, _new_user_target),
+    Operation("getUser", R, _get_user),
+    Operation("deleteUser", W, _delete_user, False, _user_target),
+)
+OPERATIONS: Mapping[str, Operation] = {op.name: op for op in _ALL}
+
+
+__all__ = ["OPERATIONS", "Handler", "Operation", "Params", "Targeter"]

@@ -1,0 +1,93 @@
+"""The sandbox's Graph URL surface: which path and method name which operation.
+
+One grammar for direct requests and ``$batch`` items alike: a direct request's path after
+its API version, and a batch item's relative ``url``, are matched by the same ``route``.
+Users are addressed by id or UPN (percent-encoded or not); path segments are matched
+case-insensitively, empty segments (``//``) are ignored, query strings never reach here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+from urllib.parse import unquote
+
+API_VERSIONS = frozenset({"v1.0", "beta"})
+
+# route name -> HTTP method -> operation name (the name auth, the service and stats use).
+ROUTES: Mapping[str, Mapping[str, str]] = {
+    "phoneMethods": {"GET": "listPhoneMethods", "POST": "createPhoneMethod"},
+    "phoneMethod": {"GET": "getPhoneMethod", "PATCH": "updatePhoneMethod", "DELETE": "deletePhoneMethod"},
+    "enableSmsSignIn": {"POST": "enableSmsSignIn"},
+    "disableSmsSignIn": {"POST": "disableSmsSignIn"},
+    "smsPolicy": {"GET": "getSmsPolicy", "PATCH": "updateSmsPolicy"},
+    "users": {"POST": "createUser"},
+    "user": {"GET": "getUser", "DELETE": "deleteUser"},
+}
+UNKNOWN_ROUTE = "unknownRoute"  # the stats name of a request no route takes
+
+_SMS_POLICY_PATH = ("policies", "authenticationmethodspolicy", "authenticationmethodconfigurations", "sms")
+_ACTIONS = {"enablesmssignin": "enableSmsSignIn", "disablesmssignin": "disableSmsSignIn"}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMiss:
+    """Why no operation takes a request: no such path (404, stats name ``unknownRoute``) or
+    a known path with another method (405, stats name: the route's)."""
+
+    status: int
+    stats_name: str
+
+
+_NO_ROUTE = RouteMiss(404, UNKNOWN_ROUTE)
+
+
+def split_path(path: str) -> list[str]:
+    """Percent-decoded path segments; empty segments (``//``) are dropped."""
+    return [unquote(s) if "%" in s else s for s in path.split("/") if s]
+
+
+def is_batch(segs: Sequence[str]) -> bool:
+    """Whether the segments after the API version are the ``$batch`` endpoint."""
+    return len(segs) == 1 and segs[0].casefold() == "$batch"
+
+
+def match_route(segs: Sequence[str]) -> tuple[str, tuple[str, ...]] | None:
+    """(route name, parameters) for the path segments after the API version, or None."""
+    n = len(segs)
+    if n == 0:
+        return None
+    head = segs[0].casefold()
+    if head == "users":
+        if n == 1:
+            return "users", ()
+        if n == 2:
+            return "user", (segs[1],)
+        if n >= 4 and segs[2].casefold() == "authentication" and segs[3].casefold() == "phonemethods":
+            if n == 4:
+                return "phoneMethods", (segs[1],)
+            if n == 5:
+                return "phoneMethod", (segs[1], segs[4])
+            if n == 6:
+                action = _ACTIONS.get(segs[5].casefold().removeprefix("microsoft.graph."))
+                if action:
+                    return action, (segs[1], segs[4])
+        return None
+    if n == 4 and tuple(s.casefold() for s in segs) == _SMS_POLICY_PATH:
+        return "smsPolicy", ()
+    return None
+
+
+def route(method: str, segs: Sequence[str]) -> tuple[str, tuple[str, ...]] | RouteMiss:
+    """(operation name, path parameters) for a request, or the RouteMiss saying why none."""
+    matched = match_route(segs)
+    if matched is None:
+        return _NO_ROUTE
+    name, params = matched
+    operation = ROUTES[name].get(method)
+    if operation is None:
+        return RouteMiss(405, name)
+    return operation, params
+
+
+__all__ = ["API_VERSIONS", "ROUTES", "UNKNOWN_ROUTE", "RouteMiss", "is_batch", "match_route", "route", "split_path"]
