@@ -108,15 +108,16 @@ def decode_batch(raw: bytes | str, ops: Sequence[Op]) -> list[OpResult]:
     data = json.loads(raw)
     by_id: dict[str, OpResult] = {}
     for item in data.get("responses") or ():
-        result = _decode_item(item)
-        by_id[result.id.lower()] = result
-    results: list[OpResult] = []
-    for op in ops:
-        result = by_id.get(op.id.lower())
-        if result is None:
-            missing = TransportFailure(f"no response for batch request {op.id!r}", outcome_unknown=True)
-            result = OpResult(id=op.id, status=0, error=missing)
-        elif result.id != op.id:
-            result = OpResult(op.id, result.status, result.headers, result.body, result.error)
-        results.append(result)
-    return results
+        answer = _decode_item(item)
+        by_id[answer.id.lower()] = answer
+    return [_result_for(op, by_id.get(op.id.lower())) for op in ops]
+
+
+def _result_for(op: Op, answer: OpResult | None) -> OpResult:
+    """``op``'s result under ``op``'s own id (ids match case-insensitively), or an unknown outcome."""
+    if answer is None:
+        missing = TransportFailure(f"no response for batch request {op.id!r}", outcome_unknown=True)
+        return OpResult(id=op.id, status=0, error=missing)
+    if answer.id != op.id:
+        return OpResult(op.id, answer.status, answer.headers, answer.body, answer.error)
+    return answer

@@ -16,6 +16,10 @@ A config mapping that carries a secret itself (``client_secret``, ``password``,
 ``token``...) is refused with the key named. The caller owns the returned credential and
 closes it (``await credential.close()``); azure-identity's async credentials are used
 where they exist, so token refreshes never block the event loop.
+
+azure-identity (and azure-core) load only when a credential is built or a token handed
+out: the job-file schema imports this module for ``CredentialKind`` and ``SECRET_KEYS``,
+and loading a job file stays cheap.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable, Mapping
-
-from azure.core.credentials import AccessToken
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from provision.errors import UsageError
 from provision.graph.clouds import CLOUDS, Cloud
+
+if TYPE_CHECKING:
+    from azure.core.credentials import AccessToken, TokenCredential
+    from azure.core.credentials_async import AsyncTokenCredential
 
 SECRET_KEYS = frozenset(
     {"client_secret", "secret", "password", "certificate_password", "token", "access_token", "refresh_token"}
@@ -93,6 +99,8 @@ class StaticTokenCredential:
         self._lifetime_s = lifetime_s
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        from azure.core.credentials import AccessToken
+
         return AccessToken(self._token, int(time.time()) + self._lifetime_s)
 
     async def close(self) -> None:
@@ -130,7 +138,7 @@ def make_credential(
     *,
     env: Mapping[str, str] | None = None,
     device_code_prompt: Callable[[str, str, Any], None] | None = None,
-) -> Any:
+) -> AsyncTokenCredential | TokenCredential:
     """The azure-identity credential for ``config`` (async where azure-identity has one).
 
     ``device_code_prompt(verification_uri, user_code, expires_on)`` shows the device-code

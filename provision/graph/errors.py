@@ -13,24 +13,26 @@ is unknown must be read back before it is retried.
 
 Messages are Graph's own (they feed logs and reports), with anything that looks like a
 phone number masked on the way in.
+
+httpx, kiota and azure-core are imported by the functions that translate their
+exceptions, not with this module: the ``$batch`` codec (``batch``, ``ops``) imports it
+and stays cheap to import, and by the time such an exception exists they are loaded.
 """
 
 from __future__ import annotations
 
 import email.utils
 import time
-from typing import Any, Mapping
-
-import httpx
-from azure.core.exceptions import ClientAuthenticationError
-from kiota_abstractions.api_error import APIError
-from kiota_authentication_azure._exceptions import HTTPError as KiotaAuthHTTPError
+from typing import TYPE_CHECKING, Any, Mapping
 
 from provision.errors import AuthError, GraphError
 from provision.masking import mask_in_text
 
-TRANSPORT_ERROR_CODE = "transportError"
+if TYPE_CHECKING:
+    import httpx
+    from kiota_abstractions.api_error import APIError
 
+TRANSPORT_ERROR_CODE = "transportError"
 
 
 class TransportFailure(GraphError):
@@ -60,8 +62,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
-        return None
-    if when is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
@@ -133,20 +133,26 @@ def from_api_error(exc: APIError) -> GraphError:
     )
 
 
-# httpx errors raised before any byte of the request could have reached the server.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-
-
 def from_transport_error(exc: httpx.TransportError) -> TransportFailure:
+    import httpx  # here, not with the module (see the module docstring)
+
+    # httpx errors raised before any byte of the request could have reached the server.
+    not_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
     kind = type(exc).__name__
     detail = str(exc) or kind
-    return TransportFailure(f"{kind}: {detail}", outcome_unknown=not isinstance(exc, _NOT_SENT))
+    return TransportFailure(f"{kind}: {detail}", outcome_unknown=not isinstance(exc, not_sent))
 
 
 def translate(exc: BaseException) -> GraphError | None:
     """Our GraphError for an exception from the SDK/httpx/azure-identity stack, or None."""
     if isinstance(exc, GraphError):
         return exc
+    # Imported here, not with the module (see the module docstring).
+    import httpx
+    from azure.core.exceptions import ClientAuthenticationError
+    from kiota_abstractions.api_error import APIError
+    from kiota_authentication_azure._exceptions import HTTPError as KiotaAuthHTTPError
+
     if isinstance(exc, APIError):
         return from_api_error(exc)
     if isinstance(exc, httpx.TransportError):

@@ -77,19 +77,26 @@ def get_sms_policy(id: str) -> Op:
 
 def parse_phone(item: Mapping[str, Any]) -> CurrentPhone | None:
     """A phoneAuthenticationMethod JSON object as a CurrentPhone (None: a type we don't know)."""
-    raw_type = item.get("phoneType")
-    try:
-        phone_type = PhoneType(raw_type)
-    except ValueError:
-        phone_type = PHONE_TYPE_BY_METHOD_ID.get(str(item.get("id", "")).lower())  # type: ignore[assignment]
-        if phone_type is None:
-            return None
+    phone_type = _phone_type(item)
+    if phone_type is None:
+        return None
     state_raw = item.get("smsSignInState")
     try:
         state = SmsSignInState(state_raw) if state_raw is not None else None
     except ValueError:
         state = SmsSignInState.UNKNOWN_FUTURE_VALUE
     return CurrentPhone(phone_type, str(item.get("phoneNumber") or ""), state)
+
+
+def _phone_type(item: Mapping[str, Any]) -> PhoneType | None:
+    """The method's ``phoneType``, else the type its well-known id stands for."""
+    raw_type = item.get("phoneType")
+    if isinstance(raw_type, str):
+        try:
+            return PhoneType(raw_type)
+        except ValueError:
+            pass
+    return PHONE_TYPE_BY_METHOD_ID.get(str(item.get("id", "")).lower())
 
 
 def parse_phone_list(body: Any) -> dict[PhoneType, CurrentPhone]:

@@ -19,7 +19,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator, Protocol
 
 import openpyxl
 from openpyxl.utils.exceptions import InvalidFileException
@@ -51,15 +51,21 @@ class Record:
     overflow: int = 0
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Table:
+    """An open roster file: its header, and its records as they are read. ``close()`` it."""
+
     header: tuple[str, ...]
     header_row: int
     records: Iterator[Record]
     sheet: str | None
     encoding: str | None = None
     delimiter: str | None = None
-    closables: tuple[Any, ...] = ()
+    closables: tuple[_Closable, ...] = ()
 
     def close(self) -> None:
         """Release the file (also needed when ``records`` was never started)."""
@@ -100,14 +106,14 @@ def _open_delimited(path: Path) -> Table:
         delimiter = _sniff_delimiter(sample, prefer_tab=path.suffix.lower() == ".tsv")
         f.seek(0)
         reader = csv.reader(f, delimiter=delimiter)
-        header_row, header = _first_nonblank(reader)
+        header_row, first = _first_nonblank(reader)
     except BaseException:
         f.close()
         raise
-    if header is None:
+    if first is None:
         f.close()
         raise RosterReadError(f"{path.name} has no header row (the file is empty)")
-    header = tuple(h.strip() for h in header)
+    header = tuple(h.strip() for h in first)
     return Table(
         header=header,
         header_row=header_row,
@@ -126,24 +132,23 @@ def _detect_encoding(path: Path) -> str:
             return "utf-8-sig"
         if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             return "utf-16"
-        f.seek(0)
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        try:
-            while chunk := f.read(1 << 20):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
+        if _decodes(f, "utf-8"):
             return "utf-8"
-        except UnicodeDecodeError:
-            pass
-        f.seek(0)
         # cp1252 leaves five bytes undefined; latin-1 decodes anything.
-        decoder = codecs.getincrementaldecoder("cp1252")()
-        try:
-            while chunk := f.read(1 << 20):
-                decoder.decode(chunk)
-            return "cp1252"
-        except UnicodeDecodeError:
-            return "latin-1"
+        return "cp1252" if _decodes(f, "cp1252") else "latin-1"
+
+
+def _decodes(f: BinaryIO, encoding: str) -> bool:
+    """Whether the whole file decodes in ``encoding`` (read in 1 MiB steps, not at once)."""
+    f.seek(0)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        while chunk := f.read(1 << 20):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _sniff_delimiter(sample: str, *, prefer_tab: bool) -> str:
@@ -165,14 +170,14 @@ def _sniff_delimiter(sample: str, *, prefer_tab: bool) -> str:
     return best
 
 
-def _first_nonblank(reader: Any) -> tuple[int, list[str] | None]:
+def _first_nonblank(reader: Iterator[list[str]]) -> tuple[int, list[str] | None]:
     for number, record in enumerate(reader, start=1):
         if any(cell.strip() for cell in record):
             return number, record
     return 0, None
 
 
-def _delimited_records(reader: Any, header_row: int, width: int) -> Iterator[Record]:
+def _delimited_records(reader: Iterator[list[str]], header_row: int, width: int) -> Iterator[Record]:
     # csv.reader yields [] for an empty line, so record n is spreadsheet row n.
     row = header_row
     for cells in reader:
@@ -268,7 +273,9 @@ def _has_formulas(path: Path) -> bool:
     return False
 
 
-def _sheet_records(values: Iterator[tuple[Any, ...]], formulas_sheet: Any) -> Iterator[Record]:
+def _sheet_records(values: Iterator[tuple[object, ...]], formulas_sheet: Any) -> Iterator[Record]:
+    """Records of the values sheet; ``formulas_sheet`` (an openpyxl worksheet, or None when the
+    workbook has no formula) marks formula cells that have no cached value."""
     formulas = formulas_sheet.iter_rows(values_only=True) if formulas_sheet is not None else None
     for number, row in enumerate(values, start=1):
         cells: list[str] = []
@@ -293,7 +300,7 @@ def _sheet_records(values: Iterator[tuple[Any, ...]], formulas_sheet: Any) -> It
         yield Record(number, tuple(cells), frozenset(numeric) if numeric else _NO_INDEXES, uncached)
 
 
-def _is_formula(value: Any) -> bool:
+def _is_formula(value: object) -> bool:
     return isinstance(value, (ArrayFormula, DataTableFormula)) or (isinstance(value, str) and value.startswith("="))
 
 
@@ -315,7 +322,7 @@ def _fit(rows: Iterator[Record], width: int) -> Iterator[Record]:
             )
 
 
-def cell_text(value: Any) -> tuple[str, bool]:
+def cell_text(value: object) -> tuple[str, bool]:
     """A cell's text, and whether it was a number (so its digits may lack a ``+``)."""
     if value is None:
         return "", False

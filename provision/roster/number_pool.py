@@ -21,6 +21,8 @@ from provision.roster.numbers import normalise
 CellKey = tuple[str, str | None, PhoneType | None, bool]
 # NormalisedPhone's fields as a plain tuple: what crosses the process boundary, cheaply.
 CellResult = tuple[str | None, str | None, str, str | None]
+# Results not necessarily ready yet: calling it waits for them.
+PendingCells = Callable[[], dict[CellKey, CellResult]]
 
 
 def default_workers() -> int:
@@ -39,6 +41,12 @@ def normalise_cells(keys: Sequence[CellKey]) -> dict[CellKey, CellResult]:
         r = normalise(key[0], key[1], key[2], from_number=key[3])
         out[key] = (r.graph, r.problem, r.reason, r.warning)
     return out
+
+
+def normalise_now(keys: Sequence[CellKey]) -> PendingCells:
+    """``normalise_cells`` done in this process now, handed over like a pool's results."""
+    done = normalise_cells(keys)
+    return lambda: done
 
 
 class BatchNormaliser:
@@ -63,10 +71,9 @@ class BatchNormaliser:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def submit(self, keys: Sequence[CellKey]) -> Callable[[], dict[CellKey, CellResult]]:
+    def submit(self, keys: Sequence[CellKey]) -> PendingCells:
         if self.workers <= 0 or not keys:
-            done = normalise_cells(keys)
-            return lambda: done
+            return normalise_now(keys)
         try:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))

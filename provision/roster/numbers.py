@@ -19,10 +19,12 @@ import re
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 import phonenumbers
 from phonenumbers import (
     NumberParseException,
+    PhoneMetadata,
     PhoneNumberType,
     ValidationResult,
     phonenumberutil,
@@ -67,7 +69,8 @@ _EXTENSION_SPLIT = re.compile(r"(?i)\s*(?:;\s*ext=|ext\.?|extension|x|#)\s*")
 
 _COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 _REGIONS_BY_CODE = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
-_type_check = getattr(phonenumberutil, "_number_type_helper", None)
+# A private helper of the library (see _number_type); None if a release ever drops it.
+_type_check: Callable[[str, PhoneMetadata], int] | None = getattr(phonenumberutil, "_number_type_helper", None)
 _REGION_ALIASES = {"UK": "GB"}
 
 
@@ -176,8 +179,6 @@ def _normalise_cached(raw: str, region: str | None, phone_type: PhoneType | None
     return _parse(text, region, phone_type)
 
 
-
-
 def _parse(text: str, region: str | None, phone_type: PhoneType | None) -> NormalisedPhone:
     first = _attempt(text, region, phone_type)
     if first.ok:
@@ -258,15 +259,16 @@ def _number_type(number: phonenumbers.PhoneNumber) -> int:
     """
     if _type_check is None:
         return phonenumbers.number_type(number)
-    regions = _REGIONS_BY_CODE.get(number.country_code)
-    if not regions:
+    country_code = number.country_code
+    regions = _REGIONS_BY_CODE.get(country_code) if country_code is not None else None
+    if country_code is None or not regions:
         return PhoneNumberType.UNKNOWN
     nsn = phonenumbers.national_significant_number(number)
     if len(regions) == 1:
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(number.country_code, regions[0])
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, regions[0])
         return _type_check(nsn, metadata) if metadata is not None else PhoneNumberType.UNKNOWN
     for region in regions:
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
+        metadata = PhoneMetadata.metadata_for_region(region, None)
         if metadata is None:
             continue
         if metadata.leading_digits is not None:
@@ -304,8 +306,10 @@ def _parse_failure(exc: NumberParseException, text: str, region: str | None) -> 
 
 
 def _invalid(number: phonenumbers.PhoneNumber) -> NormalisedPhone:
-    region = phonenumbers.region_code_for_country_code(number.country_code)
-    where = f"+{number.country_code}" if region in ("ZZ", "001") else f"{region} (+{number.country_code})"
+    # A parsed number always has a country code; the library's type allows None.
+    country_code = number.country_code
+    region = phonenumbers.region_code_for_country_code(country_code) if country_code is not None else "ZZ"
+    where = f"+{country_code}" if region in ("ZZ", "001") else f"{region} (+{country_code})"
     reason = phonenumbers.is_possible_number_with_reason(number)
     if reason == ValidationResult.TOO_SHORT:
         return _problem("too_short", f"the number is too short for {where}")

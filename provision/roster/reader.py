@@ -7,8 +7,13 @@ and its user is in ``Roster.users`` unless the row has an error ``RowIssue``; bl
 are counted. Row numbers are the ones a spreadsheet shows (the header is row 1 when it
 is on the first line).
 
+The file streams in ``CHUNK_ROWS`` records at a time: a chunk's distinct phone cells are
+normalised ahead (in worker processes for big files), its rows are built, and its records
+are dropped. Each row stays a plain draft tuple until the checks across rows (repeated
+users, shared mobiles) have run, and only then becomes a ``RosterRow``.
+
 This is the only module that may import pandas; it currently doesn't need to (see
-``roster_files`` for why the csv module and openpyxl read the cells).
+``provision.roster.files`` for why the csv module and openpyxl read the cells).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable, Iterator, Mapping
+from typing import Iterator, Mapping
 
 from provision.errors import UsageError
 from provision.masking import mask
@@ -38,8 +43,9 @@ from provision.roster.number_pool import (
     BatchNormaliser,
     CellKey,
     CellResult,
+    PendingCells,
     default_workers,
-    normalise_cells,
+    normalise_now,
 )
 
 __all__ = ["Roster", "read_roster", "user_key", "parse_sms_sign_in"]
@@ -157,13 +163,44 @@ def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
         yield chunk
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where each field sits in a record: the ColumnMap's positions, looked up once per file.
+    ``phones``: (phone type, field name, position) per phone column present."""
+
+    user: int
+    region: int | None
+    sms_sign_in: int | None
+    mobile: int | None
+    phones: tuple[tuple[PhoneType, str, int], ...]
+    extra: tuple[tuple[int, str], ...]
+
+    @classmethod
+    def of(cls, colmap: ColumnMap) -> _Layout:
+        index = colmap.index
+        return cls(
+            user=index["user"],
+            region=index.get("region"),
+            sms_sign_in=index.get("sms_sign_in"),
+            mobile=index.get("mobile"),
+            phones=tuple((PHONE_FIELDS[f], f, index[f]) for f in colmap.phone_fields),
+            extra=colmap.extra,
+        )
+
+
 class _Builder:
-    """Turns records into rows, then checks rows against each other."""
+    """Turns records into rows, then checks rows against each other.
+
+    Per row it keeps a draft and a severity byte (``_OK`` / ``_WARNING`` / ``_ERROR``,
+    only ever raised); the cross-row checks read and raise those, and ``_finish`` turns
+    drafts into ``RosterRow`` values and the users whose rows have no error.
+    """
 
     def __init__(self, path: Path, sheet: str | None, colmap: ColumnMap, region: str | None) -> None:
         self.path = path
         self.sheet = sheet
         self.colmap = colmap
+        self.at = _Layout.of(colmap)
         self.region = region
         self.names = colmap.names
         self.issues: list[RowIssue] = []
@@ -184,24 +221,24 @@ class _Builder:
     def build(self, records: Iterator[Record], normaliser: BatchNormaliser) -> Roster:
         # Phone cells of a chunk are normalised (in worker processes for big files) while
         # the next chunks are read; rows are built in file order as results come back.
-        pending: deque[tuple[list[Record], list[str | None], Callable[[], dict[CellKey, CellResult]]]] = deque()
+        pending: deque[tuple[list[Record], list[str | None], PendingCells]] = deque()
         depth = normaliser.workers + 1
         for number, chunk in enumerate(_chunks(records, CHUNK_ROWS)):
             regions, keys = self._phone_keys(chunk)
-            if number == 0:
-                done = normalise_cells(keys)  # small files never start a pool
-                pending.append((chunk, regions, lambda done=done: done))
-            else:
-                pending.append((chunk, regions, normaliser.submit(keys)))
+            # Small files never start a pool: the first chunk is always done here.
+            results = normalise_now(keys) if number == 0 else normaliser.submit(keys)
+            pending.append((chunk, regions, results))
             while len(pending) > depth:
                 chunk, regions, results = pending.popleft()
                 self._rows(chunk, regions, results())
         while pending:
             chunk, regions, results = pending.popleft()
             self._rows(chunk, regions, results())
-        self._check_repeats(self.drafts, self.repeats)
-        self._check_shared_mobiles(self.drafts)
-        return self._finish(self.drafts, self.repeats)
+        self._check_repeats()
+        self._check_shared_mobiles()
+        return self._finish()
+
+    # -- one chunk of records --------------------------------------------------------------
 
     def _region(self, value: str) -> str | None:
         cache = self.region_cache
@@ -211,9 +248,8 @@ class _Builder:
 
     def _phone_keys(self, chunk: list[Record]) -> tuple[list[str | None], list[CellKey]]:
         """Each record's region and the chunk's distinct phone cells."""
-        index = self.colmap.index
-        region_at = index.get("region")
-        phone_at = [(PHONE_FIELDS[f], index[f]) for f in self.colmap.phone_fields]
+        region_at = self.at.region
+        phone_at = self.at.phones
         default_region = self.region
         regions: list[str | None] = []
         keys: dict[CellKey, None] = {}
@@ -223,97 +259,99 @@ class _Builder:
             if region_at is not None and cells[region_at]:
                 region = self._region(cells[region_at])
             regions.append(region)
-            for phone_type, at in phone_at:
+            for phone_type, _, at in phone_at:
                 raw = cells[at]
                 if raw:
                     keys[(raw, region, phone_type, at in record.numeric)] = None
         return regions, list(keys)
 
     def _rows(self, chunk: list[Record], regions: list[str | None], results: Mapping[CellKey, CellResult]) -> None:
-        index = self.colmap.index
-        user_at = index["user"]
-        region_at = index.get("region")
-        sms_at = index.get("sms_sign_in")
-        mobile_at = index.get("mobile")
-        phone_at = [(PHONE_FIELDS[f], f, index[f]) for f in self.colmap.phone_fields]
-        extra = self.colmap.extra
-        alternate = PhoneType.ALTERNATE_MOBILE
-        drafts = self.drafts
-        first_by_key = self.first_by_key
-        repeats = self.repeats
-        severity = self.severity
-
+        """A draft per non-blank record of the chunk; blank records are only counted."""
         for record, region in zip(chunk, regions):
-            cells = record.cells
-            if not any(cells):
-                self.blank_rows += 1
-                continue
-            i = len(drafts)
-            severity.append(_OK)
-            row = record.row
-            user = cells[user_at]
-            key = None
-            if not user:
-                self.issue(i, row, "user", Severity.ERROR, "missing_user", "the row has no user (UPN or object id)")
+            if any(record.cells):
+                self._add_row(record, region, results)
             else:
-                key = user_key(user)
-                if key is None:
-                    self.issue(
-                        i, row, "user", Severity.ERROR, "invalid_user",
-                        "the user is neither a UPN (name@domain) nor an object id (GUID)",
-                    )
-            if region is None and region_at is not None and cells[region_at]:
-                self.issue(
-                    i, row, "region", Severity.WARNING, "invalid_region",
-                    f"{_quote(cells[region_at])} is not a country code (ISO 3166 like GB, or a calling code like +44); "
-                    "only numbers written with +country code can be read on this row",
-                )
-            numbers: dict[PhoneType, str | None] = {}
-            for phone_type, field_name, at in phone_at:
-                raw = cells[at]
-                if not raw:
-                    numbers[phone_type] = None
-                    continue
-                graph, problem, reason, warning = results[(raw, region, phone_type, at in record.numeric)]
-                numbers[phone_type] = graph
-                if problem:
-                    self.issue(i, row, field_name, Severity.ERROR, problem, reason)
-                elif warning:
-                    self.issue(i, row, field_name, Severity.WARNING, warning, reason)
-            sms = None
-            if sms_at is not None:
-                try:
-                    sms = parse_sms_sign_in(cells[sms_at])
-                except ValueError:
-                    self.issue(
-                        i, row, "sms_sign_in", Severity.ERROR, "invalid_sms_sign_in",
-                        f"{_quote(cells[sms_at])} is not yes, no or blank",
-                    )
-            if record.uncached:
-                self._uncached(i, row, record.uncached)
-            if record.overflow:
-                self.issue(
-                    i, row, None, Severity.ERROR, "extra_cells",
-                    f"the row has {record.overflow} non-empty cell(s) beyond the header's columns "
-                    "(an unquoted delimiter inside a value?)",
-                )
-            if numbers.get(alternate) and (mobile_at is None or not cells[mobile_at]):
-                self.issue(
-                    i, row, "alternate_mobile", Severity.WARNING, "alternate_without_mobile",
-                    "an alternate mobile needs a mobile first; it can only be added if the user already has one",
-                )
-            if sms and (mobile_at is None or not cells[mobile_at]):
-                self.issue(
-                    i, row, "sms_sign_in", Severity.WARNING, "sms_sign_in_without_mobile",
-                    "SMS sign-in works only on a mobile; it can only be enabled if the user already has one",
-                )
-            passthrough = {name: cells[at] for at, name in extra} if extra else _NO_EXTRA
-            if key is not None:
-                if key in first_by_key:
-                    repeats.setdefault(key, [first_by_key[key]]).append(i)
-                else:
-                    first_by_key[key] = i
-            drafts.append((row, user, key, numbers, sms, passthrough))
+                self.blank_rows += 1
+
+    # -- one row: what its own cells say -----------------------------------------------------
+
+    def _add_row(self, record: Record, region: str | None, results: Mapping[CellKey, CellResult]) -> None:
+        """The record's draft, and every problem the record shows on its own.
+
+        A row's issues are recorded in a fixed order (user, region, phones, SMS sign-in,
+        cells, then what needs a mobile), which ``Roster.issues`` keeps within the row.
+        """
+        at = self.at
+        cells = record.cells
+        row = record.row
+        i = len(self.drafts)
+        self.severity.append(_OK)
+        user = cells[at.user]
+        key = self._user_key(i, row, user)
+        if region is None and at.region is not None and cells[at.region]:
+            self._bad_region(i, row, cells[at.region])
+        numbers = self._numbers(i, record, region, results)
+        sms = self._sms_sign_in(i, row, cells[at.sms_sign_in]) if at.sms_sign_in is not None else None
+        if record.uncached:
+            self._uncached(i, row, record.uncached)
+        if record.overflow:
+            self._overflow(i, row, record.overflow)
+        if (sms or numbers.get(PhoneType.ALTERNATE_MOBILE)) and (at.mobile is None or not cells[at.mobile]):
+            self._without_mobile(i, row, numbers, sms)
+        passthrough = {name: cells[position] for position, name in at.extra} if at.extra else _NO_EXTRA
+        if key is not None:
+            self._note_user(key, i)
+        self.drafts.append((row, user, key, numbers, sms, passthrough))
+
+    def _user_key(self, i: int, row: int, user: str) -> str | None:
+        """The user cell's matching key, or None with an error for the row."""
+        if not user:
+            self.issue(i, row, "user", Severity.ERROR, "missing_user", "the row has no user (UPN or object id)")
+            return None
+        key = user_key(user)
+        if key is None:
+            self.issue(
+                i, row, "user", Severity.ERROR, "invalid_user",
+                "the user is neither a UPN (name@domain) nor an object id (GUID)",
+            )
+        return key
+
+    def _bad_region(self, i: int, row: int, value: str) -> None:
+        self.issue(
+            i, row, "region", Severity.WARNING, "invalid_region",
+            f"{_quote(value)} is not a country code (ISO 3166 like GB, or a calling code like +44); "
+            "only numbers written with +country code can be read on this row",
+        )
+
+    def _numbers(
+        self, i: int, record: Record, region: str | None, results: Mapping[CellKey, CellResult]
+    ) -> dict[PhoneType, str | None]:
+        """The row's phones in Graph's form (None: blank or unusable), and their problems."""
+        cells = record.cells
+        numbers: dict[PhoneType, str | None] = {}
+        for phone_type, field_name, at in self.at.phones:
+            raw = cells[at]
+            if not raw:
+                numbers[phone_type] = None
+                continue
+            graph, problem, reason, warning = results[(raw, region, phone_type, at in record.numeric)]
+            numbers[phone_type] = graph
+            if problem:
+                self.issue(i, record.row, field_name, Severity.ERROR, problem, reason)
+            elif warning:
+                self.issue(i, record.row, field_name, Severity.WARNING, warning, reason)
+        return numbers
+
+    def _sms_sign_in(self, i: int, row: int, value: str) -> bool | None:
+        """The SMS sign-in cell (None: blank), or None with an error for the row."""
+        try:
+            return parse_sms_sign_in(value)
+        except ValueError:
+            self.issue(
+                i, row, "sms_sign_in", Severity.ERROR, "invalid_sms_sign_in",
+                f"{_quote(value)} is not yes, no or blank",
+            )
+            return None
 
     def _uncached(self, i: int, row: int, positions: frozenset[int]) -> None:
         by_position = {at: f for f, at in self.colmap.index.items()}
@@ -328,16 +366,47 @@ class _Builder:
             )
             self.severity[i] = _ERROR
 
-    def _check_repeats(self, drafts: list[tuple], repeats: dict[str, list[int]]) -> None:  # type: ignore[type-arg]
-        for positions in repeats.values():
+    def _overflow(self, i: int, row: int, overflow: int) -> None:
+        self.issue(
+            i, row, None, Severity.ERROR, "extra_cells",
+            f"the row has {overflow} non-empty cell(s) beyond the header's columns "
+            "(an unquoted delimiter inside a value?)",
+        )
+
+    def _without_mobile(self, i: int, row: int, numbers: Mapping[PhoneType, str | None], sms: bool | None) -> None:
+        """Warnings for what needs a mobile on a row whose mobile cell is empty (or absent)."""
+        if numbers.get(PhoneType.ALTERNATE_MOBILE):
+            self.issue(
+                i, row, "alternate_mobile", Severity.WARNING, "alternate_without_mobile",
+                "an alternate mobile needs a mobile first; it can only be added if the user already has one",
+            )
+        if sms:
+            self.issue(
+                i, row, "sms_sign_in", Severity.WARNING, "sms_sign_in_without_mobile",
+                "SMS sign-in works only on a mobile; it can only be enabled if the user already has one",
+            )
+
+    def _note_user(self, key: str, i: int) -> None:
+        """Remember where each user is, so users on several rows can be checked at the end."""
+        first = self.first_by_key.setdefault(key, i)
+        if first != i:
+            self.repeats.setdefault(key, [first]).append(i)
+
+    # -- rows against each other -----------------------------------------------------------
+
+    def _check_repeats(self) -> None:
+        """A user on several rows is applied once if the rows agree; else none is applied."""
+        drafts = self.drafts
+        severity = self.severity
+        for positions in self.repeats.values():
             first = drafts[positions[0]]
             identical = all(
-                self.severity[p] != _ERROR and drafts[p][3] == first[3] and drafts[p][4] == first[4] for p in positions
+                severity[p] != _ERROR and drafts[p][3] == first[3] and drafts[p][4] == first[4] for p in positions
             )
             if identical:
                 continue
             rows = [drafts[p][0] for p in positions]
-            broken = any(self.severity[p] == _ERROR for p in positions)
+            broken = any(severity[p] == _ERROR for p in positions)
             why = "one of them has errors" if broken else "with different values"
             for p in positions:
                 others = ", ".join(str(r) for r in rows if r != drafts[p][0])
@@ -346,11 +415,13 @@ class _Builder:
                     f"the same user is also on row(s) {others}, {why}; none of them is applied",
                 )
 
-    def _check_shared_mobiles(self, drafts: list[_Draft]) -> None:
-        owner: dict[str, str] = {}
-        shared: dict[str, set[str]] = {}
+    def _check_shared_mobiles(self) -> None:
+        """A mobile on the rows of several users: SMS sign-in can only work for one of them."""
+        drafts = self.drafts
         severity = self.severity
         mobile = PhoneType.MOBILE
+        owner: dict[str, str] = {}
+        shared: dict[str, set[str]] = {}
         for i, (_, _, key, numbers, _, _) in enumerate(drafts):
             number = numbers.get(mobile)
             if number is None or key is None or severity[i] == _ERROR:
@@ -360,16 +431,17 @@ class _Builder:
                 shared.setdefault(number, {first}).add(key)
         if not shared:
             return
-        for i, (row, _, key, numbers, _, _) in enumerate(drafts):
+        for i, (row, _, _, numbers, _, _) in enumerate(drafts):
             number = numbers.get(mobile)
-            if number in shared and severity[i] != _ERROR:
-                users = len(shared[number])
+            if number is not None and number in shared and severity[i] != _ERROR:
                 self.issue(
                     i, row, "mobile", Severity.WARNING, "duplicate_mobile",
-                    f"{mask(number)} is the mobile of {users} users; SMS sign-in can work for only one of them",
+                    f"{mask(number)} is the mobile of {len(shared[number])} users; "
+                    "SMS sign-in can work for only one of them",
                 )
 
-    def _finish(self, drafts: list[_Draft], repeats: dict[str, list[int]]) -> Roster:
+    def _finish(self) -> Roster:
+        drafts = self.drafts
         sheet = self.sheet
         severity = self.severity
         rows: list[RosterRow] = []
@@ -378,7 +450,7 @@ class _Builder:
             level = severity[i]
             rows.append(RosterRow(row, sheet, user, key, numbers, sms, _STATUS[level], passthrough))
             if key is not None and level != _ERROR and key not in users:
-                positions = repeats.get(key)
+                positions = self.repeats.get(key)
                 row_numbers = tuple(drafts[p][0] for p in positions) if positions else (row,)
                 users[key] = DesiredUser(key, user, numbers, sms, row_numbers)
         drafts.clear()
