@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Mapping
+from typing import IO, Any, Iterable, Iterator, Mapping, TypeVar
 
 from provision.errors import UsageError
 from provision.model import (
@@ -35,14 +35,9 @@ from provision.model import (
     ReadStatus,
     SmsSignInState,
 )
-from provision.plan.planner import (
-    Change,
-    Plan,
-    PlanPolicy,
-    UserPlan,
-    gc_paused,
-    summarize,
-)
+from provision.plan.planner import gc_paused
+from provision.plan.summary import summarize
+from provision.plan.values import Change, Plan, PlanPolicy, UserPlan
 
 __all__ = ["FORMAT", "VERSION", "SavedPlan", "SavedUser", "changes_checksum", "plan_checksum", "read_plan", "write_plan"]
 
@@ -53,6 +48,7 @@ VERSION = 1
 _KIND = {k.value: k for k in ChangeKind}
 _TYPE = {t.value: t for t in PhoneType}
 _SMS_STATE = {s.value: s for s in SmsSignInState}
+_T = TypeVar("_T")
 
 
 def _change_dict(ch: Change) -> dict[str, Any]:
@@ -244,7 +240,7 @@ def _bad(path: str, why: str) -> UsageError:
     return UsageError(f"{path}: not a usable plan file: {why}")
 
 
-def _lookup(table: Mapping[str, Any], value: Any, field: str) -> Any:
+def _lookup(table: Mapping[str, _T], value: Any, field: str) -> _T:
     try:
         return table[value]
     except (KeyError, TypeError):

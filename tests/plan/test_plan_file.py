@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from planner_builders import current, desired
+from support.builders import current, desired
 
 from provision.errors import UsageError
 from provision.model import (
@@ -18,8 +18,8 @@ from provision.model import (
     SmsPolicy,
     SmsSignInState,
 )
+from provision.plan import PlanPolicy, plan
 from provision.plan.plan_file import plan_checksum, read_plan, write_plan
-from provision.plan.planner import PlanPolicy, plan
 
 CREATED = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 POLICY = PlanPolicy(PlanMode.AUTHORITATIVE, SmsIntent.ENABLE, max_changes=100, max_delete_percent=50.0, max_update_percent=None)

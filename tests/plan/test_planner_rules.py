@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from planner_builders import A, M, O, current, desired, one
+from support.builders import USER_ID as UID
+from support.builders import A, M, O, current, desired, one
 
 from provision.errors import SafetyError
 from provision.model import (
@@ -18,7 +19,7 @@ from provision.model import (
     SmsSignInState,
     UserDecision,
 )
-from provision.plan.planner import (
+from provision.plan import (
     PlanPolicy,
     ReasonCode,
     check_safety,
@@ -27,7 +28,6 @@ from provision.plan.planner import (
     users_by_outcome,
 )
 
-UID = "11111111-1111-1111-1111-111111111111"
 ALLOW_ALL = SmsPolicy(readable=True, enabled=True, include_all_users=True)
 DENY_ALL = SmsPolicy(readable=True, enabled=False)
 ADDITIVE = PlanPolicy(PlanMode.ADDITIVE)

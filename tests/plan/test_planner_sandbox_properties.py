@@ -30,7 +30,7 @@ from provision.model import (
     SmsSignInState,
     UserDecision,
 )
-from provision.plan.planner import Change, Plan, PlanPolicy, ReasonCode, plan
+from provision.plan import Change, Plan, PlanPolicy, ReasonCode, plan
 from provision.roster.numbers import canonical_digits
 from provision.sandbox.tenant import Tenant, TenantError
 
