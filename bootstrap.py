@@ -2,7 +2,7 @@
 """Set up a virtual environment on a fresh machine, then run the job or the tests.
 
     python3 bootstrap.py demo   # onboarding job against the embedded sandbox
-    python3 bootstrap.py test   # the test suite
+    python3 bootstrap.py test   # the type check (mypy --strict), then the test suite
 
 Only the standard library is used here: this is what runs before anything is installed.
 """
@@ -49,7 +49,10 @@ def main(argv: list[str]) -> int:
     ensure_venv()
     cmd, rest = argv[0], argv[1:]
     if cmd == "test":
-        return subprocess.call([str(_python()), "-m", "pytest", *rest], cwd=ROOT)
+        # Types first (a few seconds once cached), then pytest, whose summary stays the last line.
+        typed = subprocess.call([str(_python()), "-m", "mypy"], cwd=ROOT)
+        tested = subprocess.call([str(_python()), "-m", "pytest", *rest], cwd=ROOT)
+        return tested or typed
     code = subprocess.call([str(BIN / "provision"), "apply", "jobs/onboarding.toml", "--yes", *rest], cwd=ROOT)
     if code == 1:
         # The sample roster has broken rows on purpose (bad numbers, a duplicate user, a

@@ -83,38 +83,55 @@ class RichConsole:
         self.terminal = terminal or RichTerminal(stderr=True, highlight=False)
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
+        self._live = False
 
     @contextmanager
     def live(self) -> Iterator["RichConsole"]:
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(),
-            console=self.terminal,
-            transient=False,
-        )
-        with self._progress:
+        """Inside, each stage draws a progress bar (bars start with the first stage)."""
+        self._live = True
+        try:
             yield self
-        self._progress = None
-        self._tasks.clear()
+        finally:
+            self._live = False
+            self.end_bars()
+
+    def end_bars(self) -> None:
+        """Stop drawing the current bars (before a summary or a question); later stages start new ones."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._tasks.clear()
+
+    def _bars(self) -> Progress:
+        if self._progress is None:
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                console=self.terminal,
+                transient=False,
+            )
+            self._progress.start()
+        return self._progress
 
     def stage(self, name: str, total: int | None = None) -> None:
-        if self._progress is None:
+        if not self._live:
             self.terminal.print(f"[dim]{name}...[/]")
             return
-        self._tasks[name] = self._progress.add_task(name, total=total, info="")
+        self._tasks[name] = self._bars().add_task(name, total=total, info="")
 
     def advance(self, name: str, done: int, total: int | None = None, **fields: Any) -> None:
-        if self._progress is None:
+        if not self._live:
             return
+        bars = self._bars()
         task = self._tasks.get(name)
         if task is None:
-            task = self._tasks[name] = self._progress.add_task(name, total=total, info="")
+            task = self._tasks[name] = bars.add_task(name, total=total, info="")
         info = "  ".join(_field_text(k, v) for k, v in fields.items() if v not in (None, "", 0))
-        self._progress.update(task, completed=done, total=total, info=mask_in_text(info))
+        bars.update(task, completed=done, total=total, info=mask_in_text(info))
 
     def note(self, level: str, message: str, **fields: Any) -> None:
         style = {"error": "red", "warning": "yellow", "debug": "dim"}.get(level, "")

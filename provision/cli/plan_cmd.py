@@ -9,24 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console as RichTerminal
 
-from provision.cli.output import (
-    JsonConsole,
-    LogFormat,
-    RichConsole,
-    exits_on_error,
-    use_json,
-)
-from provision.cli.plan_summary import plan_summary, render_plan_summary
+from provision.cli.output import JsonConsole, LogFormat, RichConsole, exits_on_error, use_json
 from provision.errors import ExitCode
-from provision.run.jobs import load_job
-from provision.run.planning import (
-    PlannedRun,
-    load_roster,
-    make_plan,
-    save_plan,
-    utc_now,
-)
-from provision.run.targets import open_target
 
 
 def plan(
@@ -36,11 +20,21 @@ def plan(
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")] = LogFormat.AUTO,
 ) -> None:
     """Read the roster and the users' current phones, and write the plan of changes (no writes)."""
+    from provision.cli.plan_summary import plan_summary, render_plan_summary
+    from provision.run.jobs import load_job
+    from provision.run.pipeline import load_job_roster, plan_job
+    from provision.run.planning import save_plan
+
     console: JsonConsole | RichConsole = JsonConsole() if use_json(log_format) else RichConsole()
     with exits_on_error(console):
         job = load_job(job_file)
         console.stage("reading roster")
-        planned = _plan(job, roster, console)
+        roster_data = load_job_roster(job, roster)
+        if isinstance(console, RichConsole):
+            with console.live():
+                planned = asyncio.run(plan_job(job, roster_data, console=console))
+        else:
+            planned = asyncio.run(plan_job(job, roster_data, console=console))
         path = out or job.output.directory / f"{job.name}-{planned.created:%Y%m%dT%H%M%SZ}-plan.json"
         save_plan(planned, path)
     summary = plan_summary(planned)
@@ -54,16 +48,3 @@ def plan(
         raise typer.Exit(ExitCode.REFUSED)
     failed = summary["rows_error"] or summary["users_by_outcome"]["error"]
     raise typer.Exit(ExitCode.ROWS_FAILED if failed else ExitCode.OK)
-
-
-def _plan(job, roster_path: Path | None, console: JsonConsole | RichConsole) -> PlannedRun:  # type: ignore[no-untyped-def]
-    roster = load_roster(job, roster_path)
-
-    async def run() -> PlannedRun:
-        async with open_target(job) as target:
-            return await make_plan(job, target, roster=roster, console=console, clock=utc_now)
-
-    if isinstance(console, RichConsole):
-        with console.live():
-            return asyncio.run(run())
-    return asyncio.run(run())

@@ -3,7 +3,9 @@
 ``apply`` re-reads every roster user, shows the plan summary and asks before writing
 (``--yes`` skips the question; without a terminal it refuses rather than ask). The first
 Ctrl-C stops dispatching, lets in-flight requests finish and journals them; the message
-says how to resume.
+says how to resume. The work itself is ``provision.run.pipeline``; this module parses
+options, draws and picks the exit code. Heavy modules (msgraph, the executor) are imported
+inside the commands so that ``--help`` starts fast.
 """
 
 from __future__ import annotations
@@ -13,28 +15,17 @@ import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator
+from typing import TYPE_CHECKING, Annotated, Iterator
 
 import typer
 from rich.console import Console as RichTerminal
 
-from provision.apply.executor import ExecutionResult, RunStatus
-from provision.cli.output import (
-    JsonConsole,
-    LogFormat,
-    RichConsole,
-    exits_on_error,
-    use_json,
-)
-from provision.cli.plan_summary import plan_summary, render_plan_summary
-from provision.errors import UsageError
-from provision.plan.planner import check_safety
-from provision.run.applying import RunOutcome, apply_planned, render_reports, resume_run
-from provision.run.jobs import load_job
-from provision.run.logs import attach_run_log, detach
-from provision.run.planning import check_saved_plan, load_roster, make_plan, utc_now
-from provision.run.rundir import RunDir, create_run_dir, default_run_dir
-from provision.run.targets import open_target
+from provision.cli.output import JsonConsole, LogFormat, RichConsole, exits_on_error, use_json
+from provision.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from provision.run.applying import RunOutcome
+    from provision.run.planning import PlannedRun
 
 AnyConsole = JsonConsole | RichConsole
 
@@ -86,44 +77,47 @@ def apply(
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")] = LogFormat.AUTO,
 ) -> None:
     """Plan against live state, confirm, apply with retries and pacing, and write the reports."""
+    from provision.run.jobs import load_job
+    from provision.run.pipeline import ApplyOptions, apply_job, load_job_roster
+
     console = _console(log_format)
+
+    def on_plan(planned: PlannedRun) -> None:
+        _show_plan(console, planned)
+
+    async def confirm(planned: PlannedRun, target: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to write without confirmation: not on a terminal; review with `provision plan`, then re-run with --yes")
+        return await asyncio.to_thread(typer.confirm, f"Apply {len(planned.plan.changes)} changes to {target}?")
+
+    async def run() -> RunOutcome:
+        stop = asyncio.Event()
+        options = ApplyOptions(
+            plan_file=plan_file, force=force, run_dir=run_dir, verify=verify, confirm=confirm, on_plan=on_plan,
+            on_run_dir=lambda run: console.note("info", f"run directory: {run.path}"), stop=stop,
+        )
+        with _graceful_stop(stop), _live(console):
+            return await apply_job(job, roster_data, options, console=console)
+
     with exits_on_error(console):
         job = load_job(job_file)
         console.stage("reading roster")
-        roster_data = load_roster(job, roster)
-        outcome = asyncio.run(_apply(job, roster_data, console, plan_file, yes, force, run_dir, verify))
+        roster_data = load_job_roster(job, roster)
+        outcome = asyncio.run(run())
     _finish(console, outcome)
 
 
-async def _apply(job, roster_data, console: AnyConsole, plan_file, yes, force, run_dir, verify) -> RunOutcome:  # type: ignore[no-untyped-def]
-    async with open_target(job) as target:
-        with _live(console):
-            planned = await make_plan(job, target, roster=roster_data, console=console, clock=utc_now)
-        if plan_file is not None:
-            check_saved_plan(planned, plan_file)
-        summary = plan_summary(planned)
-        if isinstance(console, JsonConsole):
-            console.result(event_kind="plan", **summary)
-        else:
-            render_plan_summary(RichTerminal(highlight=False), summary)
-        check_safety(planned.plan, force=force)
-        if not planned.plan.changes:
-            console.note("info", "nothing to change: every roster user is already as desired (or can't be changed)")
-        elif not yes:
-            if not sys.stdin.isatty():
-                raise UsageError("refusing to write without confirmation: not on a terminal; review with `provision plan`, then re-run with --yes")
-            if not await asyncio.to_thread(typer.confirm, f"Apply {len(planned.plan.changes)} changes to {target.description}?"):
-                raise UsageError("cancelled: nothing was written")
-        run = create_run_dir(run_dir or default_run_dir(job, planned.created), job, roster_data.path)
-        handler = attach_run_log(run.log_file)
-        try:
-            console.note("info", f"run directory: {run.path}")
-            stop = asyncio.Event()
-            with _graceful_stop(stop), _live(console):
-                execution = await apply_planned(planned, target, run, verify=verify, console=console, stop=stop)
-        finally:
-            detach(handler)
-    return await asyncio.to_thread(render_reports, run, roster=roster_data, execution=execution, console=console)
+def _show_plan(console: AnyConsole, planned: PlannedRun) -> None:
+    from provision.cli.plan_summary import plan_summary, render_plan_summary
+
+    summary = plan_summary(planned)
+    if isinstance(console, JsonConsole):
+        console.result(event_kind="plan", **summary)
+    else:
+        console.end_bars()  # the summary and the question print below the reading bars
+        render_plan_summary(RichTerminal(highlight=False), summary)
 
 
 def resume(
@@ -132,25 +126,19 @@ def resume(
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")] = LogFormat.AUTO,
 ) -> None:
     """Continue an interrupted or killed run exactly where it stopped, then write the reports."""
+    from provision.run.pipeline import resume_job
+    from provision.run.rundir import RunDir
+
     console = _console(log_format)
+
+    async def run() -> RunOutcome:
+        stop = asyncio.Event()
+        with _graceful_stop(stop), _live(console):
+            return await resume_job(RunDir(run_dir), verify=verify, console=console, stop=stop)
+
     with exits_on_error(console):
-        outcome = asyncio.run(_resume(RunDir(run_dir), console, verify))
+        outcome = asyncio.run(run())
     _finish(console, outcome)
-
-
-async def _resume(run: RunDir, console: AnyConsole, verify: bool) -> RunOutcome:
-    job = run.load_job()
-    handler = attach_run_log(run.log_file)
-    try:
-        async with open_target(job) as target:
-            stop = asyncio.Event()
-            with _graceful_stop(stop), _live(console):
-                execution = await resume_run(run, target, verify=verify, console=console, stop=stop)
-        if execution is None:
-            console.note("info", "every change of this run is already finished; re-rendering the reports")
-    finally:
-        detach(handler)
-    return await asyncio.to_thread(render_reports, run, execution=execution, console=console)
 
 
 def report(
@@ -158,15 +146,20 @@ def report(
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")] = LogFormat.AUTO,
 ) -> None:
     """Re-render a run's reports (results.csv/.xlsx, summary.json, report.html) from its journal."""
+    from provision.run.pipeline import report_run
+    from provision.run.rundir import RunDir
+
     console = _console(log_format)
     with exits_on_error(console):
-        outcome = render_reports(RunDir(run_dir), console=console)
+        outcome = report_run(RunDir(run_dir), console=console)
     _finish(console, outcome)
 
 
 def _finish(console: AnyConsole, outcome: RunOutcome) -> None:
+    from provision.apply.executor import RunStatus
+
     s = outcome.summary
-    execution: ExecutionResult | None = outcome.execution
+    execution = outcome.execution
     if isinstance(console, JsonConsole):
         console.result(
             event_kind="run",
@@ -190,7 +183,7 @@ def _finish(console: AnyConsole, outcome: RunOutcome) -> None:
         out.print(f"Report: [bold]{outcome.reports.get('html')}[/]")
         out.print(f"Results: {outcome.reports.get('xlsx')}  {outcome.reports.get('csv')}  {outcome.reports.get('summary')}")
     if execution is not None and execution.status is RunStatus.INTERRUPTED:
-        raise typer.Exit(max(s.exit_code, 1))
+        raise typer.Exit(max(s.exit_code, ExitCode.ROWS_FAILED))
     raise typer.Exit(s.exit_code)
 
 

@@ -152,7 +152,9 @@ def _plain(value: object) -> Cell:
     # StrEnum members become their wire string, so writers see only built-in types.
     if isinstance(value, Enum):
         return str(value.value)
-    return value  # type: ignore[return-value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
 
 
 def _row_value(r: RowResult, c: Column) -> Cell:

@@ -25,7 +25,7 @@ from provision.model import (
     Severity,
     SmsIntent,
 )
-from provision.plan.planner import Change
+from provision.plan import Change
 from provision.report.results import Action, PhoneResult, RowResult
 
 _ACTION = {"create": Action.CREATE, "update": Action.UPDATE, "delete": Action.DELETE}

@@ -1,0 +1,126 @@
+"""A whole run in one call: what the CLI (and any script) calls for plan, apply, resume, report.
+
+Each function takes a loaded ``Job`` (or a run directory) and does every step of its
+command in order, so the CLI only parses options, renders and picks the exit code:
+
+- ``plan_job``: open the target, read every roster user's phones, plan (never writes).
+- ``apply_job``: plan against live state, refuse a stale reviewed plan, show the plan
+  (``on_plan``), refuse an unsafe one unless forced, ask (``confirm``), then create the
+  run directory, journal and apply, and write the reports.
+- ``resume_job``: continue a run directory's journal, then write the reports.
+- ``report_run``: re-render a run directory's reports.
+
+Interaction is injected: ``on_plan`` shows the plan, ``confirm`` answers "apply these N
+changes?", ``on_run_dir`` is told the run directory as soon as it exists (so a Ctrl-C
+message can name it), and ``stop`` is set by whoever handles signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from provision.apply.executor import ExecutionResult
+from provision.errors import UsageError
+from provision.plan import check_safety
+from provision.roster.reader import Roster
+from provision.run.applying import RunOutcome, apply_planned, render_reports, resume_run
+from provision.run.console import Console, NullConsole
+from provision.run.jobs import Job
+from provision.run.logs import attach_run_log, detach
+from provision.run.planning import PlannedRun, check_saved_plan, load_roster, make_plan, utc_now
+from provision.run.rundir import RunDir, create_run_dir, default_run_dir
+from provision.run.targets import open_target
+
+Confirm = Callable[[PlannedRun, str], Awaitable[bool]]
+"""Asked before any write with the plan and the target's description; False cancels."""
+
+
+async def _always_yes(planned: PlannedRun, target: str) -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOptions:
+    """How ``apply_job`` behaves; the defaults apply without asking (for scripts)."""
+
+    plan_file: Path | None = None  # a reviewed plan the live plan must still match
+    force: bool = False  # apply even past a safety threshold
+    run_dir: Path | None = None
+    verify: bool = False
+    confirm: Confirm = _always_yes
+    on_plan: Callable[[PlannedRun], None] = lambda planned: None
+    on_run_dir: Callable[[RunDir], None] = lambda run: None
+    stop: asyncio.Event | None = field(default=None)
+
+
+async def plan_job(job: Job, roster: Roster, *, console: Console | None = None) -> PlannedRun:
+    """Read the roster users' live phones from the job's target and plan (no writes)."""
+    async with open_target(job) as target:
+        return await make_plan(job, target, roster=roster, console=console, clock=utc_now)
+
+
+async def apply_job(job: Job, roster: Roster, options: ApplyOptions, *, console: Console | None = None) -> RunOutcome:
+    """Plan, check, confirm, apply and report: ``provision apply`` in one call."""
+    console = console or NullConsole()
+    async with open_target(job) as target:
+        planned = await make_plan(job, target, roster=roster, console=console, clock=utc_now)
+        if options.plan_file is not None:
+            check_saved_plan(planned, options.plan_file)
+        options.on_plan(planned)
+        check_safety(planned.plan, force=options.force)
+        if not planned.plan.changes:
+            console.note("info", "nothing to change: every roster user is already as desired (or can't be changed)")
+        elif not await options.confirm(planned, target.description):
+            raise UsageError("cancelled: nothing was written")
+        run = create_run_dir(options.run_dir or default_run_dir(job, planned.created), job, roster.path)
+        options.on_run_dir(run)
+        handler = attach_run_log(run.log_file)
+        try:
+            execution = await apply_planned(
+                planned, target, run, verify=options.verify, console=console, stop=options.stop
+            )
+        finally:
+            detach(handler)
+    return await asyncio.to_thread(render_reports, run, roster=roster, execution=execution, console=console)
+
+
+async def resume_job(
+    run: RunDir, *, verify: bool = False, console: Console | None = None, stop: asyncio.Event | None = None
+) -> RunOutcome:
+    """Continue an interrupted or killed run where it stopped, then write its reports."""
+    console = console or NullConsole()
+    job = run.load_job()
+    handler = attach_run_log(run.log_file)
+    execution: ExecutionResult | None
+    try:
+        async with open_target(job) as target:
+            execution = await resume_run(run, target, verify=verify, console=console, stop=stop)
+        if execution is None:
+            console.note("info", "every change of this run is already finished; re-rendering the reports")
+    finally:
+        detach(handler)
+    return await asyncio.to_thread(render_reports, run, execution=execution, console=console)
+
+
+def report_run(run: RunDir, *, console: Console | None = None) -> RunOutcome:
+    """Re-render a run directory's reports from its journal, plan and roster copy."""
+    return render_reports(run, console=console)
+
+
+def load_job_roster(job: Job, roster_path: Path | None = None) -> Roster:
+    """The job's roster (or ``roster_path`` instead of the job's ``roster.path``)."""
+    return load_roster(job, roster_path)
+
+
+__all__ = [
+    "ApplyOptions",
+    "Confirm",
+    "apply_job",
+    "load_job_roster",
+    "plan_job",
+    "report_run",
+    "resume_job",
+]
