@@ -43,6 +43,7 @@ from provision.apply.journal import Journal, JournalChange  # noqa: E402
 from provision.graph.client import GraphClient  # noqa: E402
 from provision.graph.clouds import url_target  # noqa: E402
 from provision.graph.credentials import StaticTokenCredential  # noqa: E402
+from provision.model import ChangeKind, PhoneType  # noqa: E402
 from provision.sandbox.auth import make_token  # noqa: E402
 from provision.sandbox.limits import profile_toml  # noqa: E402
 
@@ -113,10 +114,14 @@ def onboarding_changes(first: int, users: int) -> list[JournalChange]:
     changes: list[JournalChange] = []
     for i in range(first, first + users):
         uid = user_id(i)
-        changes.append(JournalChange(f"{uid}#1", uid, uid, "create", "mobile", None, f"+1 206{i:07d}", None))
+        changes.append(
+            JournalChange(f"{uid}#1", uid, uid, ChangeKind.CREATE, PhoneType.MOBILE, None, f"+1 206{i:07d}", None)
+        )
         if i % 2 == 0:
             changes.append(
-                JournalChange(f"{uid}#2", uid, uid, "create", "office", None, f"+1 425{i:07d}", f"{uid}#1")
+                JournalChange(
+                    f"{uid}#2", uid, uid, ChangeKind.CREATE, PhoneType.OFFICE, None, f"+1 425{i:07d}", f"{uid}#1"
+                )
             )
     return changes
 

@@ -23,6 +23,7 @@ from provision.apply.journal import (
     Journal,
     JournalChange,
 )
+from provision.model import ChangeKind, PhoneType
 
 GROUP = 20
 
@@ -36,7 +37,7 @@ def _changes(n: int) -> list[JournalChange]:
         out.append(
             JournalChange(
                 id=f"{user}#{1 if first else 2}", user=user, target=user,
-                kind="create", phone_type="mobile" if first else "alternateMobile",
+                kind=ChangeKind.CREATE, phone_type=PhoneType.MOBILE if first else PhoneType.ALTERNATE_MOBILE,
                 before=None, after=f"+1 425555{i % 10000:04d}",
                 depends_on=None if first else f"{user}#1", rows=(i // 2 + 2,),
             )

@@ -13,15 +13,20 @@ counting usage while throttled). The bucket is checked when a request arrives; t
 comes after a lognormal latency (median 210 ms, clipped to 150-300 ms), or at once when
 every item was throttled.
 
-Clients: 32 workers sending batches of up to 20 writes through ``pacer.slot(...,
-flexible=True)`` (``--fixed-batches``: always 20) and retrying nothing (endless work).
+Clients: write batches formed as the executor forms them (provision.apply): each sized
+when it is formed to ``ExecutorSettings.batch_interval_s`` of the pacer's write rate
+(``ExecutorSettings.write_batch_size``; ``--batch-interval 0``: always 20, the comparison
+point), at most ``queued_batches`` formed batches waiting for the pacer's permission and
+``max_in_flight + 2`` batches in progress (one per worker); nothing is retried (endless work).
 
 ``--sandbox`` replaces the modelled server with provision/sandbox's real app (in process,
 its clock and sleep on the virtual loop, write latency median 210 ms, jitter 0.15, a batch
 answering after its slowest item), the requests being $batch PATCHes of mobile numbers.
 
 Printed per (R, burst, run length) over several seeds: achieved successful writes/s / R
-(answers received within the run), and the share of write operations answered 429.
+(answers received within the run), and the share of write operations answered 429; last,
+against a server that never throttles, the operations a cold pacer lets through in 8 s
+over what its concurrency cap carries (is it held back?). Each line ends with its target.
 
     python -m bench.pacing_sim                     # R = 20, 100, 400; burst 1, 1.5, 2 s
     python -m bench.pacing_sim --durations 60 --seeds 8 --verbose
@@ -46,9 +51,10 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from provision.graph.pacing import Lane, Pacer, PacingSettings  # noqa: E402
+from provision.apply.settings import ExecutorSettings  # noqa: E402
+from provision.graph.pacing import Lane, Pacer, PacingSettings, Slot  # noqa: E402
 
-BATCH_SIZE = 20
+EXECUTOR = ExecutorSettings()
 
 
 class _VirtualSelector(selectors.BaseSelector):
@@ -133,9 +139,12 @@ class Scenario:
     burst_s: float = 1.0
     duration: float = 60.0
     seed: int = 1
-    workers: int = 32
-    adaptive_batches: bool = True
-    """Let the pacer size each batch (``flexible=True``), else always 20 operations."""
+    workers: int | None = None
+    """Batches in progress at once (one per worker); default: the executor's
+    (``ExecutorSettings.max_batches``: the pacer's ``max_in_flight`` + 2)."""
+    batch_interval_s: float = EXECUTOR.batch_interval_s
+    """The executor's write batch sizing: about this many seconds of the pacer's write rate
+    per batch (0: always 20 operations)."""
     latency_median: float = 0.210
     latency_min: float = 0.150
     latency_max: float = 0.300
@@ -167,10 +176,28 @@ class SimResult:
         return self.throttled / self.operations if self.operations else 0.0
 
 
+class ExecutorBatches:
+    """Write batches as the executor hands them to the pacer: sized to its write rate when
+    formed, at most ``queued_batches`` formed ones waiting for its permission at once."""
+
+    def __init__(self, pacer: Pacer, sc: Scenario) -> None:
+        self.pacer = pacer
+        self.sizing = dataclasses.replace(EXECUTOR, batch_interval_s=sc.batch_interval_s)
+        self.workers = sc.workers or self.sizing.max_batches or pacer.settings.max_in_flight + 2
+        self._waiting = asyncio.Semaphore(self.sizing.queued_batches)
+
+    async def next_slot(self) -> Slot:
+        """Permission to send the next batch (``slot.operations`` writes); release it after."""
+        async with self._waiting:
+            size = self.sizing.write_batch_size(self.pacer.snapshot().lanes[Lane.WRITE].rate_limit)
+            return await self.pacer.acquire(Lane.WRITE, size)
+
+
 async def _run(sc: Scenario, settings: PacingSettings | None) -> SimResult:
     loop = asyncio.get_running_loop()
     server = TokenBucketServer(sc.rate, sc.burst_s, loop.time)
     pacer = Pacer(settings, clock=loop.time)
+    batches = ExecutorBatches(pacer, sc)
     rng = random.Random(sc.seed)
     succeeded = 0
 
@@ -180,7 +207,8 @@ async def _run(sc: Scenario, settings: PacingSettings | None) -> SimResult:
     async def worker() -> None:
         nonlocal succeeded
         while loop.time() < sc.duration:
-            async with pacer.slot(Lane.WRITE, BATCH_SIZE, flexible=sc.adaptive_batches) as slot:
+            slot = await batches.next_slot()
+            try:
                 size = slot.operations
                 if loop.time() >= sc.duration:
                     slot.report(200)  # never sent; keeps the books straight
@@ -193,8 +221,10 @@ async def _run(sc: Scenario, settings: PacingSettings | None) -> SimResult:
                 if loop.time() <= sc.duration:
                     succeeded += ok
                 slot.report(200, throttled=throttled, retry_after=retry_after)
+            finally:
+                slot.release()
 
-    await asyncio.gather(*(worker() for _ in range(sc.workers)))
+    await asyncio.gather(*(worker() for _ in range(batches.workers)))
     write = pacer.snapshot().lanes[Lane.WRITE]
     return SimResult(
         scenario=sc,
@@ -230,13 +260,15 @@ async def _run_sandbox(sc: Scenario, settings: PacingSettings | None) -> SimResu
         tenant.create_phone(user, f"+1 2065550{i:03d}", "mobile")
     mobile = METHOD_IDS[PhoneType.MOBILE]
     pacer = Pacer(settings, clock=loop.time)
+    batches = ExecutorBatches(pacer, sc)
     sent = 0
     succeeded = 0
 
     async def worker(http: httpx.AsyncClient) -> None:
         nonlocal sent, succeeded
         while loop.time() < sc.duration:
-            async with pacer.slot(Lane.WRITE, BATCH_SIZE, flexible=sc.adaptive_batches) as slot:
+            slot = await batches.next_slot()
+            try:
                 requests = []
                 for item in range(slot.operations):
                     sent += 1
@@ -257,10 +289,12 @@ async def _run_sandbox(sc: Scenario, settings: PacingSettings | None) -> SimResu
                     unavailable=sum(1 for i in items if i["status"] == 503),
                     retry_after=max(retry_after, default=None),
                 )
+            finally:
+                slot.release()
 
     headers = {"Authorization": f"Bearer {app.sandbox.token()}"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox", headers=headers) as http:
-        await asyncio.gather(*(worker(http) for _ in range(sc.workers)))
+        await asyncio.gather(*(worker(http) for _ in range(batches.workers)))
     stats = app.sandbox.stats.to_json()
     write = pacer.snapshot().lanes[Lane.WRITE]
     return SimResult(
@@ -284,6 +318,35 @@ def simulate(scenario: Scenario, settings: PacingSettings | None = None, *, sand
         loop.close()
 
 
+def unlimited_carried(settings: PacingSettings | None = None, *, seconds: float = 8.0, workers: int = 16,
+                      latency: float = 0.2, batch: int = 10) -> tuple[int, float]:
+    """A server that never throttles: (operations the pacer let through in ``seconds`` of
+    virtual time, operations its concurrency cap could carry in that time). Workers send
+    ``batch``-operation requests answered after ``latency``; the pacer starts cold."""
+    settings = settings or PacingSettings()
+
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        pacer = Pacer(settings, clock=loop.time)
+        until = loop.time() + seconds
+
+        async def worker() -> None:
+            while loop.time() < until:
+                async with pacer.slot(Lane.WRITE, batch) as slot:
+                    await asyncio.sleep(latency)
+                    slot.report(200)
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return pacer.snapshot().lanes[Lane.WRITE].ok
+
+    loop = VirtualTimeLoop()
+    try:
+        ok = loop.run_until_complete(run())
+    finally:
+        loop.close()
+    return ok, batch / latency * min(workers, settings.max_in_flight) * seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[20, 100, 400])
@@ -293,8 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="one line per seed")
     parser.add_argument("--sandbox", action="store_true",
                         help="serve the requests with the real sandbox app (in process, virtual time)")
-    parser.add_argument("--fixed-batches", action="store_true",
-                        help="always 20 operations per request instead of pacer.batch_size()")
+    parser.add_argument("--batch-interval", type=float, default=EXECUTOR.batch_interval_s, metavar="S",
+                        help="ExecutorSettings.batch_interval_s: write batches of about S seconds of the "
+                             "pacer's write rate (0: always 20, the comparison point)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a PacingSettings field (to explore tuning)")
     args = parser.parse_args(argv)
@@ -303,13 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = dataclasses.replace(PacingSettings(), **overrides)
 
     print(f"Pacer settings: {settings}")
+    print(f"Write batches: {args.batch_interval:g} s of the write rate (ExecutorSettings.batch_interval_s)")
     print(f"{'R ops/s':>8} {'burst s':>7} {'run s':>6} {'writes/s / R':>22} {'429 share':>22} {'cuts':>5}")
     print(f"{'':>8} {'':>7} {'':>6} {'min   mean':>22} {'mean   max':>22}")
     for duration in args.durations:
         worst_ratio, worst_share = math.inf, 0.0
         for burst in args.bursts:
             for rate in args.rates:
-                runs = [simulate(Scenario(rate, burst, duration, seed, adaptive_batches=not args.fixed_batches),
+                runs = [simulate(Scenario(rate, burst, duration, seed, batch_interval_s=args.batch_interval),
                                  settings, sandbox=args.sandbox)
                         for seed in range(1, args.seeds + 1)]
                 ratios = [r.achieved_ratio for r in runs]
@@ -326,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
                               f"cuts {r.cuts} final rate {r.final_rate:.1f} estimated limit {r.estimated_limit}")
         print(f"{duration:.0f} s runs: worst writes/s / R = {worst_ratio:.3f} (target >= 0.97); "
               f"worst 429 share = {worst_share:.2%} (target <= 3%)")
+    ok, capacity = unlimited_carried(settings)
+    print(f"unlimited server, cold start: {ok} operations in 8 s = {ok / capacity:.3f} of what "
+          f"{settings.max_in_flight} requests in flight carry (target >= 0.6)")
     return 0
 
 

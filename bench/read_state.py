@@ -140,7 +140,7 @@ def main() -> None:
 
         fast = run_one("unlimited", args.users)
         slow = run_one(throttled_profile, args.users)
-        with (sb := Sandbox("unlimited", args.baseline_users)) as root:
+        with Sandbox("unlimited", args.baseline_users) as root:
             b_cpu, b_wall = asyncio.run(_baseline(root, args.baseline_users))
         b_cpu_ms = 1000 * b_cpu / args.baseline_users
 

@@ -82,15 +82,16 @@ from typing import IO, Any, Literal, Protocol, Self
 
 from provision import __version__
 from provision.errors import UsageError
-from provision.model import PhoneType
+from provision.model import ChangeKind, PhoneType
 
 try:  # the writer lock; without fcntl (Windows) the journal still works, unlocked
     import fcntl
+
+    _CAN_LOCK = True
 except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
+    _CAN_LOCK = False
 
 __all__ = [
-    "CHANGE_KINDS",
     "JOURNAL_FILENAME",
     "SCHEMA_VERSION",
     "ChangeLike",
@@ -111,7 +112,8 @@ SCHEMA_VERSION = 1
 # SQLite file without reading a table. ASCII "prov".
 APPLICATION_ID = 0x70726F76
 
-CHANGE_KINDS: frozenset[str] = frozenset({"create", "update", "delete", "enable_sms", "disable_sms"})
+# What the journal stores for a change's kind and phone type: the enums' values.
+_KINDS: frozenset[str] = frozenset(k.value for k in ChangeKind)
 _PHONE_TYPES: frozenset[str] = frozenset(p.value for p in PhoneType)
 
 Clock = Callable[[], datetime]
@@ -171,8 +173,8 @@ class ChangeLike(Protocol):
 class JournalChange:
     """One planned change, as the journal stores it (the executor converts planner Changes).
 
-    ``kind`` is one of ``CHANGE_KINDS``, ``phone_type`` a ``PhoneType`` value; enum members
-    of either are accepted and stored as their string value.
+    ``kind`` is a ``ChangeKind`` value, ``phone_type`` a ``PhoneType`` value; enum members
+    of either are accepted and stored as their string value (what the journal file holds).
     """
 
     id: str
@@ -189,12 +191,12 @@ class JournalChange:
         # StrEnum members become plain strings so that what we read back compares equal.
         object.__setattr__(self, "kind", str(self.kind))
         object.__setattr__(self, "phone_type", str(self.phone_type))
-        if self.kind not in CHANGE_KINDS:
+        if self.kind not in _KINDS:
             raise ValueError(f"change {self.id!r}: unknown kind {self.kind!r}")
         if self.phone_type not in _PHONE_TYPES:
             raise ValueError(f"change {self.id!r}: unknown phone type {self.phone_type!r}")
-        if not isinstance(self.rows, tuple):
-            object.__setattr__(self, "rows", tuple(self.rows))
+        # Callers may pass any sequence of row numbers (a list from JSON).
+        object.__setattr__(self, "rows", tuple(self.rows))
 
     @classmethod
     def of(cls, change: ChangeLike) -> JournalChange:
@@ -430,7 +432,7 @@ class _WriterLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
-        if fcntl is None:  # pragma: no cover
+        if not _CAN_LOCK:  # pragma: no cover
             return
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         f = os.fdopen(fd, "r+")

@@ -20,7 +20,7 @@ from typing import Iterable, Mapping
 
 from provision.apply.journal import JournalChange
 from provision.graph.ops import is_masked
-from provision.model import CurrentPhone, PhoneType, SmsSignInState
+from provision.model import ChangeKind, CurrentPhone, PhoneType, SmsSignInState
 from provision.roster.numbers import canonical_digits
 
 Phones = Mapping[PhoneType, CurrentPhone]
@@ -40,16 +40,16 @@ def same_number(read: str, wanted: str) -> bool:
 
 def change_holds(change: JournalChange, phones: Phones) -> bool:
     """Whether the tenant, as read, shows ``change``'s after-state."""
-    kind = change.kind
+    kind = ChangeKind(change.kind)
     phone_type = PhoneType(change.phone_type)
-    if kind == "create" or kind == "update":
+    if kind is ChangeKind.CREATE or kind is ChangeKind.UPDATE:
         phone = phones.get(phone_type)
         return phone is not None and change.after is not None and same_number(phone.number, change.after)
-    if kind == "delete":
+    if kind is ChangeKind.DELETE:
         return phone_type not in phones
     mobile = phones.get(PhoneType.MOBILE)
     state = mobile.sms_sign_in_state if mobile is not None else None
-    if kind == "enable_sms":
+    if kind is ChangeKind.ENABLE_SMS:
         return state is _READY or state == _READY
     # disable_sms: a missing mobile can't sign in with SMS either.
     return mobile is None or state != _READY
@@ -83,15 +83,16 @@ def verify_user(done: Iterable[JournalChange], phones: Phones) -> Verification:
     answered 409 ``phoneNumberNotUnique`` is done for its number, not for SMS.
     """
     numbers: dict[PhoneType, str | None] = {}
-    sms: str | None = None
+    sms: ChangeKind | None = None
     for change in done:
         phone_type = PhoneType(change.phone_type)
-        if change.kind in ("create", "update"):
+        kind = ChangeKind(change.kind)
+        if kind is ChangeKind.CREATE or kind is ChangeKind.UPDATE:
             numbers[phone_type] = change.after
-        elif change.kind == "delete":
+        elif kind is ChangeKind.DELETE:
             numbers[phone_type] = None
         else:
-            sms = change.kind
+            sms = kind
     mismatches: list[str] = []
     for phone_type, wanted in numbers.items():
         phone = phones.get(phone_type)
@@ -101,9 +102,9 @@ def verify_user(done: Iterable[JournalChange], phones: Phones) -> Verification:
         elif phone is None or not same_number(phone.number, wanted):
             mismatches.append(phone_type.value)
     state = sms_state(phones)
-    if sms == "enable_sms" and state != _READY.value:
+    if sms is ChangeKind.ENABLE_SMS and state != _READY.value:
         mismatches.append("sms")
-    elif sms == "disable_sms" and state == _READY.value:
+    elif sms is ChangeKind.DISABLE_SMS and state == _READY.value:
         mismatches.append("sms")
     return Verification(not mismatches, tuple(mismatches), state)
 

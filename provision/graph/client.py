@@ -30,12 +30,13 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
 from kiota_http.middleware.options import RetryHandlerOption
-from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.models.authentication_phone_type import AuthenticationPhoneType
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.phone_authentication_method import (
     PhoneAuthenticationMethod,
 )
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from provision.errors import GraphError
@@ -57,6 +58,7 @@ from provision.graph.clouds import (
 from provision.graph.credentials import StaticTokenCredential
 from provision.graph.errors import TransportFailure, translate
 from provision.graph.pacing import Lane, Pacer, Slot
+from provision.graph.retry import is_transient
 from provision.model import (
     METHOD_IDS,
     UNREADABLE_SMS_POLICY,
@@ -68,7 +70,6 @@ from provision.model import (
 T = TypeVar("T")
 
 _ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
-_ENVELOPE_RETRYABLE = frozenset({429, 503, 504})
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,9 +286,10 @@ class GraphClient:
     async def batch(self, ops: Sequence[Op]) -> list[OpResult]:
         """Send up to 20 ops in one ``$batch`` request; one OpResult per op, in order.
 
-        Per-item errors are in ``OpResult.error``. When the envelope itself is throttled,
-        overloaded or unanswered, every item carries that error (retry per item); other
-        envelope failures (401/403, a malformed batch) raise.
+        Per-item errors are in ``OpResult.error``. When the envelope's failure is one the
+        retry policy would send again (``provision.graph.retry.is_transient``: throttled,
+        overloaded, unanswered), every item carries that error (retry per item); other
+        envelope failures (401/403, 500, a malformed batch) raise.
         """
         if len(ops) > MAX_BATCH_SIZE:
             raise ValueError(f"a batch holds at most {MAX_BATCH_SIZE} requests, got {len(ops)}")
@@ -306,7 +308,7 @@ class GraphClient:
                 if error is None:
                     raise
                 _report(slot, error.status, [error])
-                if not (isinstance(error, TransportFailure) or error.status in _ENVELOPE_RETRYABLE):
+                if not is_transient(error):
                     raise error from exc
                 return [OpResult(op.id, error.status, {}, None, error) for op in ops]
             if raw is None:

@@ -35,13 +35,14 @@ its answer.
 Usage, one HTTP request (a ``$batch`` of up to 20 writes)::
 
     pacer = Pacer()                                  # one per run, shared by everything
-    async with pacer.slot("write", 20, flexible=True) as slot:
-        batch = take_ready_changes(slot.operations)   # the pacer sized it to the rate
-        if len(batch) < slot.operations:
-            slot.shrink(len(batch))
+    async with pacer.slot("write", len(batch)) as slot:
         response = await send_batch(batch)
         slot.report(response.status, throttled=n_items_429,
                     unavailable=n_items_503, retry_after=max_retry_after_s)
+
+How many operations a request carries is the caller's choice: the executor sizes its
+write batches to a fraction of a second of the write lane's rate, read from ``snapshot()``
+(``provision.apply.settings.ExecutorSettings.write_batch_size``).
 
 A slot released without a report (an exception, a timeout, a reset) counts as a failed
 request and changes no rate. ``pacer.snapshot()`` gives progress events their figures.
@@ -91,9 +92,11 @@ class LanePhase(StrEnum):
 @dataclass(frozen=True, slots=True)
 class PacingSettings:
     """Tuning constants, chosen with ``bench/pacing_sim.py`` (virtual time, a token-bucket
-    server that charges throttled items, 150-300 ms latency): with these same values the
-    achieved write rate is >= 0.97 of a limit of 20, 100 or 400 operations/s over a 60 s
-    run, with <= 3% of operations throttled (burst allowance 1-2 s)."""
+    server that charges throttled items, 150-300 ms latency, write batches formed as the
+    executor forms them): with these same values, over 60 s runs (5 seeds), the achieved
+    write rate is >= 0.95 of a limit of 20, 100 or 400 operations/s with <= 2% of operations
+    throttled for a burst allowance of 1-1.5 s (2 s at 100-400/s); a 20/s limit with a 2 s
+    allowance gets 0.93 of it with up to 6% throttled."""
 
     initial_rate: float = 50.0
     """Operations/s per lane before anything is known. Low enough that a 20 ops/s tenant
@@ -107,10 +110,6 @@ class PacingSettings:
     local_burst_s: float = 0.5
     """Our own bucket holds this many seconds of the rate (at least one request). Larger
     buckets burst into the server right after a pause and get throttled again."""
-    batch_s: float = 0.35
-    """``batch_size()`` / flexible slots size requests to about this many seconds of the
-    rate: at 20 ops/s a batch of 20 needs the server's whole 1 s allowance at once, and
-    latency jitter alone gets items throttled (0.90 of the limit instead of 0.97)."""
     startup_doubling_s: float = 0.35
     startup_slowdown_s: float = 0.1
     """Before the first throttle the rate doubles every ``startup_doubling_s`` (+ this
@@ -299,15 +298,6 @@ class Slot:
         self._reported = True
         self._pacer._on_report(self, status, n_throttled, n_unavailable, retry_after)
 
-    def shrink(self, operations: int) -> None:
-        """Send fewer operations than granted (fewer were ready); the rest is given back."""
-        if self._reported or self._released:
-            raise RuntimeError("slot already used")
-        if not 1 <= operations <= self.operations:
-            raise ValueError(f"operations must be between 1 and {self.operations}")
-        self._pacer._on_shrink(self, self.operations - operations)
-        self.operations = operations
-
     def release(self) -> None:
         """Free the in-flight place (idempotent). Unreported means failed: no rate change."""
         if self._released:
@@ -317,17 +307,16 @@ class Slot:
 
 
 class _SlotContext:
-    __slots__ = ("_pacer", "_lane", "_operations", "_flexible", "_slot")
+    __slots__ = ("_pacer", "_lane", "_operations", "_slot")
 
-    def __init__(self, pacer: Pacer, lane: Lane, operations: int, flexible: bool) -> None:
+    def __init__(self, pacer: Pacer, lane: Lane, operations: int) -> None:
         self._pacer = pacer
         self._lane = lane
         self._operations = operations
-        self._flexible = flexible
         self._slot: Slot | None = None
 
     async def __aenter__(self) -> Slot:
-        self._slot = await self._pacer.acquire(self._lane, self._operations, flexible=self._flexible)
+        self._slot = await self._pacer.acquire(self._lane, self._operations)
         return self._slot
 
     async def __aexit__(
@@ -368,18 +357,13 @@ class Pacer:
         self._capacity_waiters: list[asyncio.Future[None]] = []
 
     # dispatch --------------------------------------------------------------------------
-    def slot(self, kind: Lane | str = Lane.WRITE, operations: int = 1, *, flexible: bool = False) -> _SlotContext:
-        """``async with pacer.slot("write", 20) as slot:`` waits for permission to send;
-        see ``acquire`` for ``flexible``."""
-        return _SlotContext(self, Lane(kind), operations, flexible)
+    def slot(self, kind: Lane | str = Lane.WRITE, operations: int = 1) -> _SlotContext:
+        """``async with pacer.slot("write", 20) as slot:`` waits for permission to send."""
+        return _SlotContext(self, Lane(kind), operations)
 
-    async def acquire(self, kind: Lane | str = Lane.WRITE, operations: int = 1, *, flexible: bool = False) -> Slot:
+    async def acquire(self, kind: Lane | str = Lane.WRITE, operations: int = 1) -> Slot:
         """Wait until a request of ``operations`` operations may be sent; call
-        ``slot.release()`` when its answer is in (``slot()`` does that for you).
-
-        With ``flexible=True`` the slot may carry fewer operations (``slot.operations``,
-        at least 1): as many as ``batch_size()`` suggests when the slot is granted, so
-        fill the batch after acquiring."""
+        ``slot.release()`` when its answer is in (``slot()`` does that for you)."""
         if operations < 1:
             raise ValueError("operations must be at least 1")
         lane = self._lanes[Lane(kind)]
@@ -398,8 +382,6 @@ class Pacer:
                 if self._in_flight >= self.settings.max_in_flight or lane.probe is not None:
                     await self._wait_for_capacity()
                     continue
-                if flexible:
-                    operations = min(operations, self.batch_size(lane.lane, operations))
                 lane.head_need = operations
                 self._refill(lane, now)
                 wait = (operations - lane.tokens) / lane.rate
@@ -429,14 +411,6 @@ class Pacer:
                     lane.waiters[0].set_result(None)
             else:
                 lane.waiters.remove(turn)
-
-    def batch_size(self, kind: Lane | str = Lane.WRITE, limit: int = 20) -> int:
-        """How many operations to pack into the next request of this lane (at most
-        ``limit``): about ``batch_s`` seconds of the current rate. At low limits a
-        full batch of 20 would need the server's whole burst allowance at once, so
-        latency jitter alone would get some of its items throttled."""
-        lane = self._lanes[Lane(kind)]
-        return max(1, min(limit, int(lane.rate * self.settings.batch_s)))
 
     def pause(self, seconds: float, reason: str) -> None:
         """Stop all new dispatch for ``seconds`` from now (never shortens a pause)."""
@@ -502,11 +476,6 @@ class Pacer:
         finally:
             if waiter in self._capacity_waiters:
                 self._capacity_waiters.remove(waiter)
-
-    def _on_shrink(self, slot: Slot, unused: int) -> None:
-        lane = self._lanes[slot.lane]
-        lane.tokens += unused
-        lane.operations -= unused
 
     def _on_release(self, slot: Slot, *, reported: bool) -> None:
         lane = self._lanes[slot.lane]

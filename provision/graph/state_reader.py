@@ -134,135 +134,170 @@ async def read_current_state(
     if reason:
         counters.remarks.append(reason)
     need_ids = policy_needs_ids and graph_ops.policy_targets_users(policy)
+    read = _Read(client, keys, need_ids, counters, retry=retry, progress=progress, clock=clock, sleep=sleep)
+    await read.run(max_in_flight)
+    users, notes = _outcomes(keys, read.accs, counters)
+    return users, policy, notes
 
-    accs: dict[str, _UserAcc] = {}
-    ready: deque[_Item] = deque()
-    for key in keys:
-        fetch_id = need_ids and not _GUID.match(key)
-        accs[key] = _UserAcc(pending=2 if fetch_id else 1, id=key.lower() if _GUID.match(key) else None)
-        ready.append(_Item(key, "phones"))
-        if fetch_id:
-            ready.append(_Item(key, "user"))
 
-    delayed: list[tuple[float, int, _Item]] = []  # (due, tiebreak, item)
-    tiebreak = itertools.count()
-    done_users = 0
-    total = len(keys)
+class _Read:
+    """One read of every key's phone methods (and ids): the queues and the answers."""
 
-    def finish_item(item: _Item) -> None:
-        nonlocal done_users
-        acc = accs[item.key]
-        acc.pending -= 1
-        if acc.pending == 0:
-            done_users += 1
+    def __init__(
+        self,
+        client: GraphClient,
+        keys: list[str],
+        need_ids: bool,
+        counters: _Counters,
+        *,
+        retry: RetryPolicy,
+        progress: Progress | None,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self.client = client
+        self.counters = counters
+        self.retry = retry
+        self.progress = progress
+        self.clock = clock
+        self.sleep = sleep
+        self.accs: dict[str, _UserAcc] = {}
+        self.ready: deque[_Item] = deque()
+        self.delayed: list[tuple[float, int, _Item]] = []  # (due, tiebreak, item)
+        self._tiebreak = itertools.count()
+        self.done_users = 0
+        self.total = len(keys)
+        for key in keys:
+            guid = _GUID.match(key) is not None
+            fetch_id = need_ids and not guid
+            self.accs[key] = _UserAcc(pending=2 if fetch_id else 1, id=key.lower() if guid else None)
+            self.ready.append(_Item(key, "phones"))
+            if fetch_id:
+                self.ready.append(_Item(key, "user"))
 
-    def settle(item: _Item, result: OpResult) -> None:
-        acc = accs[item.key]
-        error = result.error
-        if error is None:
-            if item.kind == "phones":
-                acc.phones = graph_ops.parse_phone_list(result.body)
-            elif isinstance(result.body, dict) and result.body.get("id"):
-                acc.id = str(result.body["id"]).lower()
-            finish_item(item)
-            return
-        if error.status == 429:
-            counters.throttled += 1
-        if error.status == 401:
-            raise error
-        if error.status == 404:
-            acc.status = ReadStatus.NOT_FOUND
-            acc.error = error
-            finish_item(item)
-            return
-        wait = retry.decide(error, attempt=item.attempts, started=item.started, now=clock())
-        if wait is not None:
-            counters.retried += 1
-            heapq.heappush(delayed, (clock() + wait, next(tiebreak), item))
-            return
-        if item.kind == "phones" or acc.status is None:
-            if acc.status is not ReadStatus.NOT_FOUND:
-                acc.status = ReadStatus.FAILED
-                acc.error = error
-        finish_item(item)
+    # -- chunking and dispatch ----------------------------------------------------------
+    async def run(self, max_in_flight: int) -> None:
+        """Send every item, ``MAX_BATCH_SIZE`` to a batch, at most ``max_in_flight`` batches
+        at once; retried items wait their turn in ``delayed``. A 401 (or a bug) raises."""
+        ready, delayed = self.ready, self.delayed
+        in_flight: set[asyncio.Future[None]] = set()
+        try:
+            while ready or delayed or in_flight:
+                now = self.clock()
+                while delayed and delayed[0][0] <= now:
+                    ready.append(heapq.heappop(delayed)[2])
+                while ready and len(in_flight) < max_in_flight:
+                    chunk = [ready.popleft() for _ in range(min(MAX_BATCH_SIZE, len(ready)))]
+                    in_flight.add(asyncio.ensure_future(self.send(chunk)))
+                waiters: set[asyncio.Future[None]] = set(in_flight)
+                timer: asyncio.Future[None] | None = None
+                if delayed and (len(in_flight) < max_in_flight):
+                    timer = asyncio.ensure_future(self.sleep(max(0.0, delayed[0][0] - self.clock())))
+                    waiters.add(timer)
+                if not waiters:
+                    continue
+                finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                if timer is not None and timer not in finished:
+                    timer.cancel()
+                for task in finished:
+                    if task is timer:
+                        continue
+                    in_flight.discard(task)
+                    task.result()  # a 401 or a bug surfaces here
+        finally:
+            for task in in_flight:
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
 
-    async def send(chunk: list[_Item]) -> None:
-        now = clock()
+    async def send(self, chunk: list[_Item]) -> None:
+        now = self.clock()
         batch_ops: list[Op] = []
         for i, item in enumerate(chunk):
             if item.attempts == 0:
                 item.started = now
             item.attempts += 1
             batch_ops.append(_op_for(item, str(i)))
-        counters.batches += 1
-        counters.operations += len(batch_ops)
-        results = await client.batch(batch_ops)
+        self.counters.batches += 1
+        self.counters.operations += len(batch_ops)
+        results = await self.client.batch(batch_ops)
         for item, result in zip(chunk, results):
-            settle(item, result)
-        if progress is not None:
-            progress(done_users, total)
+            self.settle(item, result)
+        if self.progress is not None:
+            self.progress(self.done_users, self.total)
 
-    in_flight: set[asyncio.Task[None]] = set()
-    try:
-        while ready or delayed or in_flight:
-            now = clock()
-            while delayed and delayed[0][0] <= now:
-                ready.append(heapq.heappop(delayed)[2])
-            while ready and len(in_flight) < max_in_flight:
-                chunk = [ready.popleft() for _ in range(min(MAX_BATCH_SIZE, len(ready)))]
-                in_flight.add(asyncio.ensure_future(send(chunk)))
-            waiters: set[asyncio.Future[None]] = set(in_flight)
-            timer: asyncio.Task[None] | None = None
-            if delayed and (len(in_flight) < max_in_flight):
-                timer = asyncio.ensure_future(sleep(max(0.0, delayed[0][0] - clock())))
-                waiters.add(timer)
-            if not waiters:
-                continue
-            finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            if timer is not None and timer not in finished:
-                timer.cancel()
-            for task in finished:
-                if task is timer:
-                    continue
-                in_flight.discard(task)  # type: ignore[arg-type]
-                task.result()  # a 401 or a bug surfaces here
-    finally:
-        for task in in_flight:
-            task.cancel()
-        if in_flight:
-            await asyncio.gather(*in_flight, return_exceptions=True)
+    # -- answers ------------------------------------------------------------------------
+    def settle(self, item: _Item, result: OpResult) -> None:
+        """Record one answer: the phones or the id, not found, again later, or failed."""
+        acc = self.accs[item.key]
+        error = result.error
+        if error is None:
+            if item.kind == "phones":
+                acc.phones = graph_ops.parse_phone_list(result.body)
+            elif isinstance(result.body, dict) and result.body.get("id"):
+                acc.id = str(result.body["id"]).lower()
+            self._finish(item)
+            return
+        if error.status == 429:
+            self.counters.throttled += 1
+        if error.status == 401:
+            raise error
+        if error.status == 404:
+            acc.status = ReadStatus.NOT_FOUND
+            acc.error = error
+            self._finish(item)
+            return
+        # A read has no side effect: an outcome-unknown failure is simply read again.
+        wait = self.retry.decide(error, attempt=item.attempts, started=item.started, now=self.clock(), idempotent=True)
+        if wait is not None:
+            self.counters.retried += 1
+            heapq.heappush(self.delayed, (self.clock() + wait, next(self._tiebreak), item))
+            return
+        if item.kind == "phones" or acc.status is None:
+            if acc.status is not ReadStatus.NOT_FOUND:
+                acc.status = ReadStatus.FAILED
+                acc.error = error
+        self._finish(item)
 
-    users: dict[str, CurrentUser] = {}
-    not_found = failed = masked_count = 0
-    for key in keys:
-        acc = accs[key]
-        if acc.status is ReadStatus.NOT_FOUND:
-            not_found += 1
-            err = acc.error
-            users[key] = CurrentUser(
-                key, ReadStatus.NOT_FOUND, error_code=err.code if err else None, error_message=err.message if err else None
-            )
-        elif acc.status is ReadStatus.FAILED or acc.phones is None:
-            failed += 1
-            err = acc.error
-            users[key] = CurrentUser(
-                key,
-                ReadStatus.FAILED,
-                id=acc.id,
-                error_code=(err.code or str(err.status)) if err else "notRead",
-                error_message=err.message if err else "phone methods were not read",
-            )
-        else:
-            masked = any(graph_ops.is_masked(p.number) for p in acc.phones.values())
-            masked_count += masked
-            users[key] = CurrentUser(key, ReadStatus.OK, id=acc.id, phones=acc.phones, masked=masked)
+    def _finish(self, item: _Item) -> None:
+        acc = self.accs[item.key]
+        acc.pending -= 1
+        if acc.pending == 0:
+            self.done_users += 1
+
+
+# -- notes ----------------------------------------------------------------------------
+def _user_outcome(key: str, acc: _UserAcc) -> CurrentUser:
+    err = acc.error
+    if acc.status is ReadStatus.NOT_FOUND:
+        return CurrentUser(
+            key, ReadStatus.NOT_FOUND, error_code=err.code if err else None, error_message=err.message if err else None
+        )
+    if acc.status is ReadStatus.FAILED or acc.phones is None:
+        return CurrentUser(
+            key,
+            ReadStatus.FAILED,
+            id=acc.id,
+            error_code=(err.code or str(err.status)) if err else "notRead",
+            error_message=err.message if err else "phone methods were not read",
+        )
+    masked = any(graph_ops.is_masked(p.number) for p in acc.phones.values())
+    return CurrentUser(key, ReadStatus.OK, id=acc.id, phones=acc.phones, masked=masked)
+
+
+def _outcomes(keys: list[str], accs: dict[str, _UserAcc], counters: _Counters) -> tuple[dict[str, CurrentUser], ReadNotes]:
+    """Every key's ``CurrentUser``, and the notes on the read (figures and remarks)."""
+    users = {key: _user_outcome(key, accs[key]) for key in keys}
+    not_found = sum(1 for u in users.values() if u.status is ReadStatus.NOT_FOUND)
+    failed = sum(1 for u in users.values() if u.status is ReadStatus.FAILED)
+    masked_count = sum(1 for u in users.values() if u.masked)
     if masked_count:
         counters.remarks.append(
             f"{masked_count} user(s) have masked phone numbers (the caller may only see masked numbers); "
             "they are never planned against"
         )
     notes = ReadNotes(
-        users=total,
+        users=len(keys),
         batches=counters.batches,
         operations=counters.operations,
         retried=counters.retried,
@@ -272,4 +307,4 @@ async def read_current_state(
         masked=masked_count,
         remarks=tuple(counters.remarks),
     )
-    return users, policy, notes
+    return users, notes

@@ -16,35 +16,20 @@ from typing import Any, Callable, Iterable
 
 import httpx
 import pytest
-from journal_builders import StepClock
+from support.clock import FakeClock
+from support.sandbox import inprocess_client
 
 from provision.apply.executor import (
     ExecutionResult,
     ExecutorSettings,
     ProgressEvent,
     execute,
-    journal_changes,
 )
 from provision.apply.journal import Journal, JournalChange
 from provision.graph.client import GraphClient
-from provision.graph.clouds import url_target
-from provision.graph.credentials import StaticTokenCredential
 from provision.graph.pacing import Pacer
 from provision.sandbox.app import SandboxApp, create_app
 from provision.sandbox.auth import make_token
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
-        await asyncio.sleep(0)
-
 
 Hook = Callable[[list[dict[str, Any]]], str | None]
 """Gets a write batch's requests; returns None, "reset" (drop the answer after the
@@ -99,9 +84,7 @@ class Harness:
 
     def client(self) -> GraphClient:
         pacer = Pacer(clock=self.clock, sleep=self.clock.sleep)
-        return GraphClient(
-            url_target("http://127.0.0.1/v1.0"), StaticTokenCredential(self.token), pacer=pacer, transport=self.tamper
-        )
+        return inprocess_client(self.app, token=self.token, pacer=pacer, transport=self.tamper)
 
     def create_journal(self, changes: Iterable[Any]) -> Journal:
         items = [c if isinstance(c, JournalChange) else JournalChange.of(c) for c in changes]
@@ -133,12 +116,3 @@ def harness(tmp_path: Path) -> Callable[..., Harness]:
         return Harness(app, clock, tamper, tmp_path / "run")
 
     return make
-
-
-__all__ = ["FakeClock", "Harness", "Tamper", "journal_changes"]
-
-
-@pytest.fixture
-def clock() -> StepClock:
-    """The journal tests' clock: each reading one step later than the last."""
-    return StepClock()

@@ -20,7 +20,7 @@ from provision.model import (
     ReadStatus,
     SmsIntent,
 )
-from provision.plan.planner import Plan, PlanPolicy, plan
+from provision.plan import Plan, PlanPolicy, plan
 from provision.sandbox.tenant import Tenant
 
 MOBILE, ALT, OFFICE = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE

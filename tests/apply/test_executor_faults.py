@@ -14,6 +14,7 @@ from pathlib import Path
 
 import executor_scenario as sc
 import pytest
+from support.sandbox import loopback_client
 
 from provision.apply.executor import (
     ExecutorSettings,
@@ -23,11 +24,7 @@ from provision.apply.executor import (
     journal_changes,
 )
 from provision.apply.journal import ChangeStatus, Journal
-from provision.graph.client import GraphClient
-from provision.graph.clouds import url_target
-from provision.graph.credentials import StaticTokenCredential
 from provision.sandbox.app import create_app
-from provision.sandbox.auth import make_token
 from provision.sandbox.limits import parse_profile
 from provision.sandbox.server import serve_in_thread
 
@@ -52,7 +49,7 @@ def test_thousand_users_through_faults_end_exactly_as_planned(tmp_path: Path) ->
 
     async def run(root: str) -> tuple[Journal, object]:
         journal = Journal.create(tmp_path, run_meta={"job": "faults"}, changes=journal_changes(plan.changes))
-        client = GraphClient(url_target(f"{root}/v1.0"), StaticTokenCredential(make_token()))
+        client = loopback_client(root)
         async with client:
             settings = ExecutorSettings(settle_s=0.75, alternate_settle_s=0.75, verify=True)
             result = await execute(client, journal, settings=settings, progress=events.append)

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import executor_scenario as sc
 import pytest
+from support.cli import done_changes, start_provision
 
-from provision.apply.journal import JOURNAL_FILENAME, ChangeStatus, Journal
+from provision.apply.journal import ChangeStatus, Journal
 from provision.model import UNREADABLE_SMS_POLICY
-from provision.plan.planner import PlanPolicy, plan
+from provision.plan import PlanPolicy, plan
 from provision.sandbox.app import create_app
 from provision.sandbox.limits import parse_profile
 from provision.sandbox.server import serve_in_thread
@@ -37,9 +38,7 @@ USERS = 2000
 
 
 def _start(*args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "provision", *args, "--log-format", "json"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return start_provision(*args, cwd=ROOT, json_logs=True, merge_stderr=True, text=False)
 
 
 def _write_job(folder: Path, root: str, desired: dict[str, sc.DesiredUser]) -> Path:
@@ -65,23 +64,10 @@ url = "{root}/v1.0"
     return job
 
 
-def _done(run_dir: Path) -> int:
-    if not (run_dir / JOURNAL_FILENAME).exists():
-        return 0
-    try:
-        journal = Journal.open(run_dir, read_only=True)
-    except Exception:  # created but not yet committed: nothing done yet
-        return 0
-    try:
-        return journal.counts().done
-    finally:
-        journal.close()
-
-
 def _kill_after(proc: subprocess.Popen[bytes], run_dir: Path, done: int, deadline_s: float = 60) -> int:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
-        seen = _done(run_dir)
+        seen = done_changes(run_dir)
         if seen >= done:
             proc.send_signal(signal.SIGKILL)
             proc.wait()

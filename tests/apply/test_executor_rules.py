@@ -419,3 +419,12 @@ def test_write_batches_shrink_to_a_quarter_second_of_a_low_write_rate(harness: A
 
     assert sizes[0] == max(1, min(20, int(PacingSettings().initial_rate * 0.25)))  # a quarter second
     assert max(sizes[-10:]) <= 3
+
+
+def test_write_batch_size_is_a_quarter_second_of_the_write_rate_within_1_and_batch_size() -> None:
+    from provision.apply.executor import ExecutorSettings
+
+    settings = ExecutorSettings()
+    assert [settings.write_batch_size(rate) for rate in (0.5, 4, 20, 60, 400)] == [1, 1, 5, 15, 20]
+    assert ExecutorSettings(batch_interval_s=0).write_batch_size(4) == 20  # 0: always full
+    assert ExecutorSettings(batch_size=8).write_batch_size(400) == 8

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from journal_builders import make_changes
+from support.builders import make_changes
 
 from provision.apply.journal import (
     JOURNAL_FILENAME,

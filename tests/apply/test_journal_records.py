@@ -9,7 +9,8 @@ from enum import StrEnum
 from pathlib import Path
 
 import pytest
-from journal_builders import T0, StepClock, make_changes
+from support.builders import make_changes
+from support.clock import T0, UtcClock
 
 from provision import __version__
 from provision.apply.journal import (
@@ -28,10 +29,10 @@ from provision.model import PhoneType
 S = ChangeStatus
 
 
-def test_round_trip_keeps_every_change_field_order_and_metadata(tmp_path: Path, clock: StepClock) -> None:
+def test_round_trip_keeps_every_change_field_order_and_metadata(tmp_path: Path, utc_clock: UtcClock) -> None:
     changes = make_changes(5)
     with Journal.create(tmp_path, run_meta={"job": "onboarding", "plan_checksum": "sha256:ab"},
-                        changes=changes, clock=clock):
+                        changes=changes, clock=utc_clock):
         pass
 
     with Journal.open(tmp_path / JOURNAL_FILENAME, read_only=True) as journal:
@@ -103,9 +104,9 @@ def test_unknown_kind_or_phone_type_is_refused() -> None:
         JournalChange("a#1", "a", "a", "create", "fax", None, "+1 5", None)
 
 
-def test_statuses_counts_and_outcome_fields(tmp_path: Path, clock: StepClock) -> None:
+def test_statuses_counts_and_outcome_fields(tmp_path: Path, utc_clock: UtcClock) -> None:
     ids = [c.id for c in make_changes(5)]
-    journal = Journal.create(tmp_path, run_meta={}, changes=make_changes(5), clock=clock)
+    journal = Journal.create(tmp_path, run_meta={}, changes=make_changes(5), clock=utc_clock)
     journal.mark_in_flight(ids[:6])
     journal.record_results([
         ChangeResult(ids[0], S.DONE, 201, request_id="r-0", sms_state_after="ready", verified=True,
@@ -170,9 +171,9 @@ def test_writes_an_executor_bug_would_make_are_refused_whole(tmp_path: Path) -> 
         assert all(e.attempts == 0 for e in journal.pending())
 
 
-def test_events_are_buffered_until_the_next_transaction_and_append_only(tmp_path: Path, clock: StepClock) -> None:
+def test_events_are_buffered_until_the_next_transaction_and_append_only(tmp_path: Path, utc_clock: UtcClock) -> None:
     ids = [c.id for c in make_changes(2)]
-    writer = Journal.create(tmp_path, run_meta={}, changes=make_changes(2), clock=clock)
+    writer = Journal.create(tmp_path, run_meta={}, changes=make_changes(2), clock=utc_clock)
     reader = Journal.open(tmp_path, read_only=True)
     writer.record_event(EventKind.DISPATCH, detail={"batch": 1, "changes": 2})
     assert list(reader.events()) == []  # buffered, not yet written

@@ -7,13 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from graph_sandbox import inprocess_client
+from support.sandbox import inprocess_client, loopback_client, write_profile
 
 from provision.errors import AuthError, GraphError
 from provision.graph import ops
-from provision.graph.client import GraphClient
-from provision.graph.clouds import url_target
-from provision.graph.credentials import StaticTokenCredential
 from provision.graph.errors import TransportFailure
 from provision.model import METHOD_IDS, UNREADABLE_SMS_POLICY, PhoneType, SmsSignInState
 from provision.sandbox.auth import AUTHENTICATION_ADMINISTRATOR, make_token
@@ -72,7 +69,7 @@ def test_wire_format_single_slashes_auth_header_no_sdk_retry(make_sandbox, clock
     app = make_sandbox("strict")  # 5 writes/s, burst 1 s, on a clock that never moves
     app.sandbox.tenant.create_user(UPN)
     rec = RecordingTransport(httpx.ASGITransport(app))
-    client = GraphClient(url_target("http://127.0.0.1/v1.0"), StaticTokenCredential(make_token()), transport=rec)
+    client = inprocess_client(app, transport=rec)
 
     async def run() -> GraphError:
         statuses: list[Any] = []
@@ -136,11 +133,9 @@ def test_error_translation(make_sandbox) -> None:
 
 
 def test_transport_failures_say_whether_the_request_may_have_landed(make_sandbox, tmp_path) -> None:
-    from graph_sandbox import write_profile
-
     async def refused() -> TransportFailure:
         # A port nobody listens on: the request never left.
-        client = GraphClient(url_target("http://127.0.0.1:9/v1.0"), StaticTokenCredential(make_token()))
+        client = loopback_client("http://127.0.0.1:9")
         async with client:
             with pytest.raises(TransportFailure) as info:
                 await client.list_phones(UPN)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from support.clock import FakeClock
 
 from provision.errors import AuthError, GraphError
 from provision.graph.errors import TransportFailure
-from provision.graph.retry import RetryPolicy
+from provision.graph.retry import RetryClass, RetryPolicy, classify
 
 POLICY = RetryPolicy(max_attempts=4, deadline_s=100.0, backoff_initial_s=1.0, backoff_max_s=8.0, jitter_s=0.0)
 
@@ -47,14 +48,38 @@ def test_unknown_outcome_writes_are_not_retried_blindly() -> None:
     assert POLICY.decide(refused, attempt=1, started=0.0, now=0.0, idempotent=False) == 1.0
 
 
+@pytest.mark.parametrize(
+    ("error", "retry_class"),
+    [
+        (GraphError(429, "x", "m"), RetryClass.NOT_SENT),
+        (GraphError(503, "x", "m"), RetryClass.NOT_SENT),
+        (TransportFailure("ConnectError", outcome_unknown=False), RetryClass.NOT_SENT),
+        (TransportFailure("ReadTimeout", outcome_unknown=True), RetryClass.OUTCOME_UNKNOWN),
+        (GraphError(500, "x", "m"), RetryClass.OUTCOME_UNKNOWN),
+        (GraphError(502, "x", "m"), RetryClass.OUTCOME_UNKNOWN),
+        (GraphError(504, "x", "m"), RetryClass.OUTCOME_UNKNOWN),
+        (GraphError(400, "x", "m"), RetryClass.FINAL),
+        (GraphError(404, "x", "m"), RetryClass.FINAL),
+        (GraphError(409, "phoneNumberNotUnique", "m"), RetryClass.FINAL),
+        (AuthError(401, "x", "m"), RetryClass.FINAL),
+        (AuthError(0, "insecureTarget", "m"), RetryClass.FINAL),
+        (ValueError("not a Graph failure"), RetryClass.FINAL),
+    ],
+)
+def test_one_classification_of_failures(error: BaseException, retry_class: RetryClass) -> None:
+    assert classify(error) is retry_class
+
+
+def test_an_unknown_outcome_is_read_again_but_a_write_is_read_back_first() -> None:
+    timeout = GraphError(504, "GatewayTimeout", "m")
+    assert POLICY.decide(timeout, attempt=1, started=0.0, now=0.0) == 1.0
+    assert POLICY.decide(timeout, attempt=1, started=0.0, now=0.0, idempotent=False) is None
+    # 500/502 may have applied a write too, but the server would fail them again.
+    assert POLICY.decide(GraphError(502, "x", "m"), attempt=1, started=0.0, now=0.0) is None
+
+
 def test_call_retries_with_injected_clock_and_sleep() -> None:
-    now = [0.0]
-    slept: list[float] = []
-
-    async def sleep(s: float) -> None:
-        slept.append(s)
-        now[0] += s
-
+    clock = FakeClock(0.0)
     answers = [GraphError(429, "TooManyRequests", "m", retry_after=3.0), GraphError(503, "x", "m"), "done"]
 
     async def fn() -> str:
@@ -63,12 +88,12 @@ def test_call_retries_with_injected_clock_and_sleep() -> None:
             raise answer
         return answer
 
-    assert asyncio.run(POLICY.call(fn, clock=lambda: now[0], sleep=sleep)) == "done"
-    assert slept == [3.0, 2.0]
+    assert asyncio.run(POLICY.call(fn, clock=clock, sleep=clock.sleep)) == "done"
+    assert clock.slept == [3.0, 2.0]
 
     async def always_404() -> str:
         raise GraphError(404, "Request_ResourceNotFound", "gone")
 
     with pytest.raises(GraphError) as info:
-        asyncio.run(POLICY.call(always_404, clock=lambda: now[0], sleep=sleep))
-    assert info.value.status == 404 and slept == [3.0, 2.0]
+        asyncio.run(POLICY.call(always_404, clock=clock, sleep=clock.sleep))
+    assert info.value.status == 404 and clock.slept == [3.0, 2.0]

@@ -7,24 +7,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from support.clock import FakeClock
 
 from bench.pacing_sim import Scenario, VirtualTimeLoop, simulate
 from provision.graph.pacing import Lane, LanePhase, Pacer, PacingSettings
-
-
-class RecordingClock:
-    """A manual clock whose ``sleep`` records the wait and jumps the clock by it."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 async def _send(pacer: Pacer, operations: int, *, latency: float = 0.2, **report: Any) -> None:
@@ -76,7 +62,7 @@ def test_retry_after_pauses_every_lane_until_it_passes(run_virtual: Any) -> None
 
 
 def test_injected_sleep_waits_exactly_until_the_pause_ends() -> None:
-    clock = RecordingClock()
+    clock = FakeClock(100.0)
 
     async def main() -> None:
         pacer = Pacer(clock=clock, sleep=clock.sleep)
@@ -92,7 +78,7 @@ def test_injected_sleep_waits_exactly_until_the_pause_ends() -> None:
 
 
 def test_a_pause_is_never_shortened_by_a_smaller_retry_after() -> None:
-    clock = RecordingClock()
+    clock = FakeClock(100.0)
 
     async def main() -> Any:
         pacer = Pacer(clock=clock, sleep=clock.sleep)
@@ -110,7 +96,7 @@ def test_a_pause_is_never_shortened_by_a_smaller_retry_after() -> None:
 
 
 def test_a_429_without_retry_after_pauses_for_the_default_and_throttles_every_item() -> None:
-    clock = RecordingClock()
+    clock = FakeClock(100.0)
 
     async def main() -> Any:
         pacer = Pacer(clock=clock, sleep=clock.sleep)
@@ -307,22 +293,6 @@ def test_an_unreported_slot_counts_as_failed_and_changes_no_rate(run_virtual: An
     assert snap.paused_until is None
 
 
-def test_flexible_slot_carries_what_the_rate_allows_and_shrink_gives_back(run_virtual: Any) -> None:
-    settings = PacingSettings(initial_rate=20)
-
-    async def main(loop: VirtualTimeLoop) -> tuple[int, int, Any]:
-        pacer = Pacer(settings, clock=loop.time)
-        async with pacer.slot(Lane.WRITE, 20, flexible=True) as slot:
-            granted = slot.operations
-            slot.shrink(3)
-            slot.report(200)
-        return granted, pacer.batch_size(Lane.WRITE), pacer.snapshot().lanes[Lane.WRITE]
-
-    granted, suggested, write = run_virtual(main)
-    assert granted == suggested == int(20 * settings.batch_s)
-    assert (write.operations, write.ok) == (3, 3)
-
-
 def test_a_cancelled_waiter_does_not_block_the_next(run_virtual: Any) -> None:
     async def main(loop: VirtualTimeLoop) -> float:
         pacer = Pacer(PacingSettings(max_in_flight=1), clock=loop.time)
@@ -364,12 +334,15 @@ def test_invalid_use_is_refused(run_virtual: Any) -> None:
 @pytest.mark.parametrize("limit", [20, 100, 400])
 def test_converges_just_under_an_unknown_write_limit(limit: int) -> None:
     # Same settings for every limit; the server's bucket holds 1.5 s and charges throttled
-    # items too; 150-300 ms latency; 60 s of virtual time.
+    # items too; 150-300 ms latency; 60 s of virtual time. Counts and the pacer's state only:
+    # the writes/s achieved against the limit and the 429 share are bench/pacing_sim.py's
+    # verdicts (targets >= 0.97 of the limit, <= 3 % throttled).
     result = simulate(Scenario(rate=limit, burst_s=1.5, duration=60, seed=7))
-    assert result.achieved_ratio >= 0.95
-    assert result.throttled_share <= 0.03
+    assert result.cuts <= 8  # it settles: a few cuts in a minute, not a sawtooth
+    assert result.throttled <= limit  # fewer 429s in the whole minute than one second of quota
     assert result.estimated_limit is not None
     assert 0.95 * limit <= result.estimated_limit <= 1.2 * limit
+    assert 0.95 * limit <= result.final_rate <= 1.2 * limit  # it ends at the limit, not below it
 
 
 def test_an_unlimited_server_is_not_held_back(run_virtual: Any) -> None:
@@ -381,9 +354,10 @@ def test_an_unlimited_server_is_not_held_back(run_virtual: Any) -> None:
     write = run_virtual(main)
     # max_in_flight requests of 10 at 0.2 s each carry 50 * max_in_flight operations/s;
     # the rate limit must have grown past that (it stops growing once concurrency binds).
+    # (The operations carried against that capacity are a bench/pacing_sim.py verdict.)
     carried = 50 * PacingSettings().max_in_flight
     assert write.rate_limit >= carried
-    assert write.ok >= 0.6 * carried * 8
+    assert (write.phase, write.cuts, write.throttled) == (LanePhase.STARTUP, 0, 0)  # nothing slowed the ramp
 
 
 def test_when_the_server_is_deep_in_debt_one_request_goes_first(run_virtual: Any) -> None:
