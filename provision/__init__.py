@@ -60,7 +60,38 @@ _EXPORTS: dict[str, str] = {
     "resume_job": "provision.run.pipeline",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "__version__",
+    "ApplyOptions",
+    "AuthError",
+    "ChangeKind",
+    "ExitCode",
+    "GraphError",
+    "Job",
+    "JobFileError",
+    "PhoneType",
+    "PlanMismatchError",
+    "PlanMode",
+    "ProvisionError",
+    "Roster",
+    "RosterReadError",
+    "RowOutcome",
+    "RunDir",
+    "SafetyError",
+    "SmsIntent",
+    "SmsSignInState",
+    "UsageError",
+    "UserDecision",
+    "apply_job",
+    "load_job",
+    "mask",
+    "mask_in_text",
+    "normalise",
+    "plan_job",
+    "read_roster",
+    "report_run",
+    "resume_job",
+]
 
 if TYPE_CHECKING:
     from provision.errors import (

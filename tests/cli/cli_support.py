@@ -1,8 +1,8 @@
-"""Helpers for the CLI tests: run `provision` in process (typer's CliRunner) or as a real
-subprocess, write job files aimed at a running sandbox, read reports, find unmasked numbers.
+"""Helpers for the CLI tests: run `provision` in process (typer's CliRunner), write job files
+aimed at a running sandbox, read reports, find unmasked numbers. (As a real subprocess:
+``support.cli.run_provision`` / ``start_provision``.)
 
-- ``cli(args, env=None)``: CliRunner in process, returns ``Ran`` (exit code, stdout, stderr).
-- ``run_provision(args, cwd, env=None)``: ``python -m provision ...`` in ``cwd``, no TTY.
+- ``cli(args, env=None)``: CliRunner in process, returns ``support.cli.Ran`` (exit code, stdout, stderr).
 - ``shipped_job(dir, name, url)``: a copy of jobs/<name>.toml (aimed at ``url`` if given).
 - ``leaked_numbers(text)``: the personal numbers (tenant and rosters) that appear unmasked.
 """
@@ -12,51 +12,24 @@ from __future__ import annotations
 import csv
 import functools
 import json
-import os
 import re
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import httpx
 from openpyxl import load_workbook
+from support.cli import REPO, Ran
 from typer.testing import CliRunner
 
 from provision.cli import app
 from provision.run.jobs import load_job
 from provision.run.planning import load_roster
 
-REPO = Path(__file__).resolve().parents[2]
 JOBS = REPO / "jobs"
 SAMPLE = REPO / "sample_data"
 CONTOSO = SAMPLE / "contoso_tenant.json"
 CONTOSO_TENANT_ID: str = json.loads(CONTOSO.read_text(encoding="utf-8"))["tenant_id"]
 SHIPPED_JOBS = ("onboarding", "legacy_mfa_migration", "nightly_reconcile")
-SUBPROCESS_TIMEOUT_S = 120
-
-
-@dataclass(frozen=True)
-class Ran:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    def json_lines(self) -> list[dict[str, Any]]:
-        """stderr's JSON lines (--log-format json / no TTY); fails on any other line."""
-        return [json.loads(line) for line in self.stderr.splitlines() if line.strip()]
-
-    def result(self, kind: str) -> dict[str, Any]:
-        """The last ``result`` event of this kind ("plan" or "run")."""
-        found = [e for e in self.json_lines() if e.get("event") == "result" and e.get("event_kind") == kind]
-        assert found, f"no {kind} result in:\n{self.stderr}"
-        return found[-1]
-
 
 _runner = CliRunner()
 
@@ -67,22 +40,6 @@ def cli(args: Sequence[str], env: Mapping[str, str] | None = None) -> Ran:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return Ran(result.exit_code, result.stdout, result.stderr)
-
-
-def run_provision(args: Sequence[str | Path], cwd: Path, env: Mapping[str, str] | None = None) -> Ran:
-    """`python -m provision ARGS` as a real child process (no TTY: stdin closed)."""
-    full_env = {k: v for k, v in os.environ.items() if k != "PROVISION_TOKEN"}
-    full_env.update(env or {})
-    done = subprocess.run(
-        [sys.executable, "-m", "provision", *map(str, args)],
-        cwd=cwd,
-        env=full_env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT_S,
-    )
-    return Ran(done.returncode, done.stdout, done.stderr)
 
 
 def shipped_job(directory: Path, name: str, url: str | None = None) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,11 @@ from cli_support import (
     leaked_numbers,
     phones_of,
     read_csv_rows,
-    run_provision,
     shipped_job,
     tenant_snapshot,
     upn,
 )
+from support.cli import run_provision, start_provision
 
 from provision.plan.plan_file import read_plan
 from provision.sandbox.auth import decode_token
@@ -107,14 +106,7 @@ def test_plan_writes_a_plan_file_and_never_writes_to_the_tenant(contoso: Any, tm
 
 def test_sandbox_serve_token_snapshot_drive_a_real_run(tmp_path: Path) -> None:
     """`sandbox serve` in one process, `sandbox token`/`snapshot` and `apply` in others."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "provision", "sandbox", "serve", "--port", "0", "--snapshot", str(CONTOSO), "--save", str(tmp_path / "saved.json")],
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = start_provision("sandbox", "serve", "--port", "0", "--snapshot", CONTOSO, "--save", tmp_path / "saved.json", cwd=tmp_path)
     try:
         assert server.stdout is not None
         v1 = server.stdout.readline().strip()

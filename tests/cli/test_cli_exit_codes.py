@@ -18,11 +18,11 @@ from cli_support import (
     clean_job,
     cli,
     phones_of,
-    run_provision,
     shipped_job,
     tenant_snapshot,
     upn,
 )
+from support.cli import run_provision
 
 from provision.sandbox.auth import make_token
 

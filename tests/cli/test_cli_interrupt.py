@@ -7,19 +7,17 @@ writes that there is something to interrupt). SIGINT is what a terminal's Ctrl-C
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from provision.apply.journal import JOURNAL_FILENAME, Journal
+from support.cli import done_changes, start_provision
+
+from provision.apply.journal import Journal
 from provision.sandbox.app import create_app
 from provision.sandbox.limits import parse_profile
 from provision.sandbox.server import serve_in_thread
 
-ROOT = Path(__file__).resolve().parents[2]
 USERS = 200
 # The server's write limit, not the client's pacing, sets how long the run takes (≥ 5 s),
 # so the interrupt always lands mid-run.
@@ -38,28 +36,6 @@ def _job(folder: Path, url: str) -> Path:
     return job
 
 
-def _provision(*args: str | Path, cwd: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("PROVISION_TOKEN", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "provision", *map(str, args), "--log-format", "json"],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def _done(run_dir: Path) -> int:
-    if not (run_dir / JOURNAL_FILENAME).exists():
-        return 0
-    try:
-        journal = Journal.open(run_dir, read_only=True)
-    except Exception:  # created, not yet committed
-        return 0
-    try:
-        return journal.counts().done
-    finally:
-        journal.close()
-
-
 def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
     profile = parse_profile(
         {"throttle": {"writes_per_second": WRITES_PER_SECOND, "burst_seconds": 1}, "latency": {"read_ms": 2, "write_ms": 40}},
@@ -71,9 +47,9 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     with serve_in_thread(app) as root:
         job = _job(tmp_path, root)
-        proc = _provision("apply", job, "--yes", "--run-dir", run_dir, cwd=tmp_path)
+        proc = start_provision("apply", job, "--yes", "--run-dir", run_dir, cwd=tmp_path, json_logs=True)
         deadline = time.monotonic() + 60
-        while _done(run_dir) < 20:
+        while done_changes(run_dir) < 20:
             assert proc.poll() is None, proc.communicate()[1][-2000:]
             assert time.monotonic() < deadline, "the run never got going"
             time.sleep(0.02)
@@ -92,7 +68,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
         assert summary["rows_by_outcome"]["planned"] == counts.pending  # not reached yet, and said so
 
-        resumed = _provision("resume", run_dir, cwd=tmp_path)
+        resumed = start_provision("resume", run_dir, cwd=tmp_path, json_logs=True)
         _, err = resumed.communicate(timeout=120)
         assert resumed.returncode == 0, err[-2000:]
 

@@ -21,13 +21,13 @@ from cli_support import (
     leaked_numbers,
     phones_of,
     read_csv_rows,
-    run_provision,
     shipped_job,
     tenant_snapshot,
     upn,
     xlsx_results,
 )
 from openpyxl import load_workbook
+from support.cli import run_provision
 
 
 def roster_data_rows(job: str) -> int:

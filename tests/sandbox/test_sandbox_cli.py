@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from support.cli import start_provision
 from typer.testing import CliRunner
 
 from provision.cli import app
@@ -55,13 +53,7 @@ def test_snapshot_refuses_non_loopback_urls(tmp_path: Path) -> None:
 
 def test_serve_prints_urls_serves_snapshots_and_saves_on_interrupt(tmp_path: Path) -> None:
     saved = tmp_path / "saved.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "provision", "sandbox", "serve", "--port", "0", "--snapshot", str(SAMPLE), "--save", str(saved), "--profile", "strict"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process = start_provision("sandbox", "serve", "--port", "0", "--snapshot", SAMPLE, "--save", saved, "--profile", "strict", cwd=tmp_path)
     try:
         assert process.stdout is not None
         v1 = process.stdout.readline().strip()

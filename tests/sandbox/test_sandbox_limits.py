@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.clock import FakeClock
 
 from provision.model import METHOD_IDS, PhoneType
 from provision.sandbox.limits import (
@@ -63,8 +64,8 @@ def test_profile_file_by_path(tmp_path: Path) -> None:
 
 
 def test_retry_after_is_whole_seconds_from_refill_and_usage_counts_while_throttled() -> None:
-    now = [0.0]
-    throttler = Throttler(ThrottleSettings(writes_per_second=4, burst_seconds=1), lambda: now[0])
+    clock = FakeClock(0.0)
+    throttler = Throttler(ThrottleSettings(writes_per_second=4, burst_seconds=1), clock)
     admitted = [throttler.admit("app", "t", OperationKind.WRITE) is None for _ in range(4)]
     assert admitted == [True] * 4
     first = throttler.admit("app", "t", OperationKind.WRITE)
@@ -74,7 +75,7 @@ def test_retry_after_is_whole_seconds_from_refill_and_usage_counts_while_throttl
     assert last is not None and last.retry_after >= 2
     assert throttler.admit("other-app", "t", OperationKind.WRITE) is None  # buckets are per app+tenant
     assert throttler.admit("app", "t", OperationKind.READ) is None  # reads unlimited here
-    now[0] += last.retry_after
+    clock.advance(last.retry_after)
     assert throttler.admit("app", "t", OperationKind.WRITE) is None
 
 
@@ -132,9 +133,9 @@ def test_a_client_ignoring_retry_after_gets_far_less(asgi_sandbox: Any, fake_clo
     assert asyncio.run(main()) < 0.5 * 50 * 10
 
 
-def test_direct_request_latency_uses_the_profile_median_with_seeded_jitter(asgi_sandbox: Any, fake_clock: Any) -> None:
+def test_direct_request_latency_uses_the_profile_median_with_seeded_jitter(asgi_sandbox: Any) -> None:
     def run(seed: int) -> list[float]:
-        clock = type(fake_clock)()
+        clock = FakeClock()
         asgi_sandbox.configure(
             profile=Profile(latency=LatencySettings(read_ms=150, write_ms=300, jitter=0.3)), clock=clock, sleep=clock.sleep, seed=seed
         )

@@ -4,7 +4,7 @@ over loopback (and httpx for what the SDK can't send)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +16,7 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.phone_authentication_method import (
     PhoneAuthenticationMethod,
 )
+from support.sandbox import odata_error
 
 from provision.model import METHOD_IDS, PhoneType
 from provision.sandbox.auth import (
@@ -27,14 +28,6 @@ from provision.sandbox.auth import (
 
 MOBILE = METHOD_IDS[PhoneType.MOBILE]
 RW_ALL = "UserAuthenticationMethod.ReadWrite.All"
-
-
-async def odata_error(call: Awaitable[Any]) -> ODataError:
-    try:
-        await call
-    except ODataError as exc:
-        return exc
-    raise AssertionError("the call succeeded; an ODataError was expected")
 
 
 @pytest.fixture

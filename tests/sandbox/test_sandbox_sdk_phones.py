@@ -6,7 +6,7 @@ Each test asserts the HTTP status, Graph error code and the tenant state afterwa
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable
+from typing import Any
 
 import pytest
 from msgraph.generated.models.authentication_method_sign_in_state import (
@@ -19,20 +19,13 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.phone_authentication_method import (
     PhoneAuthenticationMethod,
 )
+from support.sandbox import odata_error
 
 from provision.model import METHOD_IDS, PhoneType
 
 MOBILE = METHOD_IDS[PhoneType.MOBILE]
 ALTERNATE = METHOD_IDS[PhoneType.ALTERNATE_MOBILE]
 OFFICE = METHOD_IDS[PhoneType.OFFICE]
-
-
-async def odata_error(call: Awaitable[Any]) -> ODataError:
-    try:
-        await call
-    except ODataError as exc:
-        return exc
-    raise AssertionError("the call succeeded; an ODataError was expected")
 
 
 def phone(number: str, kind: SdkType) -> PhoneAuthenticationMethod:

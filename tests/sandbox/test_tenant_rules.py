@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.clock import FakeClock
 
 from provision.model import METHOD_IDS, PhoneType
-from provision.sandbox.snapshot import SnapshotError, load_snapshot, save_snapshot
+from provision.sandbox.snapshot import load_snapshot, save_snapshot
+from provision.sandbox.snapshot_format import SnapshotError
 from provision.sandbox.tenant import (
     Tenant,
     TenantError,
@@ -26,14 +28,6 @@ ALT = METHOD_IDS[PhoneType.ALTERNATE_MOBILE]
 OFFICE = METHOD_IDS[PhoneType.OFFICE]
 N1, N2, N3 = "+1 2065550101", "+1 2065550102", "+1 2065550103"
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "sandbox_tenant.json"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def numbers(tenant: Tenant, ref: str) -> dict[str, str]:
