@@ -4,7 +4,7 @@ The sandbox runs in its own process (``unlimited`` profile, zero latency), so th
 process's CPU time (``time.process_time``) is the job's alone. Two measurements in the
 same run, on fresh users of the same tenant:
 
-- executor: an onboarding applied by ``provision.apply.executor.execute`` ($batch of 20, pacing,
+- executor: an onboarding applied by ``provision.executor.dispatch.execute`` ($batch of 20, pacing,
   journal); CPU / operations sent (batch items, read-backs included);
 - SDK loop: the same creates, one request each, through
   ``sdk.users.by_user_id(u).authentication.phone_methods.post(PhoneAuthenticationMethod(...))``
@@ -42,7 +42,7 @@ from bench.apply_throughput import (  # noqa: E402
     sandbox_process,
     sandbox_stats,
 )
-from provision.apply.journal import JournalChange  # noqa: E402
+from provision.executor.journal import JournalChange  # noqa: E402
 
 TARGET_MS = 0.3
 TARGET_RATIO = 10.0

@@ -38,8 +38,8 @@ if __package__ in (None, ""):
 
 import httpx  # noqa: E402
 
-from provision.apply.executor import ExecutionResult, ExecutorSettings, execute  # noqa: E402
-from provision.apply.journal import Journal, JournalChange  # noqa: E402
+from provision.executor.dispatch import ExecutionResult, ExecutorSettings, execute  # noqa: E402
+from provision.executor.journal import Journal, JournalChange  # noqa: E402
 from provision.graph.client import GraphClient  # noqa: E402
 from provision.graph.clouds import url_target  # noqa: E402
 from provision.graph.credentials import StaticTokenCredential  # noqa: E402

@@ -4,7 +4,7 @@ The sandbox runs in its own process (no throttling, 150 ms per operation, no jit
 faults). In the same run, on fresh users of the same tenant:
 
 - executor: an onboarding (a mobile per user, then an office phone for every second
-  user) applied by ``provision.apply.executor.execute`` with its default settings;
+  user) applied by ``provision.executor.dispatch.execute`` with its default settings;
 - sequential: what peers' scripts do, one call at a time through msgraph-sdk
   (``sdk.users.by_user_id(u).authentication.phone_methods.post(...)``, awaited one by one),
   on a smaller sample of users.
@@ -38,7 +38,7 @@ from bench.apply_throughput import (  # noqa: E402
     sandbox_process,
     sandbox_stats,
 )
-from provision.apply.journal import JournalChange  # noqa: E402
+from provision.executor.journal import JournalChange  # noqa: E402
 
 TARGET_RATIO = 50.0
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from provision.apply.journal import (
+from provision.executor.journal import (
     ChangeResult,
     ChangeStatus,
     EventKind,

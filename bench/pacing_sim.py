@@ -13,7 +13,7 @@ counting usage while throttled). The bucket is checked when a request arrives; t
 comes after a lognormal latency (median 210 ms, clipped to 150-300 ms), or at once when
 every item was throttled.
 
-Clients: write batches formed as the executor forms them (provision.apply): each sized
+Clients: write batches formed as the executor forms them (provision.executor): each sized
 when it is formed to ``ExecutorSettings.batch_interval_s`` of the pacer's write rate
 (``ExecutorSettings.write_batch_size``; ``--batch-interval 0``: always 20, the comparison
 point), at most ``queued_batches`` formed batches waiting for the pacer's permission and
@@ -51,7 +51,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from provision.apply.settings import ExecutorSettings  # noqa: E402
+from provision.executor.settings import ExecutorSettings  # noqa: E402
 from provision.graph.pacing import Lane, Pacer, PacingSettings, Slot  # noqa: E402
 
 EXECUTOR = ExecutorSettings()

@@ -33,7 +33,7 @@ from provision.model import (
     SmsPolicy,
     SmsSignInState,
 )
-from provision.plan import PlanPolicy, plan, summarize
+from provision.planner import PlanPolicy, plan, summarize
 
 LIMIT_S = 20.0
 M, A, O = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE

@@ -54,7 +54,7 @@ class ChangeKind(StrEnum):
 
 # The order a user's changes are applied in, and the order reports list kinds in: phone
 # writes first (creates/updates go mobile -> alternateMobile -> office, deletes the other way
-# round, see provision.plan), then the SMS change, so a refused SMS change can't block them.
+# round, see provision.planner), then the SMS change, so a refused SMS change can't block them.
 CHANGE_KINDS: tuple[ChangeKind, ...] = tuple(ChangeKind)
 PHONE_CHANGE_KINDS: frozenset[ChangeKind] = frozenset({ChangeKind.CREATE, ChangeKind.UPDATE, ChangeKind.DELETE})
 SMS_CHANGE_KINDS: frozenset[ChangeKind] = frozenset({ChangeKind.ENABLE_SMS, ChangeKind.DISABLE_SMS})

@@ -69,7 +69,7 @@ HEAVY = ("msgraph", "kiota_abstractions", "kiota_http", "msgraph_core", "azure.i
         "import provision.run.jobs",
         "from provision.run.jobs import load_job",
         "import provision.roster.reader",
-        "import provision.plan",
+        "import provision.planner",
         "import provision.cli",
         "from provision import load_job, read_roster, PlanMode, ExitCode, mask",
     ],

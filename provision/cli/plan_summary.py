@@ -8,7 +8,7 @@ from rich.console import Console as RichTerminal
 from rich.table import Table
 
 from provision.model import PHONE_TYPES, ChangeKind, RowStatus, Severity, UserDecision
-from provision.plan import summarize
+from provision.planner import summarize
 from provision.run.planning import PlannedRun
 
 KINDS = tuple(ChangeKind)

@@ -156,7 +156,7 @@ def report(
 
 
 def _finish(console: AnyConsole, outcome: RunOutcome) -> None:
-    from provision.apply.executor import RunStatus
+    from provision.executor.dispatch import RunStatus
 
     s = outcome.summary
     execution = outcome.execution

@@ -42,7 +42,7 @@ Usage, one HTTP request (a ``$batch`` of up to 20 writes)::
 
 How many operations a request carries is the caller's choice: the executor sizes its
 write batches to a fraction of a second of the write lane's rate, read from ``snapshot()``
-(``provision.apply.settings.ExecutorSettings.write_batch_size``).
+(``provision.executor.settings.ExecutorSettings.write_batch_size``).
 
 A slot released without a report (an exception, a timeout, a reset) counts as a failed
 request and changes no rate. ``pacer.snapshot()`` gives progress events their figures.

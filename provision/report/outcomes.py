@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Protocol, Sequence
 
-from provision.apply.journal import ChangeStatus, JournalEntry, UserVerification
+from provision.executor.journal import ChangeStatus, JournalEntry, UserVerification
 from provision.model import (
     OK_ROW_OUTCOMES,
     PHONE_TYPES,
@@ -25,7 +25,7 @@ from provision.model import (
     Severity,
     SmsIntent,
 )
-from provision.plan import Change
+from provision.planner import Change
 from provision.report.results import Action, PhoneResult, RowResult
 
 _ACTION = {"create": Action.CREATE, "update": Action.UPDATE, "delete": Action.DELETE}

@@ -17,7 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable
 
-from provision.apply.executor import (
+from provision.errors import ExitCode
+from provision.executor.dispatch import (
     ExecutionResult,
     ExecutorSettings,
     ProgressEvent,
@@ -25,11 +26,10 @@ from provision.apply.executor import (
     execute,
     journal_changes,
 )
-from provision.apply.journal import ChangeStatus, Journal, JournalEntry
-from provision.errors import ExitCode
+from provision.executor.journal import ChangeStatus, Journal, JournalEntry
 from provision.graph.pacing import Lane
 from provision.masking import mask
-from provision.plan.plan_file import read_plan
+from provision.planner.plan_file import read_plan
 from provision.report import write_reports
 from provision.report.outcomes import count_outcomes, row_results
 from provision.report.results import RunSummary, ThroughputSample

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from provision.apply.executor import ExecutionResult
 from provision.errors import UsageError
-from provision.plan import check_safety
+from provision.executor.dispatch import ExecutionResult
+from provision.planner import check_safety
 from provision.roster.reader import Roster
 from provision.run.applying import RunOutcome, apply_planned, render_reports, resume_run
 from provision.run.console import Console, NullConsole

@@ -15,7 +15,7 @@ from typing import Callable
 from provision.errors import AuthError, PlanMismatchError
 from provision.graph.state_reader import ReadNotes, read_current_state
 from provision.model import CurrentUser, PlanMode, ReadStatus, SmsPolicy
-from provision.plan import Plan, PlanPolicy, plan, plan_checksum, read_plan, write_plan
+from provision.planner import Plan, PlanPolicy, plan, plan_checksum, read_plan, write_plan
 from provision.roster.reader import Roster, read_roster
 from provision.run.console import Console, NullConsole
 from provision.run.jobs import Job

@@ -26,7 +26,7 @@ from cli_support import (
 )
 from support.cli import run_provision, start_provision
 
-from provision.plan.plan_file import read_plan
+from provision.planner.plan_file import read_plan
 from provision.sandbox.auth import decode_token
 
 COMMANDS = ("validate", "plan", "apply", "resume", "report", "sandbox")

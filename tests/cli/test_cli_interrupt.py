@@ -13,7 +13,7 @@ from pathlib import Path
 
 from support.cli import done_changes, start_provision
 
-from provision.apply.journal import Journal
+from provision.executor.journal import Journal
 from provision.sandbox.app import create_app
 from provision.sandbox.limits import parse_profile
 from provision.sandbox.server import serve_in_thread

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from provision.apply.journal import JournalChange
+from provision.executor.journal import JournalChange
 from provision.model import (
     CurrentPhone,
     CurrentUser,

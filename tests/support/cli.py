@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Mapping, Sequence
 
-from provision.apply.journal import JOURNAL_FILENAME, Journal
+from provision.executor.journal import JOURNAL_FILENAME, Journal
 
 REPO = Path(__file__).resolve().parents[2]
 SUBPROCESS_TIMEOUT_S = 120

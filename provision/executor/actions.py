@@ -1,0 +1,274 @@
+"""Carrying out the answer rules: what each action does to the users' chains.
+
+``provision.executor.answers`` says which action an answer leads to; ``Actions`` does it:
+journal records for the answer's batch (``Answered.records``, committed in one
+transaction), events, the tally, and the scheduling that follows (``Answered.after``,
+run only once those records are committed, so the journal's order matches the tenant's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable
+
+from provision.errors import GraphError
+from provision.executor.answers import (
+    READ_BACK_RULES,
+    WRITE_RULES,
+    Purpose,
+    ReadAction,
+    WriteAction,
+    classify_read_back,
+    classify_write_answer,
+)
+from provision.executor.chains import ChangeItem, UserChain
+from provision.executor.journal import ChangeResult, ChangeStatus, EventKind, Journal, UserVerification
+from provision.executor.progress import Tally
+from provision.executor.readback import Phones, sms_state, verify_user
+from provision.executor.schedule import Schedule
+from provision.executor.settings import ExecutorSettings
+from provision.graph import ops as graph_ops
+from provision.graph.batch import OpResult
+from provision.model import ChangeKind, PhoneType, SmsSignInState
+
+__all__ = ["DEPENDENCY_FAILED", "Actions", "Answered"]
+
+DEPENDENCY_FAILED = "dependencyFailed"
+
+_DONE = ChangeStatus.DONE
+_PENDING = ChangeStatus.PENDING
+
+
+@dataclass(slots=True)
+class Answered:
+    """What one batch's answers lead to: journal records and ``--verify`` results (one
+    transaction), then the scheduling that must wait for that commit."""
+
+    records: list[ChangeResult] = field(default_factory=list)
+    verifications: list[UserVerification] = field(default_factory=list)
+    after: list[Callable[[], None]] = field(default_factory=list)
+
+
+class Actions:
+    """The actions of the answer rules, applied to the users' chains."""
+
+    def __init__(self, journal: Journal, schedule: Schedule, settings: ExecutorSettings, tally: Tally) -> None:
+        self.journal = journal
+        self.schedule = schedule
+        self.settings = settings
+        self.retry = settings.retry
+        self.tally = tally
+        self.unresolved: list[str] = []
+
+    # -- write answers ------------------------------------------------------------------
+    def on_write(self, item: ChangeItem, res: OpResult, now: float, out: Answered) -> None:
+        """Carry out ``WRITE_RULES`` for one write's answer."""
+        error = res.error
+        rule = WRITE_RULES[item.kind, classify_write_answer(error, item.phone_type)]
+        action = rule.action
+        if error is None or action is WriteAction.DONE:
+            self._write_done(item, res, now, out)
+        elif action is WriteAction.RESEND:
+            self._resend(item, error, now, out)
+        elif action is WriteAction.READ_BACK:
+            self._read_back(item, error, rule.read_purpose, now, out)
+        elif action is WriteAction.RESEND_AFTER_LAG:
+            self._resend_after_lag(item, error, out)
+        elif action is WriteAction.FAIL_NOT_UNIQUE:
+            self.fail(item, out, error, sms_state_after=SmsSignInState.PHONE_NUMBER_NOT_UNIQUE.value)
+        else:
+            self.fail(item, out, error)
+
+    def _write_done(self, item: ChangeItem, res: OpResult, now: float, out: Answered) -> None:
+        error = res.error
+        if error is None:
+            sms = None
+            if item.phone_type is PhoneType.MOBILE and isinstance(res.body, dict):
+                sms = res.body.get("smsSignInState")
+            out.records.append(
+                ChangeResult(item.change.id, _DONE, http_status=res.status, request_id=res.headers.get("request-id"),
+                             sms_state_after=sms)
+            )
+        else:
+            out.records.append(item.result(_DONE, error))  # e.g. 404 on a delete: gone, as planned
+        self.tally.done += 1
+        out.after.append(partial(self.advance, item, now))
+
+    def _resend(self, item: ChangeItem, error: GraphError, now: float, out: Answered) -> None:
+        wait = self.retry.decide(error, attempt=item.attempts, started=item.started or now, now=now)
+        if wait is None:
+            self.fail(item, out, error)
+            return
+        out.records.append(item.result(_PENDING, error))
+        self.journal.record_event(
+            EventKind.RETRY, change_id=item.change.id, http_status=error.status or None, code=error.code,
+            request_id=error.request_id, detail={"wait_s": round(wait, 3), "attempt": item.attempts},
+        )
+        out.after.append(partial(self.schedule.write, item, wait))
+
+    def _read_back(self, item: ChangeItem, error: GraphError, purpose: Purpose, now: float, out: Answered) -> None:
+        item.error = error
+        item.reads = 0  # the "already exists" reads of this read-back
+        if purpose is Purpose.UNKNOWN:
+            self.journal.record_event(
+                EventKind.READBACK, change_id=item.change.id, http_status=error.status or None, code=error.code,
+                request_id=error.request_id, detail={"reason": "outcome unknown"},
+            )
+        out.after.append(partial(self.schedule.read, item.user, purpose, now + self.settings.settle_s))
+
+    def _resend_after_lag(self, item: ChangeItem, error: GraphError, out: Answered) -> None:
+        if item.lag_retries >= self.settings.alternate_lag_retries:
+            self.fail(item, out, error)
+            return
+        wait = min(8.0, self.settings.alternate_backoff_s * (2 ** item.lag_retries))
+        item.lag_retries += 1
+        out.records.append(item.result(_PENDING, error))
+        out.after.append(partial(self.schedule.write, item, wait))
+
+    # -- read-back answers --------------------------------------------------------------
+    def on_read(self, user: UserChain, res: OpResult, now: float, out: Answered) -> None:
+        """Carry out ``READ_BACK_RULES`` for one read-back's answer."""
+        purpose = user.purpose
+        if purpose is None:  # every read-back is scheduled with its purpose
+            raise RuntimeError(f"read-back of {user.key} without a purpose")
+        error = res.error
+        phones: Phones = {} if error is not None else graph_ops.parse_phone_list(res.body)
+        change = None if purpose is Purpose.VERIFY else user.head.change
+        action = READ_BACK_RULES[purpose, classify_read_back(error, phones, change)]
+        if error is not None:
+            if action is ReadAction.FAIL_GONE:
+                self.fail(user.head, out, error)
+            else:
+                self._retry_read(user, purpose, error, now, out)
+            return
+        user.read_attempts = 0
+        if action is ReadAction.RECORD:
+            v = verify_user(user.verify_changes, phones)
+            out.verifications.append(
+                UserVerification(user.key, v.ok, {"mismatches": list(v.mismatches), "sms_state": v.sms_state})
+            )
+        elif action is ReadAction.CONFIRM:
+            self._confirm(user.head, phones, now, out)
+        elif action is ReadAction.RESEND:
+            self._resend_unlanded(user.head, now, out)
+        elif action is ReadAction.READ_AGAIN:
+            self._read_again(user.head, now, out)
+        else:
+            item = user.head
+            self.fail(item, out, item.error, sms_state_after=_mobile_sms_state(item, phones))
+
+    def _retry_read(self, user: UserChain, purpose: Purpose, error: GraphError, now: float, out: Answered) -> None:
+        if user.read_attempts == 0:
+            user.read_started = now
+        user.read_attempts += 1
+        wait = self.retry.decide(error, attempt=user.read_attempts, started=user.read_started, now=now)
+        if wait is not None:
+            due, attempts, started = now + wait, user.read_attempts, user.read_started
+
+            def again() -> None:
+                self.schedule.read(user, purpose, due)
+                user.read_attempts = attempts  # the same read, continued: keep its count
+                user.read_started = started
+
+            out.after.append(again)
+            return
+        if purpose is Purpose.VERIFY:
+            out.verifications.append(UserVerification(user.key, False, {"error": error.code or str(error.status)}))
+        else:
+            # Can't tell what the tenant holds: leave it in flight for resume to read back.
+            self.unresolved.append(user.head.change.id)
+            user.ended = True
+
+    def _confirm(self, item: ChangeItem, phones: Phones, now: float, out: Answered) -> None:
+        last = item.error
+        if last is not None and last.status == 409:  # a conflict to report, not a failure
+            http_status, code, message = last.status, last.code, last.message
+        else:
+            http_status, code, message = None, None, "confirmed by read-back"
+        out.records.append(
+            ChangeResult(
+                item.change.id, _DONE, http_status=http_status, code=code, message=message,
+                request_id=last.request_id if last is not None else None,
+                sms_state_after=_mobile_sms_state(item, phones), verified=True,
+            )
+        )
+        self.tally.done += 1
+        out.after.append(partial(self.advance, item, now))
+
+    def _resend_unlanded(self, item: ChangeItem, now: float, out: Answered) -> None:
+        last = item.error
+        wait = 0.0
+        if last is not None:
+            decided = self.retry.decide(last, attempt=max(item.attempts, 1), started=item.started or now, now=now)
+            if decided is None:
+                self.fail(item, out, last)
+                return
+            wait = decided
+        out.after.append(partial(self.schedule.write, item, wait))
+
+    def _read_again(self, item: ChangeItem, now: float, out: Answered) -> None:
+        if item.reads >= self.settings.exists_reads - 1:
+            self.fail(item, out, item.error)
+            return
+        item.reads += 1
+        wait = self.settings.settle_s * (2 ** item.reads)
+        out.after.append(partial(self.schedule.read, item.user, Purpose.EXISTS, now + wait))
+
+    # -- chains -------------------------------------------------------------------------
+    def advance(self, item: ChangeItem, now: float) -> None:
+        """The item is done: queue the user's next change (or finish the user)."""
+        user = item.user
+        user.pos = item.index + 1
+        settings = self.settings
+        if user.pos >= len(user.items):
+            user.ended = True
+            if settings.verify:
+                user.verify_changes = [it.change for it in user.items]
+                self.schedule.read(user, Purpose.VERIFY, now + settings.settle_s)
+            return
+        nxt = user.items[user.pos]
+        if (
+            item.kind is ChangeKind.CREATE
+            and item.phone_type is PhoneType.MOBILE
+            and nxt.kind is ChangeKind.CREATE
+            and nxt.phone_type is PhoneType.ALTERNATE_MOBILE
+            and settings.alternate_settle_s > 0
+        ):
+            # Graph refuses an alternateMobile until it has replicated the user's new mobile.
+            self.schedule.write_at(now + settings.alternate_settle_s, nxt)
+        else:
+            self.schedule.write(nxt)
+
+    def fail(self, item: ChangeItem, out: Answered, error: GraphError | None, *, sms_state_after: str | None = None) -> None:
+        """The item failed: record it, and skip the rest of its user's chain."""
+        out.records.append(item.result(ChangeStatus.FAILED, error, sms_state_after=sms_state_after))
+        self.tally.failed += 1
+        user = item.user
+        out.records.extend(self._skips(user, item.index + 1, item.change.id))
+        user.ended = True
+        user.pos = len(user.items)
+
+    def skip_rest_now(self, user: UserChain, pos: int) -> None:
+        """Journal the chain from ``pos`` on as skipped, after the failure before it."""
+        failed_id = next((it.change.id for it in reversed(user.items[:pos])), user.items[pos].change.id)
+        self.journal.record_results(self._skips(user, pos, failed_id))
+        user.ended = True
+
+    def _skips(self, user: UserChain, start: int, failed_id: str) -> list[ChangeResult]:
+        records = [
+            ChangeResult(
+                it.change.id,
+                ChangeStatus.SKIPPED,
+                code=DEPENDENCY_FAILED,
+                message=f"depends on a failed change ({failed_id})",
+            )
+            for it in user.items[start:]
+        ]
+        self.tally.skipped += len(records)
+        return records
+
+
+def _mobile_sms_state(item: ChangeItem, phones: Phones) -> str | None:
+    """The SMS state read, for a change to the mobile (None for other phones)."""
+    return sms_state(phones) if item.phone_type is PhoneType.MOBILE else None
