@@ -1,4 +1,5 @@
-"""The one rule for showing a phone number to a person: country code and last three digits.
+"""Masked phone numbers: the one rule for showing a number to a person, and the one rule
+for recognising a number Graph itself masked.
 
 Phone numbers are personal data. Every number that reaches a log line, a console, an
 error message or a report cell a human reads goes through ``mask`` (a number on its own)
@@ -6,6 +7,11 @@ or ``mask_in_text`` (numbers inside free text: Graph's error messages, passthrou
 cells, log lines). Both apply the same rule, so a number reads the same wherever it shows:
 ``+1 2065550100`` -> ``+1 *******100``; a number without a country code keeps only its last
 three digits, and none when it has fewer than seven; an extension keeps no digit.
+
+``is_masked`` answers the other question: did Graph hand us a masked number (callers
+without full read rights see ``+1 XXXXXXX100`` or ``+1 *******100``)? The state reader,
+the planner and the executor's read-back all ask it, so they never diff against, or
+judge a write by, a number nobody can see.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import unicodedata
 
 import phonenumbers
 
-__all__ = ["fold", "mask", "mask_in_text"]
+__all__ = ["fold", "is_masked", "mask", "mask_in_text"]
 
 _COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 _DIGITS = re.compile(r"\d")
@@ -53,6 +59,15 @@ def mask(number: str) -> str:
     shown = rest[-_KEEP_LAST:] if len(rest) >= _MIN_SHOWN else ""
     hidden = "*" * (len(rest) - len(shown)) + shown
     return f"+{cc} {hidden}{suffix}" if cc else f"{hidden}{suffix}"
+
+
+def is_masked(number: str) -> bool:
+    """Whether Graph masked this number (``+1 XXXXXXX100``, ``+1 *******100``, ``+1 xxxxxxx100``).
+
+    A mask repeats its character; a real number never holds two x's in a row, whatever
+    spelling its extension has (``x12``, ``X12``, ``ext. 12``).
+    """
+    return "*" in number or "xx" in number.lower()
 
 
 def mask_in_text(text: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from provision.executor.journal import JournalChange
-from provision.graph.ops import is_masked
+from provision.masking import is_masked
 from provision.model import ChangeKind, CurrentPhone, PhoneType, SmsSignInState
 from provision.roster.numbers import canonical_digits
 

@@ -7,7 +7,6 @@ caller's (unique within one batch).
 
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -24,7 +23,6 @@ from provision.model import (
 SMS_POLICY_URL = "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/sms"
 
 _MOBILE_ID = METHOD_IDS[PhoneType.MOBILE]
-_X_NOT_EXTENSION = re.compile(r"x(?!\d+$)")
 
 
 def user_url(user: str) -> str:
@@ -107,14 +105,6 @@ def parse_phone_list(body: Any) -> dict[PhoneType, CurrentPhone]:
         if phone is not None:
             phones[phone.phone_type] = phone
     return phones
-
-
-def is_masked(number: str) -> bool:
-    """Graph shows some callers numbers like ``+1 XXXXXXX100`` or ``+1 *******100``."""
-    if "*" in number or "X" in number:
-        return True
-    # A lone lower-case "x" followed by digits is an extension; anything else is a mask.
-    return number.count("x") > 1 or _X_NOT_EXTENSION.search(number) is not None
 
 
 def parse_sms_policy(body: Any) -> SmsPolicy:

@@ -29,6 +29,7 @@ from provision.graph import ops as graph_ops
 from provision.graph.batch import MAX_BATCH_SIZE, Op, OpResult
 from provision.graph.client import GraphClient
 from provision.graph.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from provision.masking import is_masked
 from provision.model import (
     UNREADABLE_SMS_POLICY,
     CurrentPhone,
@@ -281,7 +282,7 @@ def _user_outcome(key: str, acc: _UserAcc) -> CurrentUser:
             error_code=(err.code or str(err.status)) if err else "notRead",
             error_message=err.message if err else "phone methods were not read",
         )
-    masked = any(graph_ops.is_masked(p.number) for p in acc.phones.values())
+    masked = any(is_masked(p.number) for p in acc.phones.values())
     return CurrentUser(key, ReadStatus.OK, id=acc.id, phones=acc.phones, masked=masked)
 
 

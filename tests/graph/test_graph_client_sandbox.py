@@ -12,6 +12,7 @@ from support.sandbox import inprocess_client, loopback_client, write_profile
 from provision.errors import AuthError, GraphError
 from provision.graph import ops
 from provision.graph.errors import TransportFailure
+from provision.masking import is_masked
 from provision.model import METHOD_IDS, UNREADABLE_SMS_POLICY, PhoneType, SmsSignInState
 from provision.sandbox.auth import AUTHENTICATION_ADMINISTRATOR, make_token
 
@@ -217,7 +218,7 @@ def test_masked_numbers_for_authentication_administrator(make_sandbox) -> None:
             return await client.list_phones(UPN)
 
     phones = asyncio.run(run())
-    assert ops.is_masked(phones[PhoneType.MOBILE].number)
+    assert is_masked(phones[PhoneType.MOBILE].number)
 
 
 def test_beta_root_works_too(make_sandbox) -> None:

@@ -87,14 +87,6 @@ def test_decode_failed_dependency_is_424_error() -> None:
     assert second.status == 424 and second.error.status == 424
 
 
-def test_masked_number_detection() -> None:
-    assert ops.is_masked("+1 XXXXXXX100")
-    assert ops.is_masked("+1 *******100")
-    assert ops.is_masked("+1 xxxxxxx100")
-    assert not ops.is_masked("+1 2065550100")
-    assert not ops.is_masked("+44 2079460958x12")
-
-
 def test_sms_policy_parsing() -> None:
     body = {
         "id": "Sms", "state": "enabled",
