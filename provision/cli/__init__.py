@@ -1,7 +1,8 @@
 """The command line: the only part of provision that prints.
 
-Each command group lives in its own module; this one assembles them and maps the error
-tree (``provision.errors``) to exit codes in one place.
+Each command group lives in its own module; this one assembles them. Every command runs
+inside ``output.exits_on_error``, the one place an error becomes an exit code
+(``provision.errors.ExitCode``, whose table ``--help`` prints).
 """
 
 from __future__ import annotations
@@ -9,10 +10,14 @@ from __future__ import annotations
 import typer
 
 from provision.cli import plan_cmd, run_cmds, sandbox_cmd, validate_cmd
+from provision.errors import EXIT_MEANINGS
+
+_EXIT_CODES = "Exit codes:\n\n" + "\n".join(f"  {int(code)}  {meaning}" for code, meaning in EXIT_MEANINGS.items())
 
 app = typer.Typer(
     name="provision",
     help="Bulk provisioning of Microsoft Entra phone authentication methods.",
+    epilog=_EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

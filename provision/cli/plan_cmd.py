@@ -23,7 +23,7 @@ def plan(
     from provision.cli.plan_summary import plan_summary, render_plan_summary
     from provision.run.jobs import load_job
     from provision.run.pipeline import load_job_roster, plan_job
-    from provision.run.planning import save_plan
+    from provision.run.plan_stage import save_plan
 
     console: JsonConsole | RichConsole = JsonConsole() if use_json(log_format) else RichConsole()
     with exits_on_error(console):

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from provision.model import PHONE_TYPES, ChangeKind, RowStatus, Severity, UserDecision
 from provision.planner import summarize
-from provision.run.planning import PlannedRun
+from provision.run.plan_stage import PlannedRun
 
 KINDS = tuple(ChangeKind)
 

@@ -24,8 +24,8 @@ from provision.cli.output import JsonConsole, LogFormat, RichConsole, exits_on_e
 from provision.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from provision.run.applying import RunOutcome
-    from provision.run.planning import PlannedRun
+    from provision.run.plan_stage import PlannedRun
+    from provision.run.run_report import RunOutcome
 
 AnyConsole = JsonConsole | RichConsole
 

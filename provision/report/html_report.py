@@ -19,7 +19,7 @@ from typing import IO, TextIO
 
 from provision.errors import ExitCode, exit_meaning
 from provision.masking import mask_in_text
-from provision.model import OK_ROW_OUTCOMES, PHONE_TYPES, PhoneType, RowOutcome
+from provision.model import OK_ROW_OUTCOMES, PHONE_CHANGE_KINDS, PHONE_TYPES, SMS_CHANGE_KINDS, PhoneType, RowOutcome
 from provision.report.charts import Series, TimeSeries, rates, stacked_bars, time_chart
 from provision.report.layout import OUTCOME_COLOURS, mask_phone
 from provision.report.results import Action, RowResult, RunSummary
@@ -202,8 +202,8 @@ def _verdict(summary: RunSummary, counts: Counter[RowOutcome], total: int) -> tu
 
 
 def _cards(summary: RunSummary, counts: Counter[RowOutcome]) -> str:
-    phones_changed = sum(summary.changes_done.get(k, 0) for k in ("create", "update", "delete"))
-    sms_changed = sum(summary.changes_done.get(k, 0) for k in ("enable_sms", "disable_sms"))
+    phones_changed = sum(summary.changes_done.get(k, 0) for k in PHONE_CHANGE_KINDS)
+    sms_changed = sum(summary.changes_done.get(k, 0) for k in SMS_CHANGE_KINDS)
     attention = sum(counts[o] for o in _ATTENTION)
     items = [
         (summary.rows_total, "rows in the roster"),

@@ -16,6 +16,7 @@ from provision.executor.journal import ChangeStatus, JournalEntry, UserVerificat
 from provision.model import (
     OK_ROW_OUTCOMES,
     PHONE_TYPES,
+    ChangeKind,
     CurrentUser,
     PhoneType,
     RosterRow,
@@ -28,8 +29,8 @@ from provision.model import (
 from provision.planner import Change
 from provision.report.results import Action, PhoneResult, RowResult
 
-_ACTION = {"create": Action.CREATE, "update": Action.UPDATE, "delete": Action.DELETE}
-_SMS_ACTION = {"enable_sms": "enable", "disable_sms": "disable"}
+_ACTION = {ChangeKind.CREATE: Action.CREATE, ChangeKind.UPDATE: Action.UPDATE, ChangeKind.DELETE: Action.DELETE}
+_SMS_ACTION = {ChangeKind.ENABLE_SMS: "enable", ChangeKind.DISABLE_SMS: "disable"}
 _NOT_UNIQUE = "phoneNumberNotUnique"
 
 
@@ -194,7 +195,7 @@ def _phone_result(
     for change in mine:
         status = applied[change.id].status
         if status is ChangeStatus.DONE:
-            after = change.after if change.kind != "delete" else None
+            after = change.after if change.kind != ChangeKind.DELETE else None
             outcomes.append(RowOutcome.APPLIED)
         elif status in (ChangeStatus.FAILED, ChangeStatus.SKIPPED):
             outcomes.append(RowOutcome.FAILED)

@@ -26,11 +26,12 @@ from provision.errors import UsageError
 from provision.executor.dispatch import ExecutionResult
 from provision.planner import check_safety
 from provision.roster.reader import Roster
-from provision.run.applying import RunOutcome, apply_planned, render_reports, resume_run
+from provision.run.apply_stage import apply_planned, resume_run
 from provision.run.console import Console, NullConsole
 from provision.run.jobs import Job
 from provision.run.logs import attach_run_log, detach
-from provision.run.planning import PlannedRun, check_saved_plan, load_roster, make_plan, utc_now
+from provision.run.plan_stage import PlannedRun, check_saved_plan, load_roster, make_plan, utc_now
+from provision.run.run_report import RunOutcome, render_reports
 from provision.run.rundir import RunDir, create_run_dir, default_run_dir
 from provision.run.targets import open_target
 

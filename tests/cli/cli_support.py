@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from provision.cli import app
 from provision.run.jobs import load_job
-from provision.run.planning import load_roster
+from provision.run.plan_stage import load_roster
 
 JOBS = REPO / "jobs"
 SAMPLE = REPO / "sample_data"

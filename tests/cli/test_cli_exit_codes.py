@@ -194,3 +194,15 @@ def test_exit_4_token_that_may_read_but_not_write(contoso: Any, tmp_path: Path) 
     assert contoso.stats()["writes_succeeded"] == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
     assert (ran.exit_code, summary["exit_code"]) == (4, 4)
+
+
+def test_help_lists_the_one_exit_code_table() -> None:
+    from typer.testing import CliRunner
+
+    from provision.cli import app
+    from provision.errors import EXIT_MEANINGS, ExitCode
+
+    out = CliRunner().invoke(app, ["--help"], terminal_width=200).output
+    assert set(EXIT_MEANINGS) == set(ExitCode)
+    for code, meaning in EXIT_MEANINGS.items():
+        assert f"{int(code)}  {meaning}" in out

@@ -1,7 +1,7 @@
 """From a job to a reviewed plan: read the roster, read live state, plan, check safety.
 
 This is the part of a run that never writes to the tenant: ``provision plan`` stops after
-it, ``provision apply`` continues into ``provision.run.applying``.
+it, ``provision apply`` continues into ``provision.run.apply_stage``.
 """
 
 from __future__ import annotations

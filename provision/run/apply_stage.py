@@ -1,9 +1,8 @@
-"""From a reviewed plan to a finished run directory: journal, execute, report.
+"""From a reviewed plan to a finished journal: create the journal, execute, log.
 
 ``apply_planned`` starts a run (journal created from the plan, then the executor), and
-``resume_run`` continues one from its journal; both end by ``render_reports``, which can
-also be called alone (``provision report``) because everything it needs is in the run
-directory: the roster copy, plan.json and the journal.
+``resume_run`` continues one from its journal. Both record the run's figures and timeline
+in the journal's meta, where ``provision.run.run_report`` finds them to write the reports.
 """
 
 from __future__ import annotations
@@ -12,12 +11,8 @@ import asyncio
 import dataclasses
 import json
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
-from provision.errors import ExitCode
 from provision.executor.dispatch import (
     ExecutionResult,
     ExecutorSettings,
@@ -26,31 +21,19 @@ from provision.executor.dispatch import (
     execute,
     journal_changes,
 )
-from provision.executor.journal import ChangeStatus, Journal, JournalEntry
+from provision.executor.journal import ChangeStatus, Journal
 from provision.graph.pacing import Lane
 from provision.masking import mask
-from provision.planner.plan_file import read_plan
-from provision.report import write_reports
-from provision.report.outcomes import count_outcomes, row_results
-from provision.report.results import RunSummary, ThroughputSample
-from provision.roster.reader import Roster
+from provision.report.results import ThroughputSample
 from provision.run.console import Console, NullConsole
 from provision.run.logs import logger
-from provision.run.planning import PlannedRun, load_roster, save_plan, utc_now
+from provision.run.plan_stage import PlannedRun, save_plan, utc_now
 from provision.run.rundir import RunDir
 from provision.run.targets import Target
 
 MAX_TIMELINE_POINTS = 600
 LOG_PROGRESS_EVERY_S = 10.0
 MAX_LOGGED_FAILURES = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    run_dir: Path
-    execution: ExecutionResult | None  # None when there was nothing left to execute
-    summary: RunSummary
-    reports: dict[str, Path]
 
 
 class _Timeline:
@@ -179,7 +162,7 @@ async def _execute(
     settings: ExecutorSettings | None,
 ) -> ExecutionResult:
     meta = journal.meta()
-    previous = _load_timeline(meta)
+    previous = load_timeline(meta)
     base = previous[-1] if previous else None
     offset = float(meta.get("elapsed_s", "0"))
     timeline = _Timeline(offset, base.operations if base else 0, 0, base.throttled if base else 0)
@@ -224,89 +207,8 @@ def _sample_tuple(p: ThroughputSample) -> tuple[float, int, int, int, float | No
     return (round(p.t, 2), p.operations, p.succeeded, p.throttled, p.rate_limit)
 
 
-def _load_timeline(meta: dict[str, str]) -> list[ThroughputSample]:
+def load_timeline(meta: dict[str, str]) -> list[ThroughputSample]:
     raw = meta.get("timeline")
     if not raw:
         return []
     return [ThroughputSample(*point) for point in json.loads(raw)]
-
-
-def render_reports(
-    run: RunDir,
-    *,
-    roster: Roster | None = None,
-    execution: ExecutionResult | None = None,
-    console: Console | None = None,
-) -> RunOutcome:
-    """Write results.csv/.xlsx, summary.json and report.html from the run directory."""
-    console = console or NullConsole()
-    job = run.load_job()
-    saved = read_plan(run.plan_file)
-    roster = roster or load_roster(job)
-    journal = Journal.open(run.journal_file, read_only=True)
-    try:
-        entries = {e.id: e for e in journal.changes()}
-        verifications = journal.verifications()
-        meta = journal.meta()
-    finally:
-        journal.close()
-    rows = row_results(
-        roster.rows,
-        roster.issues,
-        saved.users,
-        entries=entries,
-        verifications=verifications,
-        sms_intent=job.sms_sign_in,
-    )
-    rows_ok, rows_failed, by_outcome = count_outcomes(rows)
-    planned = Counter(str(e.change.kind) for e in entries.values())
-    done = Counter(str(e.change.kind) for e in entries.values() if e.status is ChangeStatus.DONE)
-    status = meta.get("status", "")
-    if status == RunStatus.ABORTED.value or _denied_everywhere(entries.values()):
-        exit_code = ExitCode.AUTH
-    else:
-        exit_code = ExitCode.OK if rows_failed == 0 else ExitCode.ROWS_FAILED
-    started = meta.get("started", "")
-    finished = meta.get("finished", started)
-    summary = RunSummary(
-        job=job.name,
-        target=meta.get("target", ""),
-        started=started,
-        finished=finished,
-        duration_s=_duration(started, finished),
-        rows_total=len(rows),
-        rows_ok=rows_ok,
-        rows_failed=rows_failed,
-        changes=dict(planned),
-        changes_done=dict(done),
-        operations=int(meta.get("operations", "0")) + int(meta.get("read_operations", "0")),
-        throttled=int(meta.get("throttled", "0")) + int(meta.get("read_throttled", "0")),
-        exit_code=exit_code,
-        mode=meta.get("mode", job.mode.value),
-        run_dir=str(run.path),
-        rows_by_outcome=dict(by_outcome),
-        timeline=tuple(_load_timeline(meta)),
-    )
-    console.stage("writing reports")
-    reports = write_reports(run.path, rows, summary)
-    return RunOutcome(run.path, execution, summary, reports)
-
-
-def _denied_everywhere(entries: Iterable[JournalEntry]) -> bool:
-    """No write succeeded and every failed one was refused for want of permission."""
-    failed = 0
-    for e in entries:
-        if e.status is ChangeStatus.DONE:
-            return False
-        if e.status is ChangeStatus.FAILED:
-            if e.last_http_status not in (401, 403):
-                return False
-            failed += 1
-    return failed > 0
-
-
-def _duration(started: str, finished: str) -> float:
-    try:
-        return max(0.0, (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds())
-    except ValueError:
-        return 0.0
