@@ -1,7 +1,7 @@
 """The run directory's reports: results.csv, results.xlsx, summary.json, report.html.
 
 The writers only render: they take the ``RowResult`` of every roster row and the run's
-``RunSummary`` (``provision.report.results``) and never compute outcomes themselves. Each writer
+``RunSummary`` (``provision.report.values``) and never compute outcomes themselves. Each writer
 takes a path or an open file::
 
     write_csv(rows, dest)              results.csv   UTF-8 with BOM, RFC 4180
@@ -21,8 +21,8 @@ from pathlib import Path
 from provision.report.csv_writer import write_csv
 from provision.report.html_report import DEFAULT_ROW_CAP, render_html, write_html
 from provision.report.layout import build_layout, mask_phone, row_values
-from provision.report.results import RowResult, RunSummary
 from provision.report.summary_json import summary_dict, write_summary_json
+from provision.report.values import RowResult, RunSummary
 from provision.report.xlsx_writer import write_xlsx
 
 __all__ = [

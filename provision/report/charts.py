@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from html import escape
 from itertools import pairwise
 
-from provision.report.results import ThroughputSample
+from provision.report.values import ThroughputSample
 
 __all__ = ["Series", "TimeSeries", "rates", "stacked_bars", "time_chart"]
 

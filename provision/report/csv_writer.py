@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import IO, TextIO
 
 from provision.report.layout import Cell, build_layout, row_values
-from provision.report.results import RowResult
 from provision.report.sinks import text_sink
+from provision.report.values import RowResult
 
 __all__ = ["write_csv"]
 

@@ -22,8 +22,8 @@ from provision.masking import mask_in_text
 from provision.model import OK_ROW_OUTCOMES, PHONE_CHANGE_KINDS, PHONE_TYPES, SMS_CHANGE_KINDS, PhoneType, RowOutcome
 from provision.report.charts import Series, TimeSeries, rates, stacked_bars, time_chart
 from provision.report.layout import OUTCOME_COLOURS, mask_phone
-from provision.report.results import Action, RowResult, RunSummary
 from provision.report.sinks import text_sink
+from provision.report.values import Action, RowResult, RunSummary
 from provision.report.wording import (
     CHANGE_KIND_LABELS,
     OUTCOME_WORDS,

@@ -25,7 +25,7 @@ from typing import Literal
 
 from provision.masking import mask, mask_in_text
 from provision.model import FIELD_BY_PHONE_TYPE, PHONE_TYPES, PhoneType, RowOutcome
-from provision.report.results import PhoneResult, RowResult
+from provision.report.values import PhoneResult, RowResult
 
 __all__ = [
     "Cell",

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 from provision.model import RowOutcome
-from provision.report.results import RunSummary
 from provision.report.sinks import text_sink
+from provision.report.values import RunSummary
 from provision.report.wording import ordered_kinds
 
 __all__ = ["summary_dict", "write_summary_json"]

@@ -29,8 +29,8 @@ from provision.report.layout import (
     row_values,
     safe_text,
 )
-from provision.report.results import RowResult, RunSummary
 from provision.report.sinks import binary_sink
+from provision.report.values import RowResult, RunSummary
 from provision.report.wording import CHANGE_KIND_LABELS, OUTCOME_WORDS, ordered_kinds
 
 __all__ = ["write_xlsx"]

@@ -24,7 +24,7 @@ from provision.executor.dispatch import (
 from provision.executor.journal import ChangeStatus, Journal
 from provision.graph.pacing import Lane
 from provision.masking import mask
-from provision.report.results import ThroughputSample
+from provision.report.values import ThroughputSample
 from provision.run.console import Console, NullConsole
 from provision.run.logs import logger
 from provision.run.plan_stage import PlannedRun, save_plan, utc_now

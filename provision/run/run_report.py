@@ -18,8 +18,8 @@ from provision.executor.dispatch import ExecutionResult, RunStatus
 from provision.executor.journal import ChangeStatus, Journal, JournalEntry
 from provision.planner.plan_file import read_plan
 from provision.report import write_reports
-from provision.report.outcomes import count_outcomes, row_results
-from provision.report.results import RunSummary
+from provision.report.row_results import count_outcomes, row_results
+from provision.report.values import RunSummary
 from provision.roster.reader import Roster
 from provision.run.apply_stage import load_timeline
 from provision.run.console import Console, NullConsole

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from report_samples import sample_rows, summary_for
 
-from provision.report.results import RowResult, RunSummary
+from provision.report.values import RowResult, RunSummary
 
 
 @pytest.fixture

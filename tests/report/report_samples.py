@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from provision.model import OK_ROW_OUTCOMES, PhoneType, RowOutcome
-from provision.report.results import (
+from provision.report.values import (
     Action,
     PhoneResult,
     RowResult,

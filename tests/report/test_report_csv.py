@@ -9,7 +9,7 @@ from pathlib import Path
 from report_samples import HOSTILE_USER
 
 from provision.report import write_csv
-from provision.report.results import RowResult
+from provision.report.values import RowResult
 
 EXPECTED_HEADER = [
     "row", "sheet", "user", "outcome", "reason",

@@ -13,7 +13,7 @@ from report_samples import HTML_USER, NUMBERS, sample_rows, summary_for
 from provision.model import RowOutcome
 from provision.report import render_html, write_html
 from provision.report.layout import mask_phone
-from provision.report.results import RowResult, RunSummary
+from provision.report.values import RowResult, RunSummary
 from provision.report.wording import known_codes, remedy_for
 
 

@@ -7,7 +7,7 @@ import pytest
 from provision.masking import mask_in_text
 from provision.model import RowOutcome
 from provision.report.layout import build_layout, mask_phone, neutralise, safe_text
-from provision.report.results import RowResult
+from provision.report.values import RowResult
 
 
 @pytest.mark.parametrize(

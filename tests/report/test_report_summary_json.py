@@ -9,7 +9,7 @@ from pathlib import Path
 from report_samples import summary_for
 
 from provision.report import write_summary_json
-from provision.report.results import RowResult, RunSummary
+from provision.report.values import RowResult, RunSummary
 
 KEYS = [
     "job", "target", "mode", "started", "finished", "duration_s", "exit_code",

@@ -10,7 +10,7 @@ import openpyxl
 from report_samples import summary_for
 
 from provision.report import REPORT_FILES, write_reports
-from provision.report.results import RowResult, RunSummary
+from provision.report.values import RowResult, RunSummary
 
 
 def test_write_reports_writes_every_file(tmp_path: Path, rows: list[RowResult], summary: RunSummary) -> None:

@@ -14,7 +14,7 @@ from report_samples import HOSTILE_USER, sample_rows, summary_for
 from test_report_csv import EXPECTED_HEADER
 
 from provision.report import write_xlsx
-from provision.report.results import RowResult, RunSummary
+from provision.report.values import RowResult, RunSummary
 
 FILLS = {
     "applied": "C6EFCE",

@@ -27,7 +27,7 @@ from provision.model import (
     SmsIntent,
 )
 from provision.planner import Change
-from provision.report.results import Action, PhoneResult, RowResult
+from provision.report.values import Action, PhoneResult, RowResult
 
 _ACTION = {ChangeKind.CREATE: Action.CREATE, ChangeKind.UPDATE: Action.UPDATE, ChangeKind.DELETE: Action.DELETE}
 _SMS_ACTION = {ChangeKind.ENABLE_SMS: "enable", ChangeKind.DISABLE_SMS: "disable"}
