@@ -6,6 +6,9 @@ demo:
 	python3 bootstrap.py demo
 test:
 	python3 bootstrap.py test
+lint:
+	$(PY) -m mypy
+	$(PY) -m ruff check provision tests bench sample_data
 bench:
 	$(PY) -m bench
 clean:
