@@ -8,8 +8,16 @@ Every error the job raises on purpose derives from ProvisionError:
     │   └── RosterReadError   the roster can't be read at all (missing, unreadable, no header)
     ├── SafetyError           a plan exceeds a safety threshold            (exit 3)
     ├── PlanMismatchError     a saved plan no longer matches live state    (exit 3)
-    └── GraphError            Graph answered with an error (status, code, request-id, Retry-After)
-        └── AuthError         401/403: authentication or permission failure (exit 4)
+    ├── RunLockedError        another run of the same job and tenant is going (exit 3)
+    ├── CredentialError       the credential can't be built or is refused  (exit 4)
+    ├── GraphError            Graph answered with an error (status, code, request-id, Retry-After)
+    │   └── AuthError         401/403: authentication or permission failure (exit 4)
+    └── StoppedError          the run stopped before it finished: resume it (exit 5)
+        ├── InterruptedRun    SIGINT/SIGTERM
+        └── TargetUnreachable Graph, the sandbox or the login endpoint can't be reached
+
+Anything else that escapes a command is a crash: the CLI writes it whole to run.log (or
+a crash file) and exits 5, as a stopped run, with one line naming where the details are.
 
 Row-level problems are not exceptions: they are collected as ``RowIssue`` values and
 reported. ``ExitCode`` is the one table of how a run can end; each error class names its
@@ -30,6 +38,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad usage, job file or unreadable roster
     REFUSED = 3  # refused by a safety threshold or a stale reviewed plan
     AUTH = 4  # authentication or permission failure
+    STOPPED = 5  # the run stopped before it finished (interrupted, unreachable, crashed): resume it
 
     @property
     def meaning(self) -> str:
@@ -42,6 +51,7 @@ EXIT_MEANINGS: Mapping[ExitCode, str] = {
     ExitCode.USAGE: "bad usage, job file or unreadable roster",
     ExitCode.REFUSED: "the plan was refused by a safety threshold or a stale reviewed plan",
     ExitCode.AUTH: "authentication or permission failure",
+    ExitCode.STOPPED: "the run stopped before it finished (interrupted, target unreachable, unexpected error): resume it",
 }
 
 
@@ -109,3 +119,32 @@ class GraphError(ProvisionError):
 
 class AuthError(GraphError):
     exit_code = ExitCode.AUTH
+
+
+class RunLockedError(ProvisionError):
+    """Another run of the same job against the same tenant holds the lock."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class CredentialError(ProvisionError):
+    """The credential can't be built (unreadable certificate, missing password...) or was refused.
+
+    The message names the cause and the fix; it never holds a secret.
+    """
+
+    exit_code = ExitCode.AUTH
+
+
+class StoppedError(ProvisionError):
+    """The run stopped before it finished; ``provision resume`` (or a new apply) finishes it."""
+
+    exit_code = ExitCode.STOPPED
+
+
+class InterruptedRun(StoppedError):
+    """SIGINT or SIGTERM: in-flight work was journaled before stopping."""
+
+
+class TargetUnreachable(StoppedError):
+    """Graph, the sandbox or the login endpoint can't be reached (network, DNS, TLS, no answer)."""
