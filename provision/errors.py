@@ -3,6 +3,7 @@
 Every error the job raises on purpose derives from ProvisionError:
 
     ProvisionError
+    ├── Cancelled             the admin answered "no" at the confirmation  (exit 0: not an error)
     ├── UsageError            bad command line, job file or input file     (exit 2)
     │   ├── JobFileError      a job file key is wrong (names the key)
     │   └── RosterReadError   the roster can't be read at all (missing, unreadable, no header)
@@ -49,9 +50,9 @@ EXIT_MEANINGS: Mapping[ExitCode, str] = {
     ExitCode.OK: "every row was applied or was already right",
     ExitCode.ROWS_FAILED: "some rows failed",
     ExitCode.USAGE: "bad usage, job file or unreadable roster",
-    ExitCode.REFUSED: "the plan was refused by a safety threshold or a stale reviewed plan",
+    ExitCode.REFUSED: "refused: a safety threshold, a stale reviewed plan, or a run in progress",
     ExitCode.AUTH: "authentication or permission failure",
-    ExitCode.STOPPED: "the run stopped before it finished (interrupted, target unreachable, unexpected error): resume it",
+    ExitCode.STOPPED: "stopped before finishing (interrupted, unreachable, crash): resume it",
 }
 
 
@@ -148,3 +149,9 @@ class InterruptedRun(StoppedError):
 
 class TargetUnreachable(StoppedError):
     """Graph, the sandbox or the login endpoint can't be reached (network, DNS, TLS, no answer)."""
+
+
+class Cancelled(ProvisionError):
+    """The admin answered "no" (or Ctrl-C) at the confirmation: nothing was written, nothing failed."""
+
+    exit_code = ExitCode.OK

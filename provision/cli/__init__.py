@@ -7,10 +7,13 @@ inside ``output.exits_on_error``, the one place an error becomes an exit code
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from provision.cli import plan_cmd, run_cmds, sandbox_cmd, validate_cmd
-from provision.errors import EXIT_MEANINGS
+from provision.errors import EXIT_MEANINGS, ExitCode
+from provision.run.logs import record_crash
 
 _EXIT_CODES = "Exit codes:\n\n" + "\n".join(f"  {int(code)}  {meaning}" for code, meaning in EXIT_MEANINGS.items())
 
@@ -31,4 +34,14 @@ app.command("report")(run_cmds.report)
 
 
 def main() -> None:
-    app()
+    """The ``provision`` command. Commands handle their own errors (``output.exits_on_error``);
+    this is the last line of defence for anything that escapes them (typer itself, a
+    rendering step): a masked crash file and exit 5, never a traceback on the console."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        where = record_crash(exc)
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}; the details are in {where}\n")
+        sys.exit(int(ExitCode.STOPPED))

@@ -2,8 +2,11 @@
 
 ``exits_on_error`` is the one error handler every command runs inside: a ``ProvisionError``
 becomes one error line on the command's console and the exit code ``provision.errors``
-assigns it (see ``ExitCode``). Everything printed passes ``logs.mask_in_text`` first: a phone number that slipped into a
-message is masked before it reaches a screen or a scheduler's log.
+assigns it (see ``ExitCode``); Ctrl-C outside a run's own graceful stop is exit 5; any
+other exception is a crash: written whole (masked) to run.log or a crash file, one line
+naming where, exit 5. No traceback reaches the console. Everything printed passes
+``masking.mask_in_text`` first: a phone number that slipped into a message is masked
+before it reaches a screen or a scheduler's log.
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from provision.errors import ProvisionError, exit_code_for
+from provision.errors import Cancelled, ExitCode, ProvisionError, exit_code_for
 from provision.masking import mask_in_text
-from provision.run.logs import logger
+from provision.run.logs import logger, record_crash, route_library_logs
 
 # Without a handler, logging's last resort would print every warning/error a second time,
 # unmasked and not as JSON, on stderr; run.log is attached per run (logs.attach_run_log).
@@ -136,7 +139,7 @@ class RichConsole:
     def note(self, level: str, message: str, **fields: Any) -> None:
         style = {"error": "red", "warning": "yellow", "debug": "dim"}.get(level, "")
         text = mask_in_text(message)
-        self.terminal.print(f"[{style}]{text}[/]" if style else text, markup=True, highlight=False)
+        self.terminal.print(f"[{style}]{escape(text)}[/]" if style else escape(text), markup=True, highlight=False, soft_wrap=True)
         logger().log(_LEVELS.get(level, 20), message, extra={"fields": fields} if fields else None)
 
 
@@ -181,10 +184,41 @@ class Notes(Protocol):
 
 @contextmanager
 def exits_on_error(console: Notes) -> Iterator[None]:
-    """Run a command's body: a ProvisionError ends it with its one line and its exit code."""
+    """Run a command's body: every way it can fail ends with one line and its exit code."""
     try:
         yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except Cancelled as exc:
+        console.note("info", str(exc), exit_code=int(exit_code_for(exc)))
+        raise typer.Exit(int(exit_code_for(exc))) from None
     except ProvisionError as exc:
         code = exit_code_for(exc)
         console.note("error", f"error: {exc}", exit_code=int(code))
         raise typer.Exit(int(code)) from None
+    except KeyboardInterrupt:
+        console.note("error", "error: interrupted before any write; run the command again", exit_code=int(ExitCode.STOPPED))
+        raise typer.Exit(int(ExitCode.STOPPED)) from None
+    except Exception as exc:  # noqa: BLE001  (the last line of defence: no traceback on the console)
+        where = record_crash(exc)
+        console.note(
+            "error",
+            f"error: unexpected {type(exc).__name__}: {_first_line(exc)}; the details are in {where}. "
+            "Nothing more was written; resume the run (or run the command again) once the cause is fixed",
+            exit_code=int(ExitCode.STOPPED),
+        )
+        raise typer.Exit(int(ExitCode.STOPPED)) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else "(no message)"
+
+
+def console_for(fmt: "LogFormat") -> "JsonConsole | RichConsole":
+    """The console a command speaks through, with libraries' warnings routed the same way."""
+    if use_json(fmt):
+        route_library_logs(sys.stderr, json_lines=True)
+        return JsonConsole()
+    route_library_logs(sys.stderr, json_lines=False)
+    return RichConsole()

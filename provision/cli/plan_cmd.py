@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console as RichTerminal
 
-from provision.cli.output import JsonConsole, LogFormat, RichConsole, exits_on_error, use_json
+from provision.cli.output import JsonConsole, LogFormat, RichConsole, console_for, exits_on_error
 from provision.errors import ExitCode
 
 
@@ -25,7 +25,7 @@ def plan(
     from provision.run.pipeline import load_job_roster, plan_job
     from provision.run.plan_stage import save_plan
 
-    console: JsonConsole | RichConsole = JsonConsole() if use_json(log_format) else RichConsole()
+    console: JsonConsole | RichConsole = console_for(log_format)
     with exits_on_error(console):
         job = load_job(job_file)
         console.stage("reading roster")

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Iterator
 import typer
 from rich.console import Console as RichTerminal
 
-from provision.cli.output import JsonConsole, LogFormat, RichConsole, exits_on_error, use_json
-from provision.errors import ExitCode, UsageError
+from provision.cli.output import JsonConsole, LogFormat, RichConsole, console_for, exits_on_error
+from provision.errors import Cancelled, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from provision.run.plan_stage import PlannedRun
@@ -31,7 +31,7 @@ AnyConsole = JsonConsole | RichConsole
 
 
 def _console(fmt: LogFormat) -> AnyConsole:
-    return JsonConsole() if use_json(fmt) else RichConsole()
+    return console_for(fmt)
 
 
 @contextmanager
@@ -90,7 +90,13 @@ def apply(
             return True
         if not sys.stdin.isatty():
             raise UsageError("refusing to write without confirmation: not on a terminal; review with `provision plan`, then re-run with --yes")
-        return await asyncio.to_thread(typer.confirm, f"Apply {len(planned.plan.changes)} changes to {target}?")
+        try:
+            yes_now = await asyncio.to_thread(typer.confirm, f"Apply {len(planned.plan.changes)} changes to {target}?")
+        except typer.Abort:
+            yes_now = False
+        if not yes_now:
+            raise Cancelled("cancelled: nothing was written")
+        return True
 
     async def run() -> RunOutcome:
         stop = asyncio.Event()

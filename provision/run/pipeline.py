@@ -10,6 +10,15 @@ command in order, so the CLI only parses options, renders and picks the exit cod
 - ``resume_job``: continue a run directory's journal, then write the reports.
 - ``report_run``: re-render a run directory's reports.
 
+``apply_job`` and ``resume_job`` hold the job's run lock (``provision.run.lock``) from
+before they read the tenant until their reports are written, so a second run of the same
+job against the same tenant is refused (exit 3) instead of sending the same changes
+again. ``apply`` takes it before planning, not just before writing: a plan read while
+another run is writing is stale by the time it is applied, and two runs that both planned
+would both send the same changes. The price is that an ``apply`` waiting at its
+confirmation question holds the lock; the refusal says so. ``plan`` only reads and takes
+no lock; ``report`` only re-renders a run directory.
+
 Interaction is injected: ``on_plan`` shows the plan, ``confirm`` answers "apply these N
 changes?", ``on_run_dir`` is told the run directory as soon as it exists (so a Ctrl-C
 message can name it), and ``stop`` is set by whoever handles signals.
@@ -22,13 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from provision.errors import UsageError
+from provision.errors import Cancelled
 from provision.executor.dispatch import ExecutionResult
 from provision.planner import check_safety
 from provision.roster.reader import Roster
 from provision.run.apply_stage import apply_planned, resume_run
 from provision.run.console import Console, NullConsole
 from provision.run.jobs import Job
+from provision.run.lock import run_lock
 from provision.run.logs import attach_run_log, detach
 from provision.run.plan_stage import PlannedRun, check_saved_plan, load_roster, make_plan, utc_now
 from provision.run.run_report import RunOutcome, render_reports
@@ -66,26 +76,28 @@ async def plan_job(job: Job, roster: Roster, *, console: Console | None = None) 
 async def apply_job(job: Job, roster: Roster, options: ApplyOptions, *, console: Console | None = None) -> RunOutcome:
     """Plan, check, confirm, apply and report: ``provision apply`` in one call."""
     console = console or NullConsole()
-    async with open_target(job) as target:
-        planned = await make_plan(job, target, roster=roster, console=console, clock=utc_now)
-        if options.plan_file is not None:
-            check_saved_plan(planned, options.plan_file)
-        options.on_plan(planned)
-        check_safety(planned.plan, force=options.force)
-        if not planned.plan.changes:
-            console.note("info", "nothing to change: every roster user is already as desired (or can't be changed)")
-        elif not await options.confirm(planned, target.description):
-            raise UsageError("cancelled: nothing was written")
-        run = create_run_dir(options.run_dir or default_run_dir(job, planned.created), job, roster.path)
-        options.on_run_dir(run)
-        handler = attach_run_log(run.log_file)
-        try:
-            execution = await apply_planned(
-                planned, target, run, verify=options.verify, console=console, stop=options.stop
-            )
-        finally:
-            detach(handler)
-    return await asyncio.to_thread(render_reports, run, roster=roster, execution=execution, console=console)
+    with run_lock(job, command="apply") as lock:
+        async with open_target(job) as target:
+            planned = await make_plan(job, target, roster=roster, console=console, clock=utc_now)
+            if options.plan_file is not None:
+                check_saved_plan(planned, options.plan_file)
+            options.on_plan(planned)
+            check_safety(planned.plan, force=options.force)
+            if not planned.plan.changes:
+                console.note("info", "nothing to change: every roster user is already as desired (or can't be changed)")
+            elif not await options.confirm(planned, target.description):
+                raise Cancelled("cancelled: nothing was written")
+            run = create_run_dir(options.run_dir or default_run_dir(job, planned.created), job, roster.path)
+            lock.record_run_dir(run.path)
+            options.on_run_dir(run)
+            handler = attach_run_log(run.log_file)
+            try:
+                execution = await apply_planned(
+                    planned, target, run, verify=options.verify, console=console, stop=options.stop
+                )
+            finally:
+                detach(handler)
+        return await asyncio.to_thread(render_reports, run, roster=roster, execution=execution, console=console)
 
 
 async def resume_job(
@@ -93,21 +105,24 @@ async def resume_job(
 ) -> RunOutcome:
     """Continue an interrupted or killed run where it stopped, then write its reports."""
     console = console or NullConsole()
+    run.check_started()
     job = run.load_job()
-    handler = attach_run_log(run.log_file)
-    execution: ExecutionResult | None
-    try:
-        async with open_target(job) as target:
-            execution = await resume_run(run, target, verify=verify, console=console, stop=stop)
-        if execution is None:
-            console.note("info", "every change of this run is already finished; re-rendering the reports")
-    finally:
-        detach(handler)
-    return await asyncio.to_thread(render_reports, run, execution=execution, console=console)
+    with run_lock(job, command="resume", run_dir=run.path):
+        handler = attach_run_log(run.log_file)
+        execution: ExecutionResult | None
+        try:
+            async with open_target(job) as target:
+                execution = await resume_run(run, target, verify=verify, console=console, stop=stop)
+            if execution is None:
+                console.note("info", "every change of this run is already finished; re-rendering the reports")
+        finally:
+            detach(handler)
+        return await asyncio.to_thread(render_reports, run, execution=execution, console=console)
 
 
 def report_run(run: RunDir, *, console: Console | None = None) -> RunOutcome:
     """Re-render a run directory's reports from its journal, plan and roster copy."""
+    run.check_started()
     return render_reports(run, console=console)
 
 

@@ -9,12 +9,22 @@
 The job file and roster are copied in so that ``resume`` and ``report`` see exactly what
 the run saw, even if the originals are edited overnight. The directory holds personal data
 (phone numbers): it is created readable by its owner only.
+
+A run directory comes to be in steps, and a run can be killed between any two of them.
+``create_run_dir`` fills a hidden temporary directory and renames it, so under its final
+name a run directory always holds its job, resolved job and roster copies; the apply stage
+then writes plan.json, then creates journal.sqlite (in one transaction), and only then
+sends anything. So the journal is the mark that writing may have begun: without one,
+nothing reached the tenant, and ``check_started`` tells ``resume`` and ``report`` to say
+what is missing and that running ``provision apply`` again is safe.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -64,6 +74,48 @@ class RunDir:
     def resolved_job_file(self) -> Path:
         return self.path / RESOLVED_JOB_FILE
 
+    def check_started(self) -> None:
+        """Raise ``UsageError`` unless this run got as far as its journal (writes may have begun).
+
+        The message names what is missing and the next step: a directory without a journal
+        was left by a run stopped before it wrote anything, so applying again is safe.
+        """
+        if not self.path.is_dir():
+            raise UsageError(f"{self.path}: no such run directory; give the directory `provision apply` printed")
+        if _journal_created(self.journal_file):
+            return
+        present = {
+            JOB_FILE: self.job_file.is_file(),
+            RESOLVED_JOB_FILE: self.resolved_job_file.is_file(),
+            "roster copy": any(self.path.glob("roster.*")),
+            PLAN_FILE: self.plan_file.is_file(),
+        }
+        if not any(present.values()) and not self.journal_file.exists():
+            raise UsageError(
+                f"{self.path}: not a run directory (no {JOB_FILE}, no {JOURNAL_FILE}); give the directory `provision apply` printed"
+            )
+        missing = [name for name, there in present.items() if not there]
+        if self.journal_file.exists():
+            what = f"{JOURNAL_FILE} was left half-created" + (f", and no {', no '.join(missing)}" if missing else "")
+        else:
+            what = "no " + ", no ".join([*missing, JOURNAL_FILE])
+        raise UsageError(
+            f"{self.path}: this run stopped before it started writing ({what}): nothing was written to "
+            f"the tenant and there is nothing to resume or report; run {self._apply_again()} again "
+            "(safe: nothing was written)"
+        )
+
+    def _apply_again(self) -> str:
+        """`provision apply JOB` with the original job file when the run recorded it."""
+        try:
+            source = Job.model_validate_json(self.resolved_job_file.read_text(encoding="utf-8")).source
+        except (OSError, ValueError):
+            source = None
+        if source is not None:
+            return f"`provision apply {source}`"
+        copy = f" (this run's copy: {self.job_file})" if self.job_file.is_file() else ""
+        return f"`provision apply` with the job file{copy}"
+
     def load_job(self) -> Job:
         """The job as it ran (paths resolved then), reading the roster from the run's copy."""
         if not self.resolved_job_file.exists():
@@ -77,17 +129,37 @@ def default_run_dir(job: Job, started: datetime) -> Path:
 
 
 def create_run_dir(path: Path, job: Job, roster_path: Path) -> RunDir:
-    if path.exists() and any(path.iterdir()):
-        raise UsageError(f"run directory {path} already exists and is not empty; choose another --run-dir")
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    run = RunDir(path)
+    """A new run directory holding the job, resolved job and roster copies (mode 0700).
+
+    Built under a hidden temporary name beside ``path`` and renamed, so a run killed
+    meanwhile leaves no half-made run directory, only (at worst) a hidden ``.NAME.*.creating``
+    one. An existing empty directory (made for ``--run-dir``) is filled in place instead:
+    it may be a mount point or carry permissions of its own, so it is not replaced.
+    """
     if job.source is None:
         raise UsageError("a job loaded from a file is needed to start a run")
-    shutil.copyfile(job.source, run.job_file)
-    run.resolved_job_file.write_text(_resolved(job).model_dump_json(indent=2), encoding="utf-8")
-    shutil.copyfile(roster_path, path / f"roster{roster_path.suffix.lower()}")
-    return run
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UsageError(f"run directory {path} already exists and is not empty; choose another --run-dir")
+    if path.exists():
+        os.chmod(path, 0o700)
+        _fill(path, job, roster_path)
+        return RunDir(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".creating", dir=path.parent))  # mode 0700
+    try:
+        _fill(building, job, roster_path)
+        os.rename(building, path)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return RunDir(path)
+
+
+def _fill(directory: Path, job: Job, roster_path: Path) -> None:
+    assert job.source is not None  # checked by create_run_dir
+    shutil.copyfile(job.source, directory / JOB_FILE)
+    (directory / RESOLVED_JOB_FILE).write_text(_resolved(job).model_dump_json(indent=2), encoding="utf-8")
+    shutil.copyfile(roster_path, directory / f"roster{roster_path.suffix.lower()}")
 
 
 def _resolved(job: Job) -> Job:
@@ -107,3 +179,26 @@ def _resolved(job: Job) -> Job:
 
 def _absolute(path: Path) -> Path:
     return path if path.is_absolute() else path.resolve()
+
+
+def _journal_created(path: Path) -> bool:
+    """A journal exists and its creation finished (Journal.create is one transaction).
+
+    A run killed inside Journal.create leaves an empty file, or an SQLite file whose
+    schema was never committed (no tables); anything else is left to ``Journal.open``,
+    whose own checks name what is wrong with it.
+    """
+    try:
+        if path.stat().st_size == 0:
+            return False
+    except FileNotFoundError:
+        return False
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return True  # not ours to judge: Journal.open says what this file is
+    return bool(tables)
