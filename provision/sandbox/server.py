@@ -1,12 +1,20 @@
 """Serve the sandbox over loopback HTTP with uvicorn: in the foreground (the CLI) or in a
 background thread (tests, the job's embedded sandbox). Only loopback addresses are ever
 bound: the sandbox must not be reachable from the network.
+
+In the foreground, SIGINT (Ctrl-C) and SIGTERM (``kill``, a service manager, the job
+stopping its embedded sandbox) both shut the server down gracefully and make
+``serve_forever`` *return*, so its caller saves the tenant. Left to itself, uvicorn
+re-raises the signal once it has shut down, under whatever handler was there before it:
+Python's default for SIGTERM kills the process before any ``finally`` runs (the snapshot
+was lost), and for SIGINT raises KeyboardInterrupt into the caller.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import signal
 import socket
 import threading
 from contextlib import contextmanager
@@ -88,15 +96,46 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Iter
 
 
 def serve_forever(app: Any, *, host: str = "127.0.0.1", port: int = 0, on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve in the foreground until interrupted (Ctrl-C / SIGTERM). ``on_ready`` gets the root URL."""
+    """Serve in the foreground until SIGINT or SIGTERM, then return. ``on_ready`` gets the root URL.
+
+    A second Ctrl-C during the shutdown stops waiting for open connections (uvicorn's own rule).
+    """
     sock = _bind(host, port)
     server = _server(app)
-    if on_ready is not None:
-        on_ready(root_url(sock))
+    with _stop_on_signals(server):
+        if on_ready is not None:
+            on_ready(root_url(sock))
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _stop_on_signals(server: uvicorn.Server) -> Iterator[None]:
+    """While serving, a stop signal asks the server to exit; none kills the process.
+
+    Installed before ``on_ready`` too: a signal sent the moment the URL is printed, before
+    uvicorn has put in its own handlers, still stops the server (it exits as soon as it
+    has started). uvicorn re-raises the signal under these handlers after its shutdown,
+    where it does nothing more.
+    """
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS}
     try:
-        server.run(sockets=[sock])
+        yield
     finally:
-        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 __all__ = ["NotLoopbackError", "check_loopback", "root_url", "serve_forever", "serve_in_thread"]
