@@ -11,11 +11,13 @@ Every error the job raises on purpose derives from ProvisionError:
     ├── PlanMismatchError     a saved plan no longer matches live state    (exit 3)
     ├── RunLockedError        another run of the same job and tenant is going (exit 3)
     ├── CredentialError       the credential can't be built or is refused  (exit 4)
+    │   └── SignInRefused     Entra refused the sign-in (AADSTS code, cause, fix; graph.errors)
     ├── GraphError            Graph answered with an error (status, code, request-id, Retry-After)
     │   └── AuthError         401/403: authentication or permission failure (exit 4)
     └── StoppedError          the run stopped before it finished: resume it (exit 5)
         ├── InterruptedRun    SIGINT/SIGTERM
         └── TargetUnreachable Graph, the sandbox or the login endpoint can't be reached
+            └── LoginUnreachable  the login endpoint in particular (graph.errors)
 
 Anything else that escapes a command is a crash: the CLI writes it whole to run.log (or
 a crash file) and exits 5, as a stopped run, with one line naming where the details are.

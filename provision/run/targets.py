@@ -4,32 +4,43 @@ Whatever the target, the job gets the same ``GraphClient``; only the base URL an
 credential differ. The embedded sandbox runs in a child process (see
 ``provision.sandbox.embedded``) and keeps its tenant under ``.provision/`` between runs, so
 a second run of the same job shows only no-ops.
+
+A real tenant is signed in to before the target is handed out: the credential is built
+(its certificate checked) and the first token fetched through the client's own auth
+provider, so a refused credential (exit 4) or an unreachable login endpoint (exit 5) ends
+the command here with its cause and fix, before any Graph request; later requests reuse
+that token from the credential's cache.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import httpx
 
-from provision.errors import UsageError
+from provision.errors import RunLockedError, UsageError
 from provision.graph.client import GraphClient
 from provision.graph.clouds import cloud_target, url_target
 from provision.graph.credentials import (
     TOKEN_ENV,
     CredentialConfig,
+    CredentialKind,
+    SignInFacts,
     StaticTokenCredential,
     make_credential,
     read_secret,
+    sign_in_facts,
 )
+from provision.graph.errors import login_unreachable, sign_in_failure
 from provision.graph.pacing import Pacer
 from provision.run.jobs import Job, SandboxTarget, TenantTarget
 from provision.sandbox.auth import make_token
@@ -54,6 +65,7 @@ async def open_target(
 ) -> AsyncIterator[Target]:
     spec = job.target
     child: subprocess.Popen[str] | None = None
+    facts: SignInFacts | None = None
     if isinstance(spec, SandboxTarget):
         if spec.url:
             base_url, description = spec.url, f"sandbox at {spec.url}"
@@ -67,12 +79,16 @@ async def open_target(
         kind = "sandbox"
     else:
         graph_target = cloud_target(spec.cloud.value, spec.api_version)
-        credential = make_credential(_credential_config(spec), device_code_prompt=device_code_prompt)
+        config = _credential_config(spec)
+        credential = make_credential(config, device_code_prompt=device_code_prompt)
+        facts = sign_in_facts(config)
         base_url = graph_target.base_url
         description = f"Microsoft Graph {spec.cloud.value} tenant {spec.tenant_id} ({spec.api_version})"
         kind = "graph"
     client = GraphClient(graph_target, credential, pacer=pacer)
     try:
+        if facts is not None:
+            await _sign_in(client, facts)
         yield Target(kind=kind, description=description, base_url=base_url, client=client)
     finally:
         await client.close()
@@ -83,6 +99,44 @@ async def open_target(
                 await result
         if child is not None:
             await asyncio.to_thread(_stop_embedded, child)
+
+
+async def _sign_in(client: GraphClient, facts: SignInFacts) -> None:
+    """Fetch the run's first token the way every request will (the client's auth provider,
+    same scope, same options), so a failure is named here and the token is cached.
+
+    Bounded like any request (``client.timeout_s``): azure-identity's own timeouts would let
+    a firewall that drops packets hold a 2 a.m. run for many minutes. A device-code sign-in
+    waits for a person instead, so it is not bounded.
+    """
+    provider = client.auth_provider.access_token_provider
+    bound = None if facts.kind is CredentialKind.DEVICE_CODE else client.timeout_s
+    try:
+        with _library_warnings_hushed():
+            async with asyncio.timeout(bound):
+                await provider.get_authorization_token(f"{client.target.base_url}/users")
+    except TimeoutError:
+        if bound is None:
+            raise
+        raise login_unreachable(facts, f"no answer within {bound:g} s") from None
+    except Exception as exc:
+        error = sign_in_failure(exc, facts)
+        if error is None:
+            raise
+        raise error from exc
+
+
+@contextmanager
+def _library_warnings_hushed() -> Iterator[None]:
+    """azure-identity logs a failed get_token as a warning of its own; the one error line
+    that follows names the same failure with its fix, so the warning would only say it twice."""
+    identity = logging.getLogger("azure.identity")
+    level = identity.level
+    identity.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        identity.setLevel(level)
 
 
 async def _sandbox_tenant_id(base_url: str) -> str:
@@ -119,6 +173,8 @@ def _start_embedded(spec: SandboxTarget) -> tuple[subprocess.Popen[str], str]:
     if not line:
         err = child.stderr.read() if child.stderr else ""
         child.wait(5)
+        if child.returncode == 3:  # embedded.py: another process holds this state file
+            raise RunLockedError(f"another provision run is using the embedded sandbox state {state}; wait for it or stop it")
         raise UsageError(f"the embedded sandbox did not start: {err.strip().splitlines()[-1] if err.strip() else 'no output'}")
     return child, json.loads(line)["url"]
 

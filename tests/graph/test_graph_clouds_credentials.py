@@ -1,4 +1,5 @@
-"""National cloud mapping and the credential factory's secret handling."""
+"""National cloud mapping and the credential factory's secret handling (certificate files and sign-in
+failures: test_credential_failures.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import pytest
 from azure.identity import aio
 
-from provision.errors import UsageError
+from provision.errors import CredentialError, ExitCode, UsageError, exit_code_for
 from provision.graph.clouds import Cloud, cloud_target, url_target
 from provision.graph.credentials import (
     CredentialConfig,
@@ -60,7 +61,7 @@ def test_secrets_in_config_refused(key: str) -> None:
 def test_secret_credential_reads_env_then_file(tmp_path) -> None:
     config = CredentialConfig.from_mapping({"credential": "secret", "tenant_id": "t", "client_id": "c", "cloud": "usgov"})
     assert config.kind is CredentialKind.SECRET and config.cloud is Cloud.USGOV
-    with pytest.raises(UsageError, match="AZURE_CLIENT_SECRET"):
+    with pytest.raises(CredentialError, match="AZURE_CLIENT_SECRET"):  # the credential can't be built: exit 4
         make_credential(config, env={})
     cred = make_credential(config, env={"AZURE_CLIENT_SECRET": "s3cret"})
     assert isinstance(cred, aio.ClientSecretCredential)
@@ -68,7 +69,7 @@ def test_secret_credential_reads_env_then_file(tmp_path) -> None:
     secret_file.write_text("from-file\n")
     cred2 = make_credential(config, env={"AZURE_CLIENT_SECRET_FILE": str(secret_file)})
     assert isinstance(cred2, aio.ClientSecretCredential)
-    with pytest.raises(UsageError, match="can't read"):
+    with pytest.raises(CredentialError, match="AZURE_CLIENT_SECRET_FILE: can't read"):
         make_credential(config, env={"AZURE_CLIENT_SECRET_FILE": str(tmp_path / "missing")})
     asyncio.run(cred.close())
     asyncio.run(cred2.close())
@@ -76,7 +77,7 @@ def test_secret_credential_reads_env_then_file(tmp_path) -> None:
 
 def test_static_token_from_env_or_file(tmp_path) -> None:
     config = CredentialConfig(kind=CredentialKind.STATIC)
-    with pytest.raises(UsageError):
+    with pytest.raises(CredentialError, match="PROVISION_TOKEN"):
         make_credential(config, env={})
     token_file = tmp_path / "tok"
     token_file.write_text("abc.def.\n")
@@ -88,8 +89,9 @@ def test_static_token_from_env_or_file(tmp_path) -> None:
 def test_certificate_needs_existing_file(tmp_path) -> None:
     config = CredentialConfig(kind=CredentialKind.CERTIFICATE, tenant_id="t", client_id="c",
                               certificate_path=str(tmp_path / "nope.pem"))
-    with pytest.raises(UsageError, match="no such file"):
+    with pytest.raises(CredentialError, match="no such file") as caught:
         make_credential(config, env={})
+    assert exit_code_for(caught.value) is ExitCode.AUTH
 
 
 class RecordingCredential:
