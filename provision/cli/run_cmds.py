@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Annotated, Iterator
 
 import typer
 from rich.console import Console as RichTerminal
+from rich.markup import escape
 
 from provision.cli.output import JsonConsole, LogFormat, RichConsole, console_for, exits_on_error
-from provision.errors import Cancelled, ExitCode, UsageError
+from provision.errors import Cancelled, UsageError
 
 if TYPE_CHECKING:
     from provision.run.plan_stage import PlannedRun
@@ -162,8 +163,6 @@ def report(
 
 
 def _finish(console: AnyConsole, outcome: RunOutcome) -> None:
-    from provision.executor.dispatch import RunStatus
-
     s = outcome.summary
     execution = outcome.execution
     if isinstance(console, JsonConsole):
@@ -175,8 +174,8 @@ def _finish(console: AnyConsole, outcome: RunOutcome) -> None:
             rows_failed=s.rows_failed,
             rows_by_outcome=dict(s.rows_by_outcome),
             changes_done=dict(s.changes_done),
-            status=execution.status.value if execution else "finished",
-            resume=execution.resume_command if execution else None,
+            status=s.status.value,
+            resume=s.resume_command,
             report=str(outcome.reports.get("html", "")),
             exit_code=s.exit_code,
         )
@@ -184,12 +183,11 @@ def _finish(console: AnyConsole, outcome: RunOutcome) -> None:
         out = RichTerminal(highlight=False, soft_wrap=True)  # paths stay whole, copyable
         outcomes = ", ".join(f"{n} {o}" for o, n in sorted(s.rows_by_outcome.items()))
         out.print(f"Rows: {s.rows_total} ({outcomes})")
-        if execution is not None and execution.status is not RunStatus.COMPLETED and execution.resume_command:
-            out.print(f"[yellow]{execution.message}[/]")
+        if s.resume_command:
+            message = execution.message if execution is not None else f"{s.status.value}: continue with {s.resume_command}"
+            out.print(f"[yellow]{escape(message)}[/]")
         out.print(f"Report: [bold]{outcome.reports.get('html')}[/]")
         out.print(f"Results: {outcome.reports.get('xlsx')}  {outcome.reports.get('csv')}  {outcome.reports.get('summary')}")
-    if execution is not None and execution.status is RunStatus.INTERRUPTED:
-        raise typer.Exit(max(s.exit_code, ExitCode.ROWS_FAILED))
     raise typer.Exit(s.exit_code)
 
 

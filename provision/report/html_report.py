@@ -23,10 +23,11 @@ from provision.model import OK_ROW_OUTCOMES, PHONE_CHANGE_KINDS, PHONE_TYPES, SM
 from provision.report.charts import Series, TimeSeries, rates, stacked_bars, time_chart
 from provision.report.layout import OUTCOME_COLOURS, mask_phone
 from provision.report.sinks import text_sink
-from provision.report.values import Action, RowResult, RunSummary
+from provision.report.values import Action, RowResult, RunState, RunSummary, ThroughputSample
 from provision.report.wording import (
     CHANGE_KIND_LABELS,
     OUTCOME_WORDS,
+    ending_sentence,
     ordered_kinds,
     remedy_for,
 )
@@ -178,6 +179,9 @@ def _verdict(summary: RunSummary, counts: Counter[RowOutcome], total: int) -> tu
     """(css class, headline, sentence) answering "did it work?"."""
     ok = sum(counts[o] for o in OK_ROW_OUTCOMES)
     attention = sum(counts[o] for o in _ATTENTION)
+    stopped = _stopped_verdict(summary, ok, total)
+    if stopped is not None:
+        return stopped
     if summary.exit_code == ExitCode.AUTH:
         return ("v-bad", "Stopped: sign-in or permission problem",
                 "The job could not authenticate to Microsoft Graph or lacked a permission. "
@@ -201,6 +205,26 @@ def _verdict(summary: RunSummary, counts: Counter[RowOutcome], total: int) -> tu
             f"{_n(attention)} need attention (see below).")
 
 
+_STOPPED_HEADLINES: Mapping[str, tuple[str, str]] = {
+    "interrupted": ("v-warn", "Interrupted: the run stopped before it finished"),
+    "unreachable": ("v-bad", "Stopped: Microsoft Graph could not be reached"),
+    "aborted": ("v-bad", "Stopped: sign-in or permission problem"),
+}
+
+
+def _stopped_verdict(summary: RunSummary, ok: int, total: int) -> tuple[str, str, str] | None:
+    """The verdict of a run that did not finish: rows not reached are said to be so, never
+    presented as a partial success."""
+    sentence = ending_sentence(summary)
+    if sentence is None:
+        return None
+    if summary.status is RunState.COMPLETED:
+        return ("v-warn", "Finished, with changes left to confirm",
+                f"{_n(ok)} of {_n(total)} rows are done or were already right; {sentence}.")
+    css, headline = _STOPPED_HEADLINES.get(summary.stop_reason, ("v-bad", "Stopped before it finished"))
+    return (css, headline, f"{_n(ok)} of {_n(total)} rows are done or were already right; {sentence}.")
+
+
 def _cards(summary: RunSummary, counts: Counter[RowOutcome]) -> str:
     phones_changed = sum(summary.changes_done.get(k, 0) for k in PHONE_CHANGE_KINDS)
     sms_changed = sum(summary.changes_done.get(k, 0) for k in SMS_CHANGE_KINDS)
@@ -209,6 +233,8 @@ def _cards(summary: RunSummary, counts: Counter[RowOutcome]) -> str:
         (summary.rows_total, "rows in the roster"),
         (sum(counts[o] for o in OK_ROW_OUTCOMES), "rows done or already right"),
         (attention, "rows needing attention"),
+        *([(summary.rows_not_reached, "rows not reached: resume the run")]
+          if summary.status is not RunState.COMPLETED else []),
         (phones_changed, "phone numbers added, changed or removed"),
         (sms_changed, "SMS sign-in changes"),
         (summary.operations, "requests sent to Microsoft Graph"),
@@ -336,14 +362,30 @@ def _timeline_section(summary: RunSummary) -> str:
     speed = time_chart(lines, title="Requests and changes per second", y_label="per second")
     throttle = time_chart([TimeSeries("429 'slow down' answers", "#e5484d", r["throttled"], "bars")],
                           title="Throttling: 'slow down' answers from Graph", y_label="answers", height=200)
-    peak = max((v for _, v in r["operations"]), default=0.0)
-    avg = summary.operations / summary.duration_s if summary.duration_s > 0 else 0.0
+    avg, peak = _average_and_peak(summary.timeline)
     return (
-        head + f'<div class="panel">{speed}<p class=muted>Average {avg:,.1f} requests/s, peak {peak:,.1f}/s. '
+        head + f'<div class="panel">{speed}<p class=muted>Average {avg:,.1f} requests/s while applying, '
+        f"peak {peak:,.1f}/s. "
         "The job slows down by itself when Microsoft Graph throttles it, and speeds up again after.</p>"
         f"{throttle}<p class=muted>{_n(summary.throttled)} throttled answers in total; each was retried "
         "after the wait Graph asked for.</p></div>"
     )
+
+
+def _average_and_peak(timeline: Sequence[ThroughputSample]) -> tuple[float, float]:
+    """Requests/s over the whole timeline, and the busiest interval's, from the same samples.
+
+    Both come from the chart's own points: the average is the intervals' rates weighted by
+    their lengths, so it can't exceed the peak. (Dividing summary.operations, which counts
+    the plan's reads made before the timeline starts, by the wall-clock duration, which
+    includes the pause between an interruption and its resume, could.)
+    """
+    peak = max((v for _, v in rates(timeline)["operations"]), default=0.0)
+    last = max(timeline, key=lambda s: s.t, default=None)
+    if last is None or last.t <= 0:
+        return 0.0, peak
+    # min(): only float rounding, or operations at the very instant of a sample, could tip it over.
+    return min(last.operations / last.t, peak), peak
 
 
 def _phone_cell(r: RowResult, pt: PhoneType) -> str:

@@ -25,13 +25,25 @@ from provision.model import (
     RowStatus,
     Severity,
     SmsIntent,
+    SmsSignInState,
 )
 from provision.planner import Change
+from provision.planner.reasons import ReasonCode
 from provision.report.values import Action, PhoneResult, RowResult
 
 _ACTION = {ChangeKind.CREATE: Action.CREATE, ChangeKind.UPDATE: Action.UPDATE, ChangeKind.DELETE: Action.DELETE}
 _SMS_ACTION = {ChangeKind.ENABLE_SMS: "enable", ChangeKind.DISABLE_SMS: "disable"}
-_NOT_UNIQUE = "phoneNumberNotUnique"
+_NOT_UNIQUE = SmsSignInState.PHONE_NUMBER_NOT_UNIQUE.value
+# What a successful SMS change leaves when Graph's answer (204, no body) says nothing more.
+_SMS_STATE_AFTER = {ChangeKind.ENABLE_SMS: SmsSignInState.READY.value, ChangeKind.DISABLE_SMS: SmsSignInState.NOT_ENABLED.value}
+# Planner codes for a user the run deliberately leaves alone: the row is ``skipped``, as
+# model.RowOutcome and README promise, even where the planner files the user under errors.
+_SKIPPED_CODES = frozenset({ReasonCode.USER_NOT_FOUND.value})
+# Error answers worth reporting on a change that did not fail: a conflict Graph answered
+# while saving the phone (409, confirmed by read-back), and a refusal (401/403) that
+# stopped the run with the change still to send.
+_NOTABLE_ANSWERS = {ChangeStatus.DONE: frozenset({409}), ChangeStatus.PENDING: frozenset({401, 403}),
+                    ChangeStatus.IN_FLIGHT: frozenset({401, 403})}
 
 
 class DecidedUser(Protocol):
@@ -135,24 +147,26 @@ def _row_result(
     changes = list(decision.changes)
     applied = {c.id: states.get(c.id, _PLANNED_ONLY) for c in changes}
 
+    outcome, failure = _outcome(decision.outcome, decision.codes, applied)
     phones: dict[PhoneType, PhoneResult] = {}
     touched_types = {c.phone_type for c in changes if c.kind in _ACTION}
     for ptype in PHONE_TYPES:
         if ptype not in row.phones and ptype not in touched_types and ptype not in before:
             continue
-        phones[ptype] = _phone_result(ptype, row.phones.get(ptype), before.get(ptype), changes, applied)
+        untouched = RowOutcome.SKIPPED if outcome is RowOutcome.SKIPPED else RowOutcome.UNCHANGED
+        phones[ptype] = _phone_result(ptype, row.phones.get(ptype), before.get(ptype), changes, applied, untouched)
 
     sms_changes = [c for c in changes if c.kind in _SMS_ACTION]
     sms_action = _SMS_ACTION[sms_changes[-1].kind] if sms_changes else "none"
-    sms_state = next((s.sms_state_after for s in applied.values() if s.sms_state_after), None)
-    if sms_state is None and current is not None and PhoneType.MOBILE in current.phones:
-        state = current.phones[PhoneType.MOBILE].sms_sign_in_state
-        sms_state = state.value if state is not None else None
+    sms_state = _sms_state(current, changes, applied, verification)
+    answer = _reported_answer(failure, applied)
 
-    outcome, failure = _outcome(decision.outcome, applied)
     wants_sms = row.sms_sign_in if row.sms_sign_in is not None else job_sms is SmsIntent.ENABLE
     reason = decision.reason
-    error_code = failure.code if failure else (decision.codes[0] if decision.codes and outcome is not RowOutcome.UNCHANGED else None)
+    coded = failure or answer
+    error_code = coded.code if coded is not None else None
+    if error_code is None and decision.codes and outcome is not RowOutcome.UNCHANGED:
+        error_code = decision.codes[0]
     if sms_state == _NOT_UNIQUE and wants_sms and outcome in OK_ROW_OUTCOMES:
         # The phone is saved, but SMS sign-in isn't: another user holds the number for it.
         outcome, error_code = RowOutcome.PARTIAL, _NOT_UNIQUE
@@ -160,8 +174,9 @@ def _row_result(
     warnings = _issue_text(issues)
     if warnings:
         reason = f"{reason}; {warnings}" if reason else warnings
-    if failure and failure.message:
-        reason = f"{reason}; {failure.message}" if reason else failure.message
+    explained = failure or (answer if answer is not None and answer.status is not ChangeStatus.DONE else None)
+    if explained is not None and explained.message:
+        reason = f"{reason}; {explained.message}" if reason else explained.message
     return RowResult(
         row=row.row,
         sheet=row.sheet,
@@ -172,12 +187,57 @@ def _row_result(
         sms_state=sms_state,
         reason=reason,
         error_code=error_code,
-        error_message=failure.message if failure else None,
-        http_status=failure.http_status if failure else None,
-        request_id=failure.request_id if failure else None,
+        error_message=answer.message if answer else None,
+        http_status=answer.http_status if answer else None,
+        request_id=answer.request_id if answer else None,
         verified=verification.ok if verification is not None else None,
         extra=row.extra,
     )
+
+
+def _reported_answer(failure: _ChangeState | None, applied: Mapping[str, _ChangeState]) -> _ChangeState | None:
+    """The Graph answer a row's error columns show (status, message, request-id).
+
+    The failure's own answer when Graph gave one; otherwise a notable answer to a change
+    that did not fail (``_NOTABLE_ANSWERS``); otherwise the failure as journaled (a change
+    skipped because an earlier one failed has no answer of its own).
+    """
+    if failure is not None and failure.http_status:
+        return failure
+    notable = next(
+        (s for s in applied.values() if s.http_status in _NOTABLE_ANSWERS.get(s.status, frozenset())), None
+    )
+    return notable or failure
+
+
+def _sms_state(
+    current: CurrentUser | None,
+    changes: Sequence[Change],
+    applied: Mapping[str, _ChangeState],
+    verification: UserVerification | None,
+) -> str | None:
+    """smsSignInState after the run: read back by --verify, else what the run's changes left.
+
+    Walks the changes in order from the state read before the run, so the last change
+    that says anything wins: an SMS state Graph returned or a read-back recorded, or for a
+    successful enable/disable (answered 204, no body) the state it produces.
+    """
+    seen = verification.detail.get("sms_state") if verification is not None else None
+    if isinstance(seen, str) and seen:
+        return seen
+    state: str | None = None
+    mobile = current.phones.get(PhoneType.MOBILE) if current is not None else None
+    if mobile is not None and mobile.sms_sign_in_state is not None:
+        state = mobile.sms_sign_in_state.value
+    for change in changes:
+        s = applied[change.id]
+        if s.sms_state_after:
+            state = s.sms_state_after
+        elif s.status is ChangeStatus.DONE and change.kind in _SMS_STATE_AFTER:
+            state = _SMS_STATE_AFTER[change.kind]
+        elif s.status is ChangeStatus.DONE and change.kind is ChangeKind.DELETE and change.phone_type is PhoneType.MOBILE:
+            state = None  # no mobile, no SMS sign-in
+    return state
 
 
 def _phone_result(
@@ -186,10 +246,11 @@ def _phone_result(
     before: str | None,
     changes: Sequence[Change],
     applied: Mapping[str, _ChangeState],
+    untouched: RowOutcome,
 ) -> PhoneResult:
     mine = [c for c in changes if c.phone_type is ptype and c.kind in _ACTION]
     if not mine:
-        return PhoneResult(desired=desired, before=before, after=before, outcome=RowOutcome.UNCHANGED)
+        return PhoneResult(desired=desired, before=before, after=before, outcome=untouched)
     after = before
     outcomes: list[RowOutcome] = []
     for change in mine:
@@ -223,14 +284,19 @@ def _combine(outcomes: Sequence[RowOutcome]) -> RowOutcome:
     return RowOutcome.FAILED if RowOutcome.FAILED in kinds else RowOutcome.PLANNED
 
 
-def _outcome(decided: str, applied: Mapping[str, _ChangeState]) -> tuple[RowOutcome, _ChangeState | None]:
+def _outcome(
+    decided: str, codes: Sequence[str], applied: Mapping[str, _ChangeState]
+) -> tuple[RowOutcome, _ChangeState | None]:
     if decided == "noop":
         return RowOutcome.UNCHANGED, None
-    if decided == "skip":
+    if decided == "skip" or (not applied and _SKIPPED_CODES.intersection(codes)):
         return RowOutcome.SKIPPED, None
     if decided == "error" and not applied:
         return RowOutcome.FAILED, None
-    failure = next((s for s in applied.values() if s.status in (ChangeStatus.FAILED, ChangeStatus.SKIPPED)), None)
+    # The change that failed, before the ones skipped because of it.
+    failure = next((s for s in applied.values() if s.status is ChangeStatus.FAILED), None) or next(
+        (s for s in applied.values() if s.status is ChangeStatus.SKIPPED), None
+    )
     per_change = []
     for s in applied.values():
         if s.status is ChangeStatus.DONE:

@@ -1,7 +1,9 @@
 """summary.json: the run's account for schedulers and monitoring.
 
 Keys always appear in the same order; counts are JSON numbers; every outcome appears in
-``rows_by_outcome`` (zero when none) so a parser never meets a missing key.
+``rows_by_outcome`` (zero when none) so a parser never meets a missing key. ``status`` says
+how the run ended (``completed``, ``interrupted``, ``failed``); ``resume_command`` is the
+command that finishes it, ``null`` when nothing is left to do.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def summary_dict(summary: RunSummary) -> dict[str, Any]:
         "started": summary.started,
         "finished": summary.finished,
         "duration_s": round(float(summary.duration_s), 3),
+        "status": summary.status.value,
+        "resume_command": summary.resume_command,
         "exit_code": int(summary.exit_code),
         "rows_total": int(summary.rows_total),
         "rows_ok": int(summary.rows_ok),

@@ -2,7 +2,8 @@
 
 One ``RowResult`` per data row of the roster, always, whatever happened to it (invalid,
 skipped, applied, failed, not reached). ``RunSummary`` is the run-level account that
-schedulers read from summary.json. Writers in ``provision.report`` only render these.
+schedulers read from summary.json, including how the run ended (``RunState``). Writers in
+``provision.report`` only render these.
 """
 
 from __future__ import annotations
@@ -12,6 +13,14 @@ from enum import StrEnum
 from typing import Mapping
 
 from provision.model import PhoneType, RowOutcome
+
+
+class RunState(StrEnum):
+    """How a run ended, as summary.json's ``status`` says it."""
+
+    COMPLETED = "completed"  # every change was tried: rows tell the rest
+    INTERRUPTED = "interrupted"  # stopped on request (Ctrl-C, SIGTERM) or killed: resume it
+    FAILED = "failed"  # stopped by the target: unreachable, or authentication refused
 
 
 class Action(StrEnum):
@@ -80,3 +89,11 @@ class RunSummary:
     run_dir: str = ""
     rows_by_outcome: Mapping[str, int] = field(default_factory=dict)
     timeline: tuple[ThroughputSample, ...] = ()
+    status: RunState = RunState.COMPLETED
+    resume_command: str | None = None  # set while changes are left to send or read back
+    stop_reason: str = ""  # why a run that isn't completed stopped: interrupted | aborted | unreachable
+
+    @property
+    def rows_not_reached(self) -> int:
+        """Rows the run stopped before reaching (outcome ``planned``)."""
+        return int(self.rows_by_outcome.get(RowOutcome.PLANNED.value, 0))

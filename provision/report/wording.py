@@ -1,5 +1,5 @@
-"""Plain-language words for the reports: what exit codes and outcomes mean, and for each
-known failure reason, what happened and what an admin can do about it.
+"""Plain-language words for the reports: what exit codes and outcomes mean, how a run
+ended, and for each known failure reason, what happened and what an admin can do about it.
 
 Reason codes are ours (the roster reader's and the planner's ``ReasonCode``) or Graph's
 error codes; lookup ignores case. An unknown code gets a generic hint.
@@ -11,11 +11,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from provision.model import ChangeKind, RowOutcome
+from provision.report.values import RunState, RunSummary
 
 __all__ = [
     "CHANGE_KIND_LABELS",
     "OUTCOME_WORDS",
     "Remedy",
+    "ending_sentence",
     "known_codes",
     "ordered_kinds",
     "remedy_for",
@@ -38,6 +40,33 @@ CHANGE_KIND_LABELS: Mapping[str, str] = {
     ChangeKind.ENABLE_SMS.value: "SMS sign-in turned on",
     ChangeKind.DISABLE_SMS.value: "SMS sign-in turned off",
 }
+
+
+# Why a run stopped early (RunSummary.stop_reason), as the reports' sentence starts.
+_STOPPED_BY: Mapping[str, str] = {
+    "interrupted": "interrupted",
+    "unreachable": "stopped: Microsoft Graph (or its sign-in endpoint) could not be reached",
+    "aborted": "stopped: authentication or permission failure (fix the credential or its permissions first)",
+    "crashed": "stopped: an unexpected error (run.log has the details)",
+}
+
+
+def ending_sentence(summary: RunSummary) -> str | None:
+    """How an unfinished run ended and how to finish it; None when there is nothing to finish.
+
+    Rows the run never reached are counted as such (outcome ``planned``), never as done.
+    """
+    if summary.status is RunState.COMPLETED and not summary.resume_command:
+        return None
+    rows = summary.rows_not_reached
+    plural = "" if rows == 1 else "s"
+    resume = f"resume with {summary.resume_command}" if summary.resume_command else "nothing left to resume"
+    if summary.status is RunState.COMPLETED:
+        return f"finished, but {rows:,} row{plural} not confirmed (a change could not be read back): {resume}"
+    # After a refusal the rows left were sent and refused, not "not reached".
+    not_reached = f"{rows:,} row{plural} {'not done' if summary.stop_reason == 'aborted' else 'not reached'}"
+    start = _STOPPED_BY.get(summary.stop_reason, f"stopped ({summary.stop_reason or 'reason unknown'})")
+    return f"{start}: {not_reached}, {resume}"
 
 
 def ordered_kinds(*counts: Mapping[str, int]) -> list[str]:

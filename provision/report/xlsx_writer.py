@@ -31,7 +31,7 @@ from provision.report.layout import (
 )
 from provision.report.sinks import binary_sink
 from provision.report.values import RowResult, RunSummary
-from provision.report.wording import CHANGE_KIND_LABELS, OUTCOME_WORDS, ordered_kinds
+from provision.report.wording import CHANGE_KIND_LABELS, OUTCOME_WORDS, ending_sentence, ordered_kinds
 
 __all__ = ["write_xlsx"]
 
@@ -99,11 +99,17 @@ def _write_summary(ws: WriteOnlyWorksheet, summary: RunSummary) -> None:
     label_row("Finished (UTC)", summary.finished)
     label_row("Duration (s)", round(float(summary.duration_s), 3))
     label_row("Exit code", summary.exit_code, exit_meaning(summary.exit_code))
+    # An unfinished run says so first, so unreached rows don't read as a partial success.
+    label_row("Status", summary.status.value, ending_sentence(summary) or "every change was tried")
+    if summary.resume_command:
+        label_row("Resume with", summary.resume_command)
     ws.append([])
     heading("Rows", "Count")
     label_row("Rows in roster", summary.rows_total)
     label_row("Rows ok", summary.rows_ok)
     label_row("Rows failed", summary.rows_failed)
+    if summary.rows_not_reached:
+        label_row("Rows not reached", summary.rows_not_reached)
     ws.append([])
     heading("RowOutcome", "Rows", "", "Meaning")
     for o in RowOutcome:

@@ -1,8 +1,13 @@
 """From a reviewed plan to a finished journal: create the journal, execute, log.
 
 ``apply_planned`` starts a run (journal created from the plan, then the executor), and
-``resume_run`` continues one from its journal. Both record the run's figures and timeline
-in the journal's meta, where ``provision.run.run_report`` finds them to write the reports.
+``resume_run`` continues one from its journal. Both record how the run ended (meta
+``status``: the executor's ``RunStatus`` value), its figures and its timeline in the
+journal's meta, where ``provision.run.run_report`` finds them to write the reports.
+
+Throttled answers are counted once: the client's pacer sees every answer, so the plan's
+reads are what it counted before the executor started (meta ``read_throttled``) and each
+execution adds what it counted while running (meta ``throttled``, summed over resumes).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 from collections import Counter
 from typing import Callable
 
+from provision.errors import AuthError, CredentialError, InterruptedRun, TargetUnreachable
 from provision.executor.dispatch import (
     ExecutionResult,
     ExecutorSettings,
@@ -22,6 +28,7 @@ from provision.executor.dispatch import (
     journal_changes,
 )
 from provision.executor.journal import ChangeStatus, Journal
+from provision.graph.errors import TransportFailure
 from provision.graph.pacing import Lane
 from provision.masking import mask
 from provision.report.values import ThroughputSample
@@ -37,7 +44,14 @@ MAX_LOGGED_FAILURES = 1000
 
 
 class _Timeline:
-    """Progress events -> chart points (cumulative), thinned to a bounded size."""
+    """Progress events -> chart points (cumulative over every execution of the run), thinned
+    to a bounded size.
+
+    The bases turn an execution's figures into the run's: ``base_ops`` and ``base_done``
+    continue the previous timeline, ``base_throttled`` too, minus what the client's pacer
+    had counted before this execution (the plan's reads, which happened before t = 0).
+    Points are at least a second apart, so no interval's rate is a fluke of a few ms.
+    """
 
     def __init__(self, offset_s: float = 0.0, base_ops: int = 0, base_done: int = 0, base_throttled: int = 0) -> None:
         self.points: list[ThroughputSample] = []
@@ -46,9 +60,13 @@ class _Timeline:
 
     def add(self, event: ProgressEvent, rate: float | None) -> None:
         t = self._offset + event.elapsed_s
-        if t - self._last_t < 1.0 and not event.finished:
+        close = t - self._last_t < 1.0
+        if close and not event.finished:
             return
-        self._last_t = t
+        if close and self.points:
+            self.points.pop()  # the final figures replace a point taken a moment earlier
+        else:
+            self._last_t = t
         self.points.append(
             ThroughputSample(t, self._ops + event.operations, self._done + event.done, self._thr + event.throttled, rate)
         )
@@ -125,7 +143,9 @@ async def apply_planned(
             "plan_checksum": planned.checksum,
             "started": started.isoformat(),
             "read_operations": str(planned.read_notes.operations),
-            "read_throttled": str(planned.read_notes.throttled),
+            # The pacer also saw the single calls (the SMS policy); the reader's own count
+            # stands in when this client did not make the plan's reads.
+            "read_throttled": str(max(planned.read_notes.throttled, _throttled_so_far(target))),
         },
         changes=journal_changes(planned.plan.changes),
     )
@@ -165,16 +185,33 @@ async def _execute(
     previous = load_timeline(meta)
     base = previous[-1] if previous else None
     offset = float(meta.get("elapsed_s", "0"))
-    timeline = _Timeline(offset, base.operations if base else 0, 0, base.throttled if base else 0)
-    total = journal.counts().total
-    console.stage("applying", total)
+    counts = journal.counts()
+    throttled_before = _throttled_so_far(target)
+    # The executor's figures count from its own start (done: every done change, earlier
+    # runs' included); the timeline continues the previous one, or starts at zero after
+    # a kill that left none.
+    timeline = _Timeline(
+        offset,
+        base.operations if base else 0,
+        (base.succeeded if base else 0) - counts.done,
+        (base.throttled if base else 0) - throttled_before,
+    )
+    console.stage("applying", counts.total)
     settings = settings or ExecutorSettings()
     if verify and not settings.verify:
         settings = dataclasses.replace(settings, verify=True)
     try:
-        result = await execute(target.client, journal, settings=settings, progress=_progress(console, timeline, target), stop=stop)
+        try:
+            result = await execute(
+                target.client, journal, settings=settings, progress=_progress(console, timeline, target), stop=stop
+            )
+        except BaseException as exc:
+            _record_stop(journal, exc)
+            raise
         journal.set_meta("operations", str(int(meta.get("operations", "0")) + result.write_operations + result.read_operations))
-        journal.set_meta("throttled", str(int(meta.get("throttled", "0")) + result.throttled))
+        # The pacer's count, not the result's: it counts from this execution's start.
+        throttled = max(0, _throttled_so_far(target) - throttled_before)
+        journal.set_meta("throttled", str(int(meta.get("throttled", "0")) + throttled))
         journal.set_meta("elapsed_s", f"{offset + result.elapsed_s:.3f}")
         journal.set_meta("status", result.status.value)
         journal.set_meta("finished", utc_now().isoformat())
@@ -184,6 +221,34 @@ async def _execute(
         await asyncio.to_thread(journal.close)
     console.note("warning" if result.status is not RunStatus.COMPLETED else "info", result.message)
     return result
+
+
+def _throttled_so_far(target: Target) -> int:
+    """429 answers the target's client has had, reads and writes (its pacer sees them all)."""
+    return target.client.pacer.snapshot().throttled
+
+
+# How a run the executor ended by raising is recorded (meta ``status``), in the executor's
+# own words; the first matching class wins.
+_STOPPED_BY: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    ((InterruptedRun, asyncio.CancelledError, KeyboardInterrupt), "interrupted"),
+    ((TargetUnreachable, TransportFailure), "unreachable"),
+    ((AuthError, CredentialError), "aborted"),
+    (Exception, "crashed"),
+)
+
+
+def _record_stop(journal: Journal, exc: BaseException) -> None:
+    """Leave in the journal how the run stopped when the executor raised instead of
+    returning, so that the reports say so (and give the right exit code) instead of guessing."""
+    status = next((name for kinds, name in _STOPPED_BY if isinstance(exc, kinds)), None)
+    if status is None:
+        return
+    try:
+        journal.set_meta("status", status)
+        journal.set_meta("finished", utc_now().isoformat())
+    except Exception:  # noqa: BLE001 - the exception being raised matters more than this note
+        logger().warning("could not record how the run stopped (%s) in the journal", status)
 
 
 def _log_failures(journal: Journal) -> None:

@@ -2,11 +2,21 @@
 
 ``render_reports`` needs nothing but the run directory (the roster copy, plan.json and the
 journal), so it serves the end of ``apply`` and ``resume`` and, alone, ``provision report``.
-The run's exit code is decided here, from the rows' outcomes (``provision.errors.ExitCode``).
+How the run ended and its exit code are decided here, in ``run_ending``, from the status
+the executor left in the journal's meta and the rows' outcomes:
+
+    executor status        summary status   exit code
+    completed              completed        0 every row ok, 1 some not (4 every write refused)
+    interrupted            interrupted      5 resume it (completed, as above, if nothing was left)
+    unreachable            failed           5 resume it
+    aborted (401/403)      failed           4 fix the credential, then resume
+    none, changes left     interrupted      5 the process was killed: resume it
+    crashed, or unknown    failed           5 resume it (run.log says what happened)
 """
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,11 +25,11 @@ from typing import Iterable
 
 from provision.errors import ExitCode
 from provision.executor.dispatch import ExecutionResult, RunStatus
-from provision.executor.journal import ChangeStatus, Journal, JournalEntry
+from provision.executor.journal import ChangeStatus, Journal, JournalEntry, StatusCounts
 from provision.planner.plan_file import read_plan
 from provision.report import write_reports
 from provision.report.row_results import count_outcomes, row_results
-from provision.report.values import RunSummary
+from provision.report.values import RunState, RunSummary
 from provision.roster.reader import Roster
 from provision.run.apply_stage import load_timeline
 from provision.run.console import Console, NullConsole
@@ -53,6 +63,7 @@ def render_reports(
         entries = {e.id: e for e in journal.changes()}
         verifications = journal.verifications()
         meta = journal.meta()
+        counts = journal.counts()
     finally:
         journal.close()
     rows = row_results(
@@ -66,11 +77,10 @@ def render_reports(
     rows_ok, rows_failed, by_outcome = count_outcomes(rows)
     planned = Counter(str(e.change.kind) for e in entries.values())
     done = Counter(str(e.change.kind) for e in entries.values() if e.status is ChangeStatus.DONE)
-    status = meta.get("status", "")
-    if status == RunStatus.ABORTED.value or _denied_everywhere(entries.values()):
-        exit_code = ExitCode.AUTH
-    else:
-        exit_code = ExitCode.OK if rows_failed == 0 else ExitCode.ROWS_FAILED
+    ending = run_ending(
+        meta.get("status", ""), counts, rows_failed=rows_failed,
+        denied_everywhere=_denied_everywhere(entries.values()), run_dir=run.path,
+    )
     started = meta.get("started", "")
     finished = meta.get("finished", started)
     summary = RunSummary(
@@ -86,15 +96,51 @@ def render_reports(
         changes_done=dict(done),
         operations=int(meta.get("operations", "0")) + int(meta.get("read_operations", "0")),
         throttled=int(meta.get("throttled", "0")) + int(meta.get("read_throttled", "0")),
-        exit_code=exit_code,
+        exit_code=ending.exit_code,
         mode=meta.get("mode", job.mode.value),
         run_dir=str(run.path),
         rows_by_outcome=dict(by_outcome),
         timeline=tuple(load_timeline(meta)),
+        status=ending.state,
+        resume_command=ending.resume_command,
+        stop_reason=ending.stop_reason,
     )
     console.stage("writing reports")
     reports = write_reports(run.path, rows, summary)
     return RunOutcome(run.path, execution, summary, reports)
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnding:
+    """How a run ended, for summary.json and the process's exit code."""
+
+    state: RunState
+    exit_code: ExitCode
+    stop_reason: str  # the executor's status when the run stopped early, else ""
+    resume_command: str | None  # while changes are left to send or to read back
+
+
+def run_ending(
+    status: str, counts: StatusCounts, *, rows_failed: int, denied_everywhere: bool, run_dir: Path
+) -> RunEnding:
+    """The one mapping from the executor's status (journal meta ``status``) to the run's end.
+
+    ``status`` is matched as a string: the journal holds ``RunStatus`` values, and an
+    unknown one (a newer writer's) is a stop for the operator to look at, never a success.
+    """
+    unfinished = counts.pending + counts.in_flight
+    resume = f"provision resume {shlex.quote(str(run_dir))}" if unfinished else None
+    if status == RunStatus.ABORTED.value:
+        return RunEnding(RunState.FAILED, ExitCode.AUTH, status, resume)
+    if status in ("", RunStatus.INTERRUPTED.value) and unfinished:
+        # No status at all with work left: the process died before it could record one.
+        return RunEnding(RunState.INTERRUPTED, ExitCode.STOPPED, RunStatus.INTERRUPTED.value, resume)
+    if status not in ("", RunStatus.INTERRUPTED.value, RunStatus.COMPLETED.value):
+        return RunEnding(RunState.FAILED, ExitCode.STOPPED, status, resume)  # unreachable, or unknown
+    # Completed, or stopped only once nothing was left to do.
+    if denied_everywhere:
+        return RunEnding(RunState.COMPLETED, ExitCode.AUTH, "", resume)
+    return RunEnding(RunState.COMPLETED, ExitCode.OK if rows_failed == 0 else ExitCode.ROWS_FAILED, "", resume)
 
 
 def _denied_everywhere(entries: Iterable[JournalEntry]) -> bool:

@@ -56,7 +56,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
 
-        assert proc.returncode == 1, err[-2000:]
+        assert proc.returncode == 5, err[-2000:]
         result = next(json.loads(line) for line in err.splitlines() if '"event": "result"' in line and '"run"' in line)
         assert result["status"] == "interrupted"
         assert result["resume"] == f"provision resume {run_dir}"

@@ -63,7 +63,7 @@ def check_onboarding(rows: dict[str, list[dict[str, str]]], tenant: dict[str, An
     (ethan,) = rows[upn("ethan.moore")]
     assert ethan["outcome"] == "partial" and ethan["error_code"] == "phoneNumberNotUnique"
     (ghost,) = rows[upn("ghost.hire")]
-    assert ghost["outcome"] == "failed" and ghost["error_code"] == "user_not_found"
+    assert ghost["outcome"] == "skipped" and ghost["error_code"] == "user_not_found"
     assert [r["outcome"] for r in rows[upn("mila.king")]] == ["invalid", "invalid"]  # conflicting duplicates
     assert rows[upn("henry.young")][0]["error_code"] == "extension_not_allowed"
 

@@ -64,7 +64,7 @@ def test_resume_of_a_finished_run_says_nothing_is_left_and_keeps_the_exit_code(c
     assert ran.exit_code == applied.exit_code == 1
     notes = [e["message"] for e in ran.json_lines() if e.get("event") == "log"]
     assert any("already finished" in n for n in notes)
-    assert ran.result("run")["status"] == "finished" and ran.result("run")["resume"] is None
+    assert ran.result("run")["status"] == "completed" and ran.result("run")["resume"] is None
     assert (run / "results.csv").read_bytes() == csv_before
 
     text = cli(["resume", run, "--log-format", "text"])

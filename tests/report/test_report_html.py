@@ -13,7 +13,7 @@ from report_samples import HTML_USER, NUMBERS, sample_rows, summary_for
 from provision.model import RowOutcome
 from provision.report import render_html, write_html
 from provision.report.layout import mask_phone
-from provision.report.values import RowResult, RunSummary
+from provision.report.values import RowResult, RunState, RunSummary, ThroughputSample
 from provision.report.wording import known_codes, remedy_for
 
 
@@ -103,6 +103,12 @@ def test_row_table_is_capped_and_points_to_the_workbook() -> None:
         ((RowOutcome.PLANNED,), {"exit_code": 3}, "Refused: the plan exceeded a safety limit"),
         ((RowOutcome.FAILED,), {"exit_code": 4}, "Stopped: sign-in or permission problem"),
         ((RowOutcome.FAILED, RowOutcome.FAILED), {"exit_code": 1}, "Not done"),
+        ((RowOutcome.APPLIED, RowOutcome.PLANNED),
+         {"exit_code": 5, "status": RunState.INTERRUPTED, "stop_reason": "interrupted", "resume_command": "provision resume r"},
+         "Interrupted: the run stopped before it finished"),
+        ((RowOutcome.PLANNED, RowOutcome.PLANNED),
+         {"exit_code": 5, "status": RunState.FAILED, "stop_reason": "unreachable", "resume_command": "provision resume r"},
+         "Stopped: Microsoft Graph could not be reached"),
     ],
 )
 def test_headline_answers_did_it_work(outcomes: tuple[RowOutcome, ...], overrides: dict[str, object],
@@ -116,3 +122,23 @@ def test_run_without_timeline_says_so(rows: list[RowResult]) -> None:
     html = render_html(rows, summary_for(rows, timeline=()))
     assert "No timeline was recorded" in html
     assert html.count("<svg") == 2
+
+
+def test_stopped_run_says_how_many_rows_it_did_not_reach_and_how_to_resume() -> None:
+    outcomes = (RowOutcome.APPLIED, RowOutcome.PLANNED, RowOutcome.PLANNED)
+    rows = [RowResult(i + 2, None, f"u{i}@contoso.com", o) for i, o in enumerate(outcomes)]
+    summary = summary_for(rows, exit_code=5, status=RunState.INTERRUPTED, stop_reason="interrupted",
+                          resume_command="provision resume reports/r1")
+    html = render_html(rows, summary)
+    assert "interrupted: 2 rows not reached, resume with provision resume reports/r1" in html
+    assert "Partly done" not in html and "Plan only" not in html
+
+
+def test_average_speed_comes_from_the_timeline_and_never_beats_the_peak(rows: list[RowResult]) -> None:
+    # 1,000 operations in summary.operations (the plan's reads included, made before the
+    # timeline starts) over 5 s of wall clock would claim 200/s; the timeline peaked at 10/s.
+    timeline = tuple(ThroughputSample(t=float(t), operations=10 * t, succeeded=9 * t, throttled=0) for t in range(1, 6))
+    html = render_html(rows, summary_for(rows, operations=1000, duration_s=5.0, timeline=timeline))
+    found = re.search(r"Average ([\d,.]+) requests/s while applying, peak ([\d,.]+)/s", html)
+    assert found is not None
+    assert (float(found[1]), float(found[2])) == (10.0, 10.0)

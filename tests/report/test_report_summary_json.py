@@ -12,7 +12,7 @@ from provision.report import write_summary_json
 from provision.report.values import RowResult, RunSummary
 
 KEYS = [
-    "job", "target", "mode", "started", "finished", "duration_s", "exit_code",
+    "job", "target", "mode", "started", "finished", "duration_s", "status", "resume_command", "exit_code",
     "rows_total", "rows_ok", "rows_failed", "rows_by_outcome", "changes", "changes_done",
     "operations", "throttled", "run_dir",
 ]
@@ -28,6 +28,7 @@ def test_summary_json_keys_order_and_values(tmp_path: Path, summary: RunSummary)
     assert data["started"] == "2026-11-23T12:00:00Z" and data["finished"] == "2026-11-23T12:00:20Z"
     assert data["duration_s"] == 20.0 and isinstance(data["duration_s"], float)
     assert data["exit_code"] == 1
+    assert data["status"] == "completed" and data["resume_command"] is None
     assert (data["rows_total"], data["rows_ok"], data["rows_failed"]) == (11, 3, 4)
     assert data["rows_by_outcome"] == {"applied": 2, "unchanged": 1, "partial": 1, "failed": 3,
                                        "skipped": 2, "invalid": 1, "planned": 1}
