@@ -30,11 +30,33 @@ _MIN_SHOWN = 7  # fewer national digits than this: show none of them
 
 # Runs of 7+ digits with at most two separators between them, optionally "+"-led, with an
 # optional extension: phone-number-looking text inside free text (messages, passthrough).
+# Letters may touch it on either side ("Tel2065550100", "number+12065550100"): a number
+# glued to a word is still a number. A run never starts inside a longer digit run's tail.
 _PHONE_IN_TEXT = re.compile(
-    r"(?<![\w+-])(?!\d{4}-\d\d-\d\d)(?![0-9a-fA-F]{8}-[0-9a-fA-F]{4}-)"  # not a date, not a GUID
-    r"\+?\d(?:[ \u00a0.\-/()]{0,2}\d){6,}(?:\s?(?:x|ext\.?|#)\s?\d{1,8})?(?!\w)"
+    r"(?<![\d+])\+?\d(?:[ \u00a0.\-/()]{0,2}\d){6,}(?:\s?(?i:x|ext\.?|#)\s?\d{1,8}(?!\d))?"
 )
-_TEXT_EXTENSION = re.compile(r"\s?(?:x|ext\.?|#)\s?\d{1,8}$")
+
+# Digit-bearing text that is not a phone number, found first and left whole, so a phone
+# match can neither start inside it nor run into it: GUIDs (request ids, object ids), long
+# hex ids and hashes, 0x-hex (HRESULTs, addresses), Entra sign-in error codes
+# (``AADSTS7000215``), ISO dates and timestamps (also the compact ``20240501T020000Z`` of
+# run directories), clock times, day/month/year dates, IPv4 addresses and "1-200 of 3000".
+_NOT_A_PHONE = re.compile(
+    r"(?=[0-9A-Fa-f])(?:"  # every form starts so: other positions fail at once
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|(?<![0-9A-Za-z])0[xX][0-9a-fA-F]+|AADSTS\d+"
+    r"|(?<![0-9A-Za-z])(?=(?:[0-9]*[a-fA-F]){3})[0-9a-fA-F]{20,}(?![0-9A-Za-z])"
+    r"|(?<!\d)\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?(?!\d)"
+    r"|(?<!\d)\d{8}T\d{4,6}(?:[.,]\d+)?Z?(?!\d)"
+    r"|(?<!\d)\d{1,2}:\d\d(?::\d\d)?(?:[.,]\d+)?(?!\d)"
+    r"|(?<!\d)\d{1,2}([/.-])\d{1,2}\1\d{4}(?!\d)|(?<!\d)\d{4}/\d\d/\d\d(?!\d)"
+    r"|(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])"
+    r"|(?<![\d+])\d+ ?[-\u2013] ?\d+ of \d+(?!\d)"
+    r")"
+)
+_TEXT_EXTENSION = re.compile(r"\s?(?i:x|ext\.?|#)\s?\d{1,8}$")
+# The x of an extension (x12, X12, " x 12"), not the X's of a Graph mask (+1 XXXXXXX100).
+_EXTENSION_MARK = re.compile(r"(?<=[\d\s])[xX](?=\s?\d)")
 
 
 def fold(text: str) -> str:
@@ -49,7 +71,8 @@ def mask(number: str) -> str:
     Anything else (national forms, garbage) keeps at most its last three digits.
     """
     text = fold(number).strip()
-    main, _, ext = text.partition("x") if text.startswith("+") else (text, "", "")
+    mark = _EXTENSION_MARK.search(text) if text.startswith("+") else None
+    main, ext = (text[: mark.start()], text[mark.end() :]) if mark else (text, "")
     digits = "".join(_DIGITS.findall(main))
     if not digits:
         return "***"
@@ -73,10 +96,21 @@ def is_masked(number: str) -> bool:
 def mask_in_text(text: str) -> str:
     """Every phone-number-looking run inside free text, masked by ``mask``'s rule.
 
-    An extension keeps its spelling (``ext. 12`` -> ``ext. **``); dates, GUIDs and short
-    digit runs are left alone.
+    An extension keeps its spelling (``ext. 12`` -> ``ext. **``); a number glued to letters
+    is masked too (``Tel2065550100`` -> ``Tel*******100``). GUIDs, hex ids, dates, ISO
+    timestamps, clock times, IPv4 addresses, "1-200 of 3000" and short digit runs are left
+    alone.
     """
-    return _PHONE_IN_TEXT.sub(_mask_match, text)
+    if _PHONE_IN_TEXT.search(text) is None:  # most text: no 7-digit run at all
+        return text
+    parts: list[str] = []
+    end = 0
+    for kept in _NOT_A_PHONE.finditer(text):
+        parts.append(_PHONE_IN_TEXT.sub(_mask_match, text[end : kept.start()]))
+        parts.append(kept.group(0))
+        end = kept.end()
+    parts.append(_PHONE_IN_TEXT.sub(_mask_match, text[end:]))
+    return "".join(parts)
 
 
 def _mask_match(m: re.Match[str]) -> str:

@@ -29,3 +29,59 @@ def test_a_number_reads_the_same_alone_and_inside_text(number: str) -> None:
 def test_our_own_masks_are_recognised_as_masks() -> None:
     # A masked number written to a report and read back by a later run is never diffed against.
     assert is_masked(mask("+1 2065550100"))
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("Tel2065550100", "Tel*******100"),
+        ("number+12065550100", "number+1 *******100"),
+        ("ph:+44 20 7946 0958", "ph:+44 *******958"),
+        ("mobile=+12065550100&next", "mobile=+1 *******100&next"),
+        ("call 2065550100now", "call *******100now"),
+        ("desk +1 2065550100X12", "desk +1 *******100X**"),
+        ("desk +1 206 555 0100 Ext. 12", "desk +1 *******100 Ext. **"),
+        ("cell(206) 555-0142", "cell(*******142"),
+        ("+1 2065550100 then 5 2024-05-01", "+1 *******100 then 5 2024-05-01"),
+    ],
+)
+def test_numbers_glued_to_words_are_masked(text: str, masked: str) -> None:
+    assert mask_in_text(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "request-id 0f5c3a2b-1234-5678-9abc-def012345678",
+        "client-request-id: {8A5C2D10-2222-4333-8444-123456789012}",
+        "object id 00000000-0000-0000-0000-000000000001",
+        "at 2024-05-01T02:00:00.1234567Z and 2024-05-01 02:00:00+02:00",
+        "2024-05-01",
+        "took 00:01:02.1234567",
+        "run dir reports/nightly-20240501T020000Z/run.log",
+        "date 01/05/2024 or 1.5.2024 or 2024/05/01",
+        "rows 1-200 of 3000",
+        "rows 200001-400000 of 1000000",
+        "sandbox at http://127.0.0.1:54321/v1.0 from 192.168.100.200",
+        "sha256:3f2a9c0012345678901234567890abcdef0123456789abcdef0123456789",
+        "throttled 12 times, 3456 operations",
+        "sign-in refused (AADSTS7000215 invalid_client), HRESULT 0x80070005 at 0x7f893d6e6410",
+    ],
+)
+def test_ids_dates_and_counts_are_not_masked(text: str) -> None:
+    assert mask_in_text(text) == text
+
+
+def test_a_number_next_to_an_id_is_still_masked() -> None:
+    text = "request-id 0f5c3a2b-1234-5678-9abc-def012345678: +1 206 555 0100 is taken at 2024-05-01T02:00:00Z"
+    assert mask_in_text(text) == (
+        "request-id 0f5c3a2b-1234-5678-9abc-def012345678: +1 *******100 is taken at 2024-05-01T02:00:00Z"
+    )
+
+
+def test_an_extension_in_either_case_keeps_no_digit() -> None:
+    assert mask("+12065550100X12") == mask("+1 2065550100x12") == "+1 *******100x**"
+    assert is_masked(mask("+12065550100X12"))
+    # A Graph mask's x's are no extension, whatever their case.
+    assert mask("+1 xxxxxxx100") == mask("+1 XXXXXXX100") == "+1 ***"
+

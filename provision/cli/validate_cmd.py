@@ -1,9 +1,13 @@
 """`provision validate ROSTER`: check a roster without touching any tenant.
 
 Prints a summary (rows read, valid, warnings, errors, top reasons) and the first row
-problems, with every number masked; ``--out`` writes the per-row report as CSV, whose
-phone columns hold the normalised Graph form. Exit 0 when no row has an error, 1 when
-some do, 2 when the roster (or the job file) can't be read at all.
+problems, every line through ``masking.mask_in_text`` like the other commands' output
+(paths, headers and reasons can hold numbers); ``--out`` writes the per-row report as CSV,
+whose phone columns hold the normalised Graph form and whose other text cells are
+neutralised against formula injection by results.csv's rule (``report.layout.safe_text``).
+Exit 0 when no row has an error, 1 when some do, 2 when the roster (or the job file) can't
+be read at all. A roster without data rows (a header-only extract) exits 0 with a warning
+saying that ``plan`` and ``apply`` will refuse it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from rich.table import Table
 
 from provision.cli.output import PlainConsole, exits_on_error
 from provision.errors import ExitCode, UsageError
+from provision.masking import mask_in_text
 from provision.model import (
     FIELD_BY_PHONE_TYPE,
     PHONE_TYPES,
@@ -32,6 +37,15 @@ from provision.roster.reader import Roster, read_roster
 
 SHOWN_ISSUES = 20
 TOP_REASONS = 8
+EMPTY_ROSTER_WARNING = (
+    "warning: the roster has no data rows (a header-only extract?); plan and apply refuse it "
+    "(safety threshold min_roster_rows) unless forced"
+)
+
+
+def _masked(text: str) -> str:
+    """Text for a rich markup line: numbers masked, markup characters escaped."""
+    return escape(mask_in_text(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +92,20 @@ def validate(
             sheet=sheet if sheet is not None else settings.sheet,
         )
     _summary(console, result)
+    if not result.rows:
+        console.print(f"[yellow]{_masked(EMPTY_ROSTER_WARNING)}[/yellow]", soft_wrap=True)
     if out is not None:
         write_report(result, out)
-        console.print(f"per-row report: {out}", markup=False)
+        console.print(mask_in_text(f"per-row report: {out}"), markup=False, soft_wrap=True)
     raise typer.Exit(ExitCode.ROWS_FAILED if result.count(RowStatus.ERROR) else ExitCode.OK)
 
 
 def _summary(console: Console, roster: Roster) -> None:
     counts = roster.status_counts()
     where = f"{roster.path}" + (f" [sheet {roster.sheet}]" if roster.sheet else "")
-    console.print(f"roster: {where}", markup=False)
+    console.print(mask_in_text(f"roster: {where}"), markup=False, soft_wrap=True)  # paths stay whole
     mapped = ", ".join(f"{field}={header!r}" for field, header in roster.columns.items())
-    console.print(f"columns: {mapped}", markup=False)
+    console.print(mask_in_text(f"columns: {mapped}"), markup=False, soft_wrap=True)
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("rows read", f"{len(roster.rows):,}")
     table.add_row("valid", f"{counts[RowStatus.OK]:,}")
@@ -111,27 +127,34 @@ def _summary(console: Console, roster: Roster) -> None:
         examples.setdefault((issue.severity, issue.code), issue)
         counts_by_kind[(issue.severity, issue.code)] += 1
     for (severity, code), count in counts_by_kind.most_common(TOP_REASONS):
-        reasons.add_row(f"{count:,}", severity.value, code, escape(examples[(severity, code)].reason))
+        reasons.add_row(f"{count:,}", severity.value, code, _masked(examples[(severity, code)].reason))
     console.print(reasons)
     shown = Table(title=f"first {min(SHOWN_ISSUES, len(roster.issues))} of {len(roster.issues):,} problems", title_justify="left")
     for name in ("row", "column", "severity", "reason"):
         shown.add_column(name)
     for issue in roster.issues[:SHOWN_ISSUES]:
-        shown.add_row(str(issue.row), escape(issue.column or ""), issue.severity.value, escape(issue.reason))
+        shown.add_row(str(issue.row), _masked(issue.column or ""), issue.severity.value, _masked(issue.reason))
     console.print(shown)
 
 
 def write_report(roster: Roster, out: Path) -> None:
-    """The per-row CSV: row, user, the three phones in Graph form, status, problems, passthrough."""
+    """The per-row CSV: row, user, the three phones in Graph form, status, problems, passthrough.
+
+    Every text cell (headers included: passthrough names come from the roster) goes
+    through results.csv's formula-injection rule; phone cells in Graph form stay usable.
+    """
+    from provision.report.layout import safe_text  # the one rule, shared with results.csv/.xlsx
+
     by_row = roster.issues_by_row()
     phone_fields = [FIELD_BY_PHONE_TYPE[t] for t in PHONE_TYPES]
     extra = [name for name in roster.extra_columns if name not in {"row", "user", "status", "problems", *phone_fields}]
     with out.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["row", "user", *phone_fields, "status", "problems", *extra])
+        writer.writerow([safe_text(h) for h in ("row", "user", *phone_fields, "status", "problems", *extra)])
         for row in roster.rows:
             problems = " | ".join(
                 f"{i.column + ': ' if i.column else ''}{i.reason} [{i.code}]" for i in by_row.get(row.row, ())
             )
-            phones = [row.phones.get(t) or "" for t in PHONE_TYPES]
-            writer.writerow([row.row, row.user, *phones, row.status.value, problems, *(row.extra.get(n, "") for n in extra)])
+            phones = [safe_text(row.phones.get(t) or "", phone=True) for t in PHONE_TYPES]
+            passthrough = [safe_text(row.extra.get(n, "")) for n in extra]
+            writer.writerow([row.row, safe_text(row.user), *phones, row.status.value, safe_text(problems), *passthrough])

@@ -17,8 +17,8 @@ One module per rule group (each module's docstring states its rules in full):
   sign-in change last), each change depending on the previous one;
 - ``sms_rules``: SMS sign-in enable/disable, judged against the mobile the user will have
   after the plan; idempotent;
-- ``safety``: the ``max_changes``/``max_delete_percent``/``max_update_percent`` thresholds
-  and ``check_safety``;
+- ``safety``: the ``max_changes``/``max_delete_percent``/``max_update_percent`` thresholds,
+  the roster-size ones (``min_roster_rows``, ``min_roster_percent``) and ``check_safety``;
 - ``summary``: counts, outcomes and top reasons for the CLI and the plan file;
 - ``reasons``: the reason codes a user plan carries, and their sentences;
 - ``values``: ``Change``, ``UserPlan``, ``PlanPolicy``, ``Plan`` and the safety verdict;

@@ -71,6 +71,11 @@ class PlanPolicy:
     max_delete_percent: float | None = None
     max_update_percent: float | None = None
     retry_sms_conflicts: bool = False  # re-plan enable_sms for a mobile that reads phoneNumberNotUnique
+    # The roster's own size (checked by ``safety.roster_thresholds``, not by ``plan()``):
+    # fewer data rows than this is refused (None: no floor) ...
+    min_roster_rows: int | None = 1
+    # ... and so are fewer usable rows than this percentage of the previous run's (None: off).
+    min_roster_percent: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", PlanMode(self.mode))
@@ -81,7 +86,7 @@ class PlanPolicy:
 class Threshold:
     """One safety threshold a plan exceeds."""
 
-    name: str  # max_changes | max_delete_percent | max_update_percent
+    name: str  # max_changes | max_delete_percent | max_update_percent | min_roster_rows | min_roster_percent
     limit: float
     actual: float
     message: str  # "deletes 12.5% > max_delete_percent 5%"

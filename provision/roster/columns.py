@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from provision.errors import RosterReadError, UsageError
+from provision.masking import mask_in_text
 from provision.model import PhoneType
 
 FIELDS: tuple[str, ...] = ("user", "mobile", "alternate_mobile", "office", "region", "sms_sign_in")
@@ -49,6 +50,8 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
 }
 
 _NOT_ALNUM = re.compile(r"[\W_]+")
+_SHOWN_HEADERS = 15  # in an error message listing the columns found
+_SHOWN_CHARS = 32
 
 
 def header_key(header: str) -> str:
@@ -74,7 +77,7 @@ def match_columns(headers: Sequence[str], columns: Mapping[str, str] | None = No
     unknown = sorted(set(columns) - set(FIELDS))
     if unknown:
         raise UsageError(f"unknown roster field(s) {', '.join(unknown)}; fields are {', '.join(FIELDS)}")
-    found = ", ".join(repr(h) for h in headers if h) or "(none)"
+    found = _found(headers)
     keys = [header_key(h) for h in headers]
     index: dict[str, int] = {}
     for field_name, header in columns.items():
@@ -105,6 +108,17 @@ def match_columns(headers: Sequence[str], columns: Mapping[str, str] | None = No
     names = {f: headers[i] for f, i in index.items()}
     extra = tuple((i, _unique_name(headers, i)) for i in range(len(headers)) if i not in taken)
     return ColumnMap(index=index, names=names, extra=extra)
+
+
+def _found(headers: Sequence[str]) -> str:
+    """The headers, for an error message: the first few, each cut short, numbers masked
+    (a file without a header row shows its first data row here)."""
+    named = [h for h in headers if h]
+    if not named:
+        return "(none)"
+    shown = ", ".join(repr(h if len(h) <= _SHOWN_CHARS else h[: _SHOWN_CHARS - 1] + "…") for h in named[:_SHOWN_HEADERS])
+    more = len(named) - _SHOWN_HEADERS
+    return mask_in_text(shown + (f" and {more:,} more" if more > 0 else ""))
 
 
 def _find(headers: Sequence[str], keys: Sequence[str], header: str) -> int | None:

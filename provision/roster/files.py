@@ -7,6 +7,14 @@ skipped or fatal line, and memory stays flat for a million rows. Excel workbooks
 (.xlsx/.xlsm) go through openpyxl in read-only mode with cached formula values; numbers
 come out as their digits (never ``2065550100.0``) and are marked so a lost ``+`` can be
 recovered. Whatever the extension says, the first bytes decide the format.
+
+A file that can't be read as a roster at all (damaged or truncated workbook, a zip that is
+no workbook, a password-protected or legacy workbook, binary data, text that doesn't
+decode, a header wider than ``MAX_COLUMNS``, a cell longer than ``MAX_CELL_CHARS``)
+raises ``RosterReadError`` naming the file, the row when it is known, and the reason,
+whenever the damage shows: at open, or half-way through the rows. Only the exceptions the
+csv module, zipfile/zlib, the XML parser and openpyxl raise on bad input are translated,
+and only around their own calls.
 """
 
 from __future__ import annotations
@@ -15,27 +23,71 @@ import codecs
 import csv
 import datetime as dt
 import io
+import lzma
 import re
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Protocol
+from typing import Any, BinaryIO, Callable, Iterator, Protocol, TypeVar
+from xml.etree.ElementTree import ParseError
 
 import openpyxl
 from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
 from provision.errors import RosterReadError
+from provision.masking import mask_in_text
 
 DELIMITERS = (",", ";", "\t", "|")
+# Excel's own limit for one cell: no roster cell typed or exported by Excel is longer, so a
+# longer one is damage (in a CSV, usually an unclosed quote that swallowed the rows after
+# it) and the file is refused rather than read without the rows it hides.
+MAX_CELL_CHARS = 32_767
+# Real HR extracts have tens of columns, a few hundred at most; every other column is
+# carried per row as passthrough, so a far wider header would cost memory for nothing.
+MAX_COLUMNS = 1_000
 _NO_INDEXES: frozenset[int] = frozenset()
 _SNIFF_CHARS = 64 * 1024
 _ZIP_MAGIC = b"PK\x03\x04"
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls, or an encrypted (password-protected) .xlsx
+_ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")  # the OLE stream of an encrypted workbook
 _FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
+_REASON_CHARS = 160  # of a library's error message, in ours
+_T = TypeVar("_T")
 
-# csv's default limit (128 KiB) is about the only thing that could stop a real roster.
-csv.field_size_limit(16 * 1024 * 1024)
+# The csv module enforces the cell bound itself, at no cost per row, and a runaway field
+# stops growing there (bounded memory). No other module of provision parses CSV.
+csv.field_size_limit(MAX_CELL_CHARS)
+
+# What the libraries raise on a damaged workbook, and only that: zipfile (bad or truncated
+# archive, unsupported compression, RuntimeError for a member flagged encrypted), zlib/lzma
+# (corrupt compressed data; bz2 raises OSError), the XML parser, openpyxl (its own error,
+# and ValueError/TypeError/IndexError/KeyError from its parsers and typed descriptors fed
+# malformed values or missing parts), EOFError/OSError on a short member.
+_DAMAGED_WORKBOOK: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    RuntimeError,
+    zlib.error,
+    lzma.LZMAError,
+    ParseError,
+    InvalidFileException,
+    NotImplementedError,
+    EOFError,
+    OSError,
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+)
+# What the csv module and the text decoder raise on a file that isn't delimited text.
+_DAMAGED_TEXT: tuple[type[BaseException], ...] = (csv.Error, UnicodeDecodeError, OSError)
+
+# openpyxl warns on stderr about parts it drops from odd workbooks; those lines are not
+# ours to show (and could quote cell text), and the reader reports real damage itself.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"openpyxl(\.|$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +139,57 @@ def open_table(path: Path, sheet: str | int | None = None) -> Table:
     if magic == _ZIP_MAGIC:
         return _open_workbook(path, sheet)
     if magic == _OLE_MAGIC:
+        if _is_encrypted(path):
+            raise RosterReadError(f"{path.name} is a password-protected workbook; save a copy without the password")
         raise RosterReadError(f"{path.name} is a legacy .xls workbook; save it as .xlsx or CSV")
     if path.suffix.lower() in {".xlsx", ".xlsm"}:
-        raise RosterReadError(f"{path.name} is not a valid Excel workbook")
+        raise RosterReadError(f"{path.name} is not a valid Excel workbook (it is not a zip archive)")
     return _open_delimited(path)
+
+
+def _is_encrypted(path: Path) -> bool:
+    """An OLE file holding an EncryptedPackage stream: Excel's password-protected .xlsx."""
+    with path.open("rb") as f:
+        tail = b""
+        while chunk := f.read(1 << 20):
+            if _ENCRYPTED_STREAM in tail + chunk:
+                return True
+            tail = chunk[-len(_ENCRYPTED_STREAM) :]
+    return False
+
+
+def _library_reason(exc: BaseException) -> str:
+    """A library's error message fit for ours: one line, short, numbers masked."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) > _REASON_CHARS:
+        text = text[: _REASON_CHARS - 1] + "…"
+    return mask_in_text(text)
+
+
+def _too_long(path: Path, row: int | None, chars: int | None = None) -> RosterReadError:
+    where = f" at row {row:,}" if row is not None else ""
+    size = f"holds {chars:,} characters, past" if chars is not None else "is longer than"
+    return RosterReadError(
+        f"{path.name} can't be read{where}: a cell {size} Excel's limit of {MAX_CELL_CHARS:,} characters "
+        "(an unclosed quote, or not a roster)"
+    )
+
+
+def _checked_header(values: tuple[str, ...], path: Path, row: int) -> tuple[str, ...]:
+    """The header, refused when wider than MAX_COLUMNS.
+
+    A header made wide only by blank cells at its end (a formatted row, trailing
+    delimiters) is cut to its last named column when it would pass the bound otherwise.
+    """
+    if len(values) > MAX_COLUMNS:
+        used = max((i + 1 for i, v in enumerate(values) if v), default=0)
+        if used > MAX_COLUMNS:
+            raise RosterReadError(
+                f"{path.name}: the header (row {row}) has {used:,} columns; a roster may have at most "
+                f"{MAX_COLUMNS:,} (is the file a roster, and its first non-empty row the header?)"
+            )
+        values = values[:used]
+    return values
 
 
 # -- delimited text -----------------------------------------------------------------------
@@ -100,24 +199,26 @@ def _open_delimited(path: Path) -> Table:
     encoding = _detect_encoding(path)
     f = path.open("r", encoding=encoding, newline="")
     try:
-        sample = f.read(_SNIFF_CHARS)
-        if "\x00" in sample:
-            raise RosterReadError(f"{path.name} looks like a binary file, not a CSV roster")
-        delimiter = _sniff_delimiter(sample, prefer_tab=path.suffix.lower() == ".tsv")
-        f.seek(0)
-        reader = csv.reader(f, delimiter=delimiter)
-        header_row, first = _first_nonblank(reader)
+        try:
+            sample = f.read(_SNIFF_CHARS)
+            if "\x00" in sample:
+                raise RosterReadError(f"{path.name} looks like a binary file (it holds NUL bytes), not a CSV roster")
+            delimiter = _sniff_delimiter(sample, prefer_tab=path.suffix.lower() == ".tsv")
+            f.seek(0)
+            reader = csv.reader(f, delimiter=delimiter)
+            header_row, first = _first_nonblank(reader)
+        except _DAMAGED_TEXT as exc:
+            raise _unreadable_text(path, exc, None) from None
+        if first is None:
+            raise RosterReadError(f"{path.name} has no header row (the file is empty)")
+        header = _checked_header(tuple(h.strip() for h in first), path, header_row)
     except BaseException:
         f.close()
         raise
-    if first is None:
-        f.close()
-        raise RosterReadError(f"{path.name} has no header row (the file is empty)")
-    header = tuple(h.strip() for h in first)
     return Table(
         header=header,
         header_row=header_row,
-        records=_delimited_records(reader, header_row, len(header)),
+        records=_delimited_records(reader, header_row, len(header), path),
         sheet=None,
         encoding=encoding,
         delimiter=delimiter,
@@ -177,72 +278,116 @@ def _first_nonblank(reader: Iterator[list[str]]) -> tuple[int, list[str] | None]
     return 0, None
 
 
-def _delimited_records(reader: Iterator[list[str]], header_row: int, width: int) -> Iterator[Record]:
-    # csv.reader yields [] for an empty line, so record n is spreadsheet row n.
+def _unreadable_text(path: Path, exc: BaseException, row: int | None) -> RosterReadError:
+    where = f" at row {row:,}" if row is not None else ""
+    if isinstance(exc, csv.Error) and "field larger than field limit" in str(exc):
+        return _too_long(path, row)
+    if isinstance(exc, UnicodeDecodeError):
+        return RosterReadError(f"{path.name} can't be read{where}: its text does not decode as {exc.encoding}")
+    return RosterReadError(f"{path.name} can't be read{where}: {_library_reason(exc)}")
+
+
+def _delimited_records(reader: Iterator[list[str]], header_row: int, width: int, path: Path) -> Iterator[Record]:
+    # csv.reader yields [] for an empty line, so record n is spreadsheet row n. Only the
+    # reader's own errors are caught: the loop body can't raise csv.Error or a decode error.
     row = header_row
-    for cells in reader:
-        row += 1
-        count = len(cells)
-        if count == width:
-            yield Record(row, tuple([c.strip() for c in cells]))
-        elif count < width:
-            yield Record(row, tuple([c.strip() for c in cells] + [""] * (width - count)))
-        else:
-            stripped = [c.strip() for c in cells]
-            overflow = sum(1 for c in stripped[width:] if c)
-            yield Record(row, tuple(stripped[:width]), overflow=overflow)
+    try:
+        for cells in reader:
+            row += 1
+            count = len(cells)
+            if count == width:
+                yield Record(row, tuple([c.strip() for c in cells]))
+            elif count < width:
+                yield Record(row, tuple([c.strip() for c in cells] + [""] * (width - count)))
+            else:
+                stripped = [c.strip() for c in cells]
+                overflow = sum(1 for c in stripped[width:] if c)
+                yield Record(row, tuple(stripped[:width]), overflow=overflow)
+    except _DAMAGED_TEXT as exc:
+        raise _unreadable_text(path, exc, row + 1) from None
 
 
 # -- Excel --------------------------------------------------------------------------------
 
 
 def _open_workbook(path: Path, sheet: str | int | None) -> Table:
+    closables: list[_Closable] = []
+    try:
+        return _workbook_table(path, sheet, closables)
+    except BaseException:
+        for closable in reversed(closables):
+            closable.close()
+        raise
+
+
+def _workbook_table(path: Path, sheet: str | int | None, closables: list[_Closable]) -> Table:
+    """The workbook's Table; everything opened is added to ``closables`` as it opens."""
     # A file object, not the path: openpyxl refuses paths whose extension isn't .xlsx,
     # and a workbook saved as "roster.csv" is still a workbook.
-    handles = [path.open("rb")]
-    try:
-        values_book = openpyxl.load_workbook(handles[0], read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, InvalidFileException) as exc:
-        handles[0].close()
-        raise RosterReadError(f"{path.name} is not a readable Excel workbook ({exc})") from None
-    try:
-        title = _pick_sheet(values_book.sheetnames, sheet, path)
-    except RosterReadError:
-        values_book.close()
-        handles[0].close()
-        raise
-    values = values_book[title]
+    values_book = _load_workbook(path, data_only=True, closables=closables)
+    title = _pick_sheet(values_book.sheetnames, sheet, path)
+    values = _guard(path, lambda: values_book[title])
     values.reset_dimensions()  # some exporters write a wrong <dimension>; don't trust it
-    books = [values_book]
     formulas_sheet = None
-    if _has_formulas(path):
+    if _guard(path, lambda: _has_formulas(path)):
         # The cached value and the formula live in two different openpyxl modes: a formula
         # with no cached value reads as an empty cell unless the formulas are read too.
-        handles.append(path.open("rb"))
-        books.append(openpyxl.load_workbook(handles[-1], read_only=True, data_only=False))
-        formulas_sheet = books[-1][title]
+        formulas_book = _load_workbook(path, data_only=False, closables=closables)
+        formulas_sheet = _guard(path, lambda: formulas_book[title])
         formulas_sheet.reset_dimensions()
-    rows = _sheet_records(values.iter_rows(values_only=True), formulas_sheet)
-    header_row, header_values = 0, None
+    rows = _sheet_records(_guarded(values.iter_rows(values_only=True), path), formulas_sheet, path)
     for record in rows:
         if any(record.cells):
-            header_row, header_values = record.row, record.cells
-            break
-    if header_values is None:
-        for closable in (*books, *handles):
-            closable.close()
-        raise RosterReadError(f"sheet {title!r} of {path.name} has no header row (the sheet is empty)")
-    header = tuple(header_values)
-    return Table(
-        header=header,
-        header_row=header_row,
-        records=_fit(rows, len(header)),
-        sheet=title,
-        closables=(*books, *handles),
-    )
+            header = _checked_header(record.cells, path, record.row)
+            return Table(
+                header=header,
+                header_row=record.row,
+                records=_fit(rows, len(header)),
+                sheet=title,
+                closables=tuple(closables),
+            )
+    raise RosterReadError(f"sheet {title!r} of {path.name} has no header row (the sheet is empty)")
+
+
+def _load_workbook(path: Path, *, data_only: bool, closables: list[_Closable]) -> Any:
+    handle = path.open("rb")
+    closables.append(handle)
+    book = _guard(path, lambda: openpyxl.load_workbook(handle, read_only=True, data_only=data_only))
+    closables.append(book)
+    return book
+
+
+def _damaged(path: Path, exc: BaseException) -> RosterReadError:
+    if isinstance(exc, KeyError):  # zipfile: "There is no item named 'xl/workbook.xml' in the archive"
+        return RosterReadError(f"{path.name} is not a readable Excel workbook (a part is missing: {_library_reason(exc)})")
+    if isinstance(exc, (zipfile.BadZipFile, zlib.error, EOFError)):
+        return RosterReadError(f"{path.name} is not a readable Excel workbook: it is damaged or truncated ({_library_reason(exc)})")
+    return RosterReadError(f"{path.name} is not a readable Excel workbook ({_library_reason(exc)})")
+
+
+def _guard(path: Path, call: Callable[[], _T]) -> _T:
+    """One call into zipfile/openpyxl, a damaged workbook's error as RosterReadError."""
+    try:
+        return call()
+    except _DAMAGED_WORKBOOK as exc:
+        raise _damaged(path, exc) from None
+
+
+def _guarded(rows: Iterator[_T], path: Path) -> Iterator[_T]:
+    """openpyxl's rows, its errors on a damaged sheet as RosterReadError (only around ``next``)."""
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except _DAMAGED_WORKBOOK as exc:
+            raise _damaged(path, exc) from None
+        yield row
 
 
 def _pick_sheet(names: list[str], sheet: str | int | None, path: Path) -> str:
+    if not names:
+        raise RosterReadError(f"{path.name} is not a readable Excel workbook (it has no sheet)")
     available = ", ".join(repr(n) for n in names)
     if sheet is None:
         return names[0]
@@ -273,10 +418,10 @@ def _has_formulas(path: Path) -> bool:
     return False
 
 
-def _sheet_records(values: Iterator[tuple[object, ...]], formulas_sheet: Any) -> Iterator[Record]:
+def _sheet_records(values: Iterator[tuple[object, ...]], formulas_sheet: Any, path: Path) -> Iterator[Record]:
     """Records of the values sheet; ``formulas_sheet`` (an openpyxl worksheet, or None when the
     workbook has no formula) marks formula cells that have no cached value."""
-    formulas = formulas_sheet.iter_rows(values_only=True) if formulas_sheet is not None else None
+    formulas = _guarded(formulas_sheet.iter_rows(values_only=True), path) if formulas_sheet is not None else None
     for number, row in enumerate(values, start=1):
         cells: list[str] = []
         numeric: set[int] = set()
@@ -285,6 +430,10 @@ def _sheet_records(values: Iterator[tuple[object, ...]], formulas_sheet: Any) ->
             cells.append(text)
             if is_number:
                 numeric.add(i)
+        if sum(map(len, cells)) > MAX_CELL_CHARS:  # a cheap test per row; the bound per cell
+            longest = max(map(len, cells))
+            if longest > MAX_CELL_CHARS:
+                raise _too_long(path, number, longest)
         uncached: frozenset[int] = _NO_INDEXES
         if formulas is not None:
             formula_row = next(formulas, ())

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Iterator, Mapping
 
-from provision.errors import UsageError
+from provision.errors import RosterReadError, UsageError
 from provision.masking import mask
 from provision.model import (
     DesiredUser,
@@ -144,7 +144,11 @@ def read_roster(
             raise UsageError(f"unknown default region {default_region!r}: use an ISO 3166 code such as US, GB, DE")
     table = open_table(path, sheet)
     try:
-        colmap = match_columns(table.header, columns)
+        try:
+            colmap = match_columns(table.header, columns)
+        except RosterReadError as exc:  # name the file: the one line must say which roster
+            where = f"{path.name} [sheet {table.sheet}]" if table.sheet else path.name
+            raise RosterReadError(f"{where}: {exc}") from None
         with BatchNormaliser(default_workers() if workers is None else workers) as normaliser:
             return _Builder(path, table.sheet, colmap, region).build(table.records, normaliser)
     finally:

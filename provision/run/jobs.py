@@ -60,6 +60,11 @@ class SafetyConfig(_Strict):
     max_changes: Annotated[int, Field(ge=0)] | None = None
     max_delete_percent: Annotated[float, Field(ge=0, le=100)] | None = None
     max_update_percent: Annotated[float, Field(ge=0, le=100)] | None = None
+    # A roster with fewer data rows is refused (an empty or header-only extract); 0: no floor.
+    min_roster_rows: Annotated[int, Field(ge=0)] = 1
+    # A roster whose usable rows fall below this percentage of the job's previous finished
+    # run (same target) is refused; unset: 50 in authoritative mode, off in the others; 0: off.
+    min_roster_percent: Annotated[float, Field(ge=0, le=100)] | None = None
 
 
 class OutputConfig(_Strict):

@@ -1,7 +1,11 @@
 """From a job to a reviewed plan: read the roster, read live state, plan, check safety.
 
 This is the part of a run that never writes to the tenant: ``provision plan`` stops after
-it, ``provision apply`` continues into ``provision.run.apply_stage``.
+it, ``provision apply`` continues into ``provision.run.apply_stage``. The plan's safety
+verdict also holds the roster-size thresholds (``planner.safety.roster_thresholds``): the
+roster's rows against ``min_roster_rows``, and against the latest finished run of the same
+job and target (``run.history``) with ``min_roster_percent``, so ``plan`` shows a refusal
+and ``apply`` refuses (unless forced) for a shrunken roster as for too many deletes.
 """
 
 from __future__ import annotations
@@ -14,14 +18,24 @@ from typing import Callable
 
 from provision.errors import AuthError, PlanMismatchError
 from provision.graph.state_reader import ReadNotes, read_current_state
-from provision.model import CurrentUser, PlanMode, ReadStatus, SmsPolicy
+from provision.model import CurrentUser, PlanMode, ReadStatus, RowStatus, SmsPolicy
 from provision.planner import Plan, PlanPolicy, plan, plan_checksum, read_plan, write_plan
+from provision.planner.safety import RosterSize, with_roster_thresholds
 from provision.roster.reader import Roster, read_roster
 from provision.run.console import Console, NullConsole
+from provision.run.history import latest_finished_run
 from provision.run.jobs import Job
 from provision.run.targets import Target
 
 Clock = Callable[[], datetime]
+
+# min_roster_percent when the job file leaves it unset, by mode: only an authoritative
+# job turns a missing row into deletes, so only there is a shrunken roster refused unasked.
+DEFAULT_MIN_ROSTER_PERCENT: dict[PlanMode, float | None] = {
+    PlanMode.AUTHORITATIVE: 50.0,
+    PlanMode.ADDITIVE: None,
+    PlanMode.FILL_EMPTY: None,
+}
 
 
 def utc_now() -> datetime:
@@ -45,14 +59,29 @@ class PlannedRun:
 
 
 def plan_policy(job: Job) -> PlanPolicy:
+    mode = PlanMode(job.mode.value)
+    percent = job.safety.min_roster_percent
+    if percent is None:
+        percent = DEFAULT_MIN_ROSTER_PERCENT[mode]
     return PlanPolicy(
-        mode=PlanMode(job.mode.value),
+        mode=mode,
         sms=job.sms_sign_in,
         max_changes=job.safety.max_changes,
         max_delete_percent=job.safety.max_delete_percent,
         max_update_percent=job.safety.max_update_percent,
         retry_sms_conflicts=job.sms_retry_conflicts,
+        min_roster_rows=job.safety.min_roster_rows or None,  # 0: no floor
+        min_roster_percent=percent or None,  # 0: off
     )
+
+
+def roster_size(job: Job, roster: Roster, target: str, policy: PlanPolicy) -> RosterSize:
+    """The roster's rows and usable rows, and (when the policy compares) the previous run's."""
+    usable = sum(1 for row in roster.rows if row.status is not RowStatus.ERROR)
+    previous = latest_finished_run(job.output.directory, job.name, target) if policy.min_roster_percent else None
+    if previous is None:
+        return RosterSize(len(roster.rows), usable)
+    return RosterSize(len(roster.rows), usable, previous.usable_rows, previous.name)
 
 
 def load_roster(job: Job, roster_path: Path | None = None) -> Roster:
@@ -88,7 +117,9 @@ async def make_plan(
         console.note("warning", remark)
     _refuse_if_denied_everywhere(current)
     console.stage("planning", len(keys))
-    planned = await asyncio.to_thread(plan, roster.users, current, sms_policy, plan_policy(job))
+    policy = plan_policy(job)
+    planned = await asyncio.to_thread(plan, roster.users, current, sms_policy, policy)
+    planned = with_roster_thresholds(planned, roster_size(job, roster, target.description, policy))
     console.advance("planning", len(keys), len(keys))
     return PlannedRun(job, roster, current, sms_policy, notes, planned, target.description, clock())
 

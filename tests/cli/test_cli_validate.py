@@ -93,3 +93,41 @@ def test_job_file_supplies_path_sheet_region_and_columns(tmp_path: Path) -> None
     bad_job = tmp_path / "bad.toml"
     bad_job.write_text("[roster]\npath = 3\n", encoding="utf-8")
     assert runner.invoke(app, ["validate", "--job", str(bad_job)]).exit_code == 2
+
+
+def test_every_printed_line_masks_numbers(tmp_path: Path) -> None:
+    # Numbers where validate prints text it didn't write: the path, a mapped header (shown
+    # in the columns line and in the problems' column), and the reader's reasons.
+    folder = tmp_path / "hr 2065550142"
+    folder.mkdir()
+    rows = [
+        ["UPN", "Cell 2065550199"],
+        ["ann@contoso.com", "+1 206 555 0142"],
+        ["cy@contoso.com", "07911 123457"],
+    ]
+    write_csv(folder / "r.csv", rows)
+    job = folder / "job.toml"
+    job.write_text('[roster]\npath = "r.csv"\n[roster.columns]\nuser = "UPN"\nmobile = "Cell 2065550199"\n', encoding="utf-8")
+    result = runner.invoke(app, ["validate", "--job", str(job), "--region", "US", "--out", str(folder / "o.csv")])
+    assert result.exit_code == 1, result.output
+    assert "hr *******142/r.csv" in result.output and "mobile='Cell *******199'" in result.output
+    assert "│ Cell *******199 │" in result.output and "too_long" in result.output
+    assert no_unmasked_number(result.output) and "5550199" not in re.sub(r"\D", "", result.output)
+
+
+def test_out_neutralises_formulas_and_keeps_phones_usable(tmp_path: Path) -> None:
+    rows = [
+        ["UPN", "Mobile", "=Note", "Cost"],
+        ["ann@contoso.com", "+1 206 555 0142", '=HYPERLINK("http://x","y")', "-100"],
+        ["@SUM(A1)", "+44 7911 123456", "+1+1", "@x"],
+    ]
+    out = tmp_path / "report.csv"
+    result = runner.invoke(app, ["validate", str(write_csv(tmp_path / "r.csv", rows)), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    with out.open(newline="", encoding="utf-8") as f:
+        header, *report = list(csv.reader(f))
+    assert header[-2:] == ["'=Note", "Cost"]
+    ann, bad = (dict(zip(header, r)) for r in report)
+    assert (ann["mobile"], ann["'=Note"], ann["Cost"]) == ("+1 2065550142", '\'=HYPERLINK("http://x","y")', "'-100")
+    assert (bad["user"], bad["mobile"], bad["'=Note"], bad["Cost"]) == ("'@SUM(A1)", "+44 7911123456", "'+1+1", "'@x")
+    assert bad["status"] == "error" and bad["problems"].startswith("UPN: the user is neither")

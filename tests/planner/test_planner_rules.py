@@ -27,6 +27,7 @@ from provision.planner import (
     summarize,
     users_by_outcome,
 )
+from provision.planner.safety import RosterSize, roster_thresholds, with_roster_thresholds
 
 ALLOW_ALL = SmsPolicy(readable=True, enabled=True, include_all_users=True)
 DENY_ALL = SmsPolicy(readable=True, enabled=False)
@@ -293,6 +294,50 @@ def test_safety_ok_within_limits_and_base_ignores_unreadable_users():
 def test_safety_with_no_current_phones_counts_zero_percent():
     p = plan(*one(desired(mobile="+1 2065550100"), current()), UNREADABLE_SMS_POLICY, PlanPolicy(max_delete_percent=0, max_update_percent=0))
     assert p.safety.ok and p.safety.base_phones == 0
+
+
+def test_an_empty_roster_is_below_min_roster_rows_in_every_mode():
+    for mode in PlanMode:
+        p = with_roster_thresholds(plan({}, {}, UNREADABLE_SMS_POLICY, PlanPolicy(mode)), RosterSize(rows=0, usable=0))
+        assert [t.name for t in p.safety.exceeded] == ["min_roster_rows"] and p.changes == ()
+        message = p.safety.exceeded[0].message
+        assert "no data rows" in message and "min_roster_rows 1" in message and "--force" in message
+        with pytest.raises(SafetyError, match="no data rows") as exc:
+            check_safety(p)
+        assert exc.value.exit_code == 3
+        check_safety(p, force=True)
+    off = PlanPolicy(PlanMode.AUTHORITATIVE, min_roster_rows=None)
+    assert roster_thresholds(RosterSize(rows=0, usable=0), off) == ()
+    assert roster_thresholds(RosterSize(rows=4, usable=0), PlanPolicy(min_roster_rows=5))[0].message.startswith(
+        "the roster has 4 data rows, fewer than min_roster_rows 5"
+    )
+
+
+def test_a_roster_far_smaller_than_the_previous_run_is_refused_with_its_counts():
+    policy = PlanPolicy(PlanMode.AUTHORITATIVE, min_roster_percent=50)
+    shrunk = RosterSize(rows=450, usable=400, previous_usable=1_000, previous_run="nightly-20240501T020000Z")
+    (threshold,) = roster_thresholds(shrunk, policy)
+    assert (threshold.name, threshold.limit, threshold.actual) == ("min_roster_percent", 50, pytest.approx(40.0))
+    assert threshold.message.startswith(
+        "the roster has 400 usable rows, 40% of the 1,000 of the previous run nightly-20240501T020000Z "
+        "(same job and target), below min_roster_percent 50%"
+    )
+    assert "--force" in threshold.message and "[safety] min_roster_percent" in threshold.message
+    # At the threshold, above it, without a previous run, or with the check off: nothing.
+    assert roster_thresholds(RosterSize(500, 500, 1_000, "r"), policy) == ()
+    assert roster_thresholds(RosterSize(1_200, 1_200, 1_000, "r"), policy) == ()
+    assert roster_thresholds(RosterSize(10, 10), policy) == ()
+    assert roster_thresholds(shrunk, PlanPolicy(PlanMode.AUTHORITATIVE)) == ()
+
+
+def test_roster_thresholds_come_first_and_keep_the_plans_own():
+    ds, cs = _fleet(20, n_deleted=5, n_updated=0)
+    pol = PlanPolicy(PlanMode.AUTHORITATIVE, max_delete_percent=5, min_roster_percent=50)
+    p = with_roster_thresholds(plan(ds, cs, UNREADABLE_SMS_POLICY, pol), RosterSize(20, 20, 100, "r"))
+    assert [t.name for t in p.safety.exceeded] == ["min_roster_percent", "max_delete_percent"]
+    assert p.safety.base_phones == 40
+    unchanged = plan(ds, cs, UNREADABLE_SMS_POLICY, pol)
+    assert with_roster_thresholds(unchanged, RosterSize(20, 20, 30, "r")) is unchanged
 
 
 def test_deletes_never_appear_outside_authoritative():

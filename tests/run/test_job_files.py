@@ -9,6 +9,7 @@ import pytest
 from provision.errors import JobFileError
 from provision.model import PlanMode, SmsIntent
 from provision.run.jobs import CredentialKind, SandboxTarget, TenantTarget, load_job
+from provision.run.plan_stage import plan_policy
 
 
 def write(tmp_path: Path, text: str, name: str = "job.toml") -> Path:
@@ -78,6 +79,9 @@ certificate_path = "certs/app.pem"
         ('[roster]\npath="r.csv"\n[target]\nkind="graph"\ntenant_id="t"\nclient_secret="hunter2"\n', "target.client_secret: secrets never go in a job file"),
         ('[roster]\npath="r.csv"\n[target]\nurl="http://127.0.0.1:8000"\n', "target.url: Value error, a sandbox url ends with the API version"),
         ('[roster\npath="r.csv"\n', "not valid TOML"),
+        ('[roster]\npath="r.csv"\n[safety]\nmin_roster_percent = 120\n', "safety.min_roster_percent: Input should be less than or equal to 100"),
+        ('[roster]\npath="r.csv"\n[safety]\nmin_roster_rows = -1\n', "safety.min_roster_rows: Input should be greater than or equal to 0"),
+        ('[roster]\npath="r.csv"\n[safety]\nmin_roster_pct = 50\n', "safety.min_roster_pct: unknown key (did you mean 'min_roster_percent'?)"),
     ],
 )
 def test_mistakes_name_their_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -93,3 +97,19 @@ def test_mistakes_name_their_key(tmp_path: Path, text: str, expected: str) -> No
 def test_missing_job_file(tmp_path: Path) -> None:
     with pytest.raises(JobFileError, match="job file not found"):
         load_job(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "rows", "percent"),
+    [
+        ('[roster]\npath="r.csv"\n', 1, None),  # additive: an empty roster refused, no comparison
+        ('mode = "fill-empty"\n[roster]\npath="r.csv"\n', 1, None),
+        ('mode = "authoritative"\n[roster]\npath="r.csv"\n', 1, 50.0),  # authoritative compares by default
+        ('mode = "authoritative"\n[roster]\npath="r.csv"\n[safety]\nmin_roster_percent = 80\nmin_roster_rows = 1000\n', 1000, 80.0),
+        ('mode = "authoritative"\n[roster]\npath="r.csv"\n[safety]\nmin_roster_percent = 0\nmin_roster_rows = 0\n', None, None),
+        ('[roster]\npath="r.csv"\n[safety]\nmin_roster_percent = 60\n', 1, 60.0),  # opted in outside authoritative
+    ],
+)
+def test_roster_size_keys_and_their_defaults_by_mode(tmp_path: Path, text: str, rows: int | None, percent: float | None) -> None:
+    policy = plan_policy(load_job(write(tmp_path, text)))
+    assert (policy.min_roster_rows, policy.min_roster_percent) == (rows, percent)
