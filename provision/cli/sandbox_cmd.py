@@ -1,4 +1,8 @@
-"""`provision sandbox ...`: serve the local Graph-compatible tenant, mint tokens, fetch snapshots."""
+"""`provision sandbox ...`: serve the local Graph-compatible tenant, mint tokens, fetch snapshots.
+
+``serve`` runs until Ctrl-C or SIGTERM (a service manager's stop, ``kill``): both shut it
+down gracefully, ``--save`` then writes the tenant snapshot, and it exits 0.
+"""
 
 from __future__ import annotations
 
@@ -50,10 +54,11 @@ def serve(
     port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 0,
     snapshot: Annotated[Optional[Path], typer.Option(help="Tenant snapshot JSON to start from.")] = None,
     profile: Annotated[str, typer.Option(help="unlimited, graph-like, strict, or a profile TOML file.")] = "unlimited",
-    save: Annotated[Optional[Path], typer.Option(help="Write the tenant snapshot here on shutdown.")] = None,
+    save: Annotated[Optional[Path], typer.Option(help="Write the tenant snapshot here on shutdown (Ctrl-C or SIGTERM).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for latency jitter and injected faults.")] = 0,
 ) -> None:
-    """Serve the sandbox until Ctrl-C; prints its Graph base URLs."""
+    """Serve the sandbox until Ctrl-C or SIGTERM; prints its Graph base URLs. Both stop it
+    gracefully, and --save then writes the tenant snapshot."""
     from provision.sandbox.app import create_app
     from provision.sandbox.limits import load_profile
     from provision.sandbox.server import serve_forever
@@ -66,12 +71,20 @@ def serve(
         tenant = load_snapshot(snapshot, replication_lag_s=lag) if snapshot is not None else None
         sandbox_app = create_app(tenant, profile=resolved, seed=seed)
 
+    served = False
+
     def ready(root: str) -> None:
+        nonlocal served
+        served = True
         typer.echo(f"{root}/v1.0")
         typer.echo(f"{root}/beta")
-        typer.echo(f"tenant {sandbox_app.sandbox.tenant_id}, profile {resolved.name}; Ctrl-C to stop", err=True)
+        stop = "Ctrl-C or SIGTERM to stop" + (f" and save to {save}" if save is not None else "")
+        typer.echo(f"tenant {sandbox_app.sandbox.tenant_id}, profile {resolved.name}; {stop}", err=True)
         typer.echo(f"token: provision sandbox token --url {root}", err=True)
 
+    # serve_forever returns on SIGINT and SIGTERM alike (provision.sandbox.server), so the
+    # save below runs for both; `finally` so that a server that fails while serving still
+    # leaves what it was sent (but one that never served saves nothing).
     try:
         with exits_on_error(PlainConsole()):
             try:
@@ -79,8 +92,12 @@ def serve(
             except OSError as exc:
                 raise UsageError(f"can't serve on {host}:{port}: {exc.strerror or exc}") from None
     finally:
-        if save is not None:
-            save_snapshot(sandbox_app.sandbox.tenant, save)
+        if save is not None and served:
+            with exits_on_error(PlainConsole()):
+                try:
+                    save_snapshot(sandbox_app.sandbox.tenant, save)
+                except OSError as exc:
+                    raise UsageError(f"can't save the snapshot to {save}: {exc.strerror or exc}") from None
             typer.echo(f"snapshot saved to {save}", err=True)
 
 

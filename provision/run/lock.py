@@ -131,7 +131,9 @@ if sys.platform != "win32":
 
     def _acquire(key: LockKey) -> int:
         key.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Not O_TRUNC: the holder's line must survive a refused run opening the file.
+        # Not O_TRUNC: the holder's line must survive a refused run opening the file. Not
+        # inheritable (Python's default): the embedded sandbox and the roster's spawned
+        # workers don't share the lock, so it dies with this process alone.
         fd = os.open(key.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -3,7 +3,8 @@
 A job whose target is the default sandbox starts this module as a child process
 (``python -m provision.sandbox.embedded``), on a free loopback port. It loads the tenant
 from ``--state`` (or seeds it from ``--seed`` the first time), answers with one JSON line
-``{"url": ...}`` on stdout once it listens, and writes the state back when it stops.
+``{"url": ...}`` on stdout once it listens, and writes the state back when it stops
+(SIGTERM; it ignores SIGINT, which only its parent acts on).
 
 A child process rather than a thread: the sandbox's CPU stays off the job's core, and the
 state survives the job being killed. The child asks Linux to send it SIGTERM when its
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="unlimited")
     args = parser.parse_args(argv)
 
+    # SIGINT is ignored from the start: a terminal's Ctrl-C reaches the job and us alike,
+    # and the job stops gracefully, journaling what is in flight; it needs us answering
+    # until it stops us itself (SIGTERM).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     args.state.parent.mkdir(parents=True, exist_ok=True)
     lock = open(args.state.with_name(args.state.name + ".lock"), "w")
@@ -64,11 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(json.dumps({"url": root}) + "\n")
         sys.stdout.flush()
 
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal under the handler
-    # that was installed before it; the default one would kill us before the state is saved.
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    # SIGTERM (from the job, or from the kernel when the job dies) stops us gracefully and
+    # serve_forever returns, so the state below is saved.
     try:
-        serve_forever(app, on_ready=ready)
+        serve_forever(app, on_ready=ready, ignore_sigint=True)
     finally:
         save_snapshot(app.sandbox.tenant, args.state)
     return 0

@@ -18,6 +18,7 @@ import signal
 import socket
 import threading
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any, Callable, Iterator
 
 import uvicorn
@@ -58,7 +59,19 @@ def root_url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _server(app: Any) -> uvicorn.Server:
+class _Server(uvicorn.Server):
+    """uvicorn's server, deaf to the signals in ``ignored`` (uvicorn itself stops on SIGINT and SIGTERM)."""
+
+    def __init__(self, config: uvicorn.Config, ignored: frozenset[int] = frozenset()) -> None:
+        super().__init__(config)
+        self.ignored = ignored
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig not in self.ignored:
+            super().handle_exit(sig, frame)
+
+
+def _server(app: Any, ignored: frozenset[int] = frozenset()) -> _Server:
     fast = importlib.util.find_spec("httptools") is not None
     config = uvicorn.Config(
         app,
@@ -69,7 +82,7 @@ def _server(app: Any) -> uvicorn.Server:
         log_level="warning",
         timeout_keep_alive=30,
     )
-    return uvicorn.Server(config)
+    return _Server(config, ignored)
 
 
 @contextmanager
@@ -95,14 +108,24 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Iter
         sock.close()
 
 
-def serve_forever(app: Any, *, host: str = "127.0.0.1", port: int = 0, on_ready: Callable[[str], None] | None = None) -> None:
+def serve_forever(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    on_ready: Callable[[str], None] | None = None,
+    ignore_sigint: bool = False,
+) -> None:
     """Serve in the foreground until SIGINT or SIGTERM, then return. ``on_ready`` gets the root URL.
 
-    A second Ctrl-C during the shutdown stops waiting for open connections (uvicorn's own rule).
+    ``ignore_sigint``: only SIGTERM stops the server (a child whose parent decides when it
+    stops: a terminal's Ctrl-C reaches the whole process group). A second Ctrl-C during
+    the shutdown stops waiting for open connections (uvicorn's own rule).
     """
     sock = _bind(host, port)
-    server = _server(app)
-    with _stop_on_signals(server):
+    ignored = frozenset({signal.SIGINT}) if ignore_sigint else frozenset()
+    server = _server(app, ignored)
+    with _stop_on_signals(server, ignored):
         if on_ready is not None:
             on_ready(root_url(sock))
         try:
@@ -115,7 +138,7 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
-def _stop_on_signals(server: uvicorn.Server) -> Iterator[None]:
+def _stop_on_signals(server: uvicorn.Server, ignored: frozenset[int]) -> Iterator[None]:
     """While serving, a stop signal asks the server to exit; none kills the process.
 
     Installed before ``on_ready`` too: a signal sent the moment the URL is printed, before
@@ -128,7 +151,8 @@ def _stop_on_signals(server: uvicorn.Server) -> Iterator[None]:
         return
 
     def stop(signum: int, frame: object) -> None:
-        server.should_exit = True
+        if signum not in ignored:
+            server.should_exit = True
 
     previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS}
     try:
