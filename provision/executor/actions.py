@@ -4,6 +4,11 @@
 journal records for the answer's batch (``Answered.records``, committed in one
 transaction), events, the tally, and the scheduling that follows (``Answered.after``,
 run only once those records are committed, so the journal's order matches the tenant's).
+
+It also keeps the writes refused for want of permission (``held``) until they can be
+judged: a write that lands afterwards shows the credential can write, so each earlier
+refusal is about its user (failed); ``denied_in_row`` refusals with none landing are the
+credential's (the dispatcher stops the run and they stay pending).
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from provision.executor.schedule import Schedule
 from provision.executor.settings import ExecutorSettings
 from provision.graph import ops as graph_ops
 from provision.graph.batch import OpResult
-from provision.model import ChangeKind, PhoneType, SmsSignInState
+from provision.graph.retry import unreached
+from provision.model import ChangeKind, PhoneType
 
 __all__ = ["DEPENDENCY_FAILED", "Actions", "Answered"]
 
@@ -38,6 +44,7 @@ DEPENDENCY_FAILED = "dependencyFailed"
 
 _DONE = ChangeStatus.DONE
 _PENDING = ChangeStatus.PENDING
+_MOBILE_WRITES = (ChangeKind.CREATE, ChangeKind.UPDATE)
 
 
 @dataclass(slots=True)
@@ -51,32 +58,42 @@ class Answered:
 
 
 class Actions:
-    """The actions of the answer rules, applied to the users' chains."""
+    """The actions of the answer rules, applied to the users' chains.
 
-    def __init__(self, journal: Journal, schedule: Schedule, settings: ExecutorSettings, tally: Tally) -> None:
+    ``silent()`` says whether the target has been silent since before now (the pacer's
+    ``silence``): then a request that got no answer at all is retried past the policy's
+    caps, and the circuit breaker, not a failed change, ends the outage.
+    """
+
+    def __init__(
+        self, journal: Journal, schedule: Schedule, settings: ExecutorSettings, tally: Tally,
+        silent: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.journal = journal
         self.schedule = schedule
         self.settings = settings
         self.retry = settings.retry
         self.tally = tally
+        self.silent = silent
         self.unresolved: list[str] = []
+        self.held: list[tuple[ChangeItem, int]] = []  # (refused write, writes landed before it)
+        self.landed = 0  # writes of this run that landed (answered 2xx or confirmed by read-back)
+        self.denied_in_row = 0  # 401/403 write answers since the last write landed
 
     # -- write answers ------------------------------------------------------------------
     def on_write(self, item: ChangeItem, res: OpResult, now: float, out: Answered) -> None:
         """Carry out ``WRITE_RULES`` for one write's answer."""
         error = res.error
-        rule = WRITE_RULES[item.kind, classify_write_answer(error, item.phone_type)]
+        rule = WRITE_RULES[item.kind, classify_write_answer(error)]
         action = rule.action
         if error is None or action is WriteAction.DONE:
             self._write_done(item, res, now, out)
-        elif action is WriteAction.RESEND:
+        elif action is WriteAction.RESEND or action is WriteAction.RESEND_UNREACHED:
             self._resend(item, error, now, out)
         elif action is WriteAction.READ_BACK:
             self._read_back(item, error, rule.read_purpose, now, out)
-        elif action is WriteAction.RESEND_AFTER_LAG:
-            self._resend_after_lag(item, error, out)
-        elif action is WriteAction.FAIL_NOT_UNIQUE:
-            self.fail(item, out, error, sms_state_after=SmsSignInState.PHONE_NUMBER_NOT_UNIQUE.value)
+        elif action is WriteAction.HOLD:
+            self._hold(item, error, out)
         else:
             self.fail(item, out, error)
 
@@ -91,14 +108,16 @@ class Actions:
                              sms_state_after=sms)
             )
         else:
-            out.records.append(item.result(_DONE, error))  # e.g. 404 on a delete: gone, as planned
-        self.tally.done += 1
+            out.records.append(item.result(_DONE, error))
+        self._landed()
         out.after.append(partial(self.advance, item, now))
 
     def _resend(self, item: ChangeItem, error: GraphError, now: float, out: Answered) -> None:
-        wait = self.retry.decide(error, attempt=item.attempts, started=item.started or now, now=now)
+        wait = self.retry.decide(
+            error, attempt=item.attempts, started=item.started or now, now=now, target_silent=self.silent()
+        )
         if wait is None:
-            self.fail(item, out, error)
+            self._give_up(item, error, out)
             return
         out.records.append(item.result(_PENDING, error))
         self.journal.record_event(
@@ -107,17 +126,27 @@ class Actions:
         )
         out.after.append(partial(self.schedule.write, item, wait))
 
+    def _give_up(self, item: ChangeItem, error: GraphError, out: Answered) -> None:
+        """The retry policy is spent: failed, unless no answer ever came (then it stays
+        pending, unresolved, for resume: an outage never fails a change)."""
+        if not unreached(error):
+            self.fail(item, out, error)
+            return
+        out.records.append(item.result(_PENDING, error))
+        self.unresolved.append(item.change.id)
+        item.user.ended = True
+
     def _read_back(self, item: ChangeItem, error: GraphError, purpose: Purpose, now: float, out: Answered) -> None:
         item.error = error
-        item.reads = 0  # the "already exists" reads of this read-back
-        if purpose is Purpose.UNKNOWN:
-            self.journal.record_event(
-                EventKind.READBACK, change_id=item.change.id, http_status=error.status or None, code=error.code,
-                request_id=error.request_id, detail={"reason": "outcome unknown"},
-            )
+        item.reads = 0  # the re-reads of this read-back
+        reason = "outcome unknown" if purpose is Purpose.UNKNOWN else f"answered {error.status}"
+        self.journal.record_event(
+            EventKind.READBACK, change_id=item.change.id, http_status=error.status or None, code=error.code,
+            request_id=error.request_id, detail={"reason": reason},
+        )
         out.after.append(partial(self.schedule.read, item.user, purpose, now + self.settings.settle_s))
 
-    def _resend_after_lag(self, item: ChangeItem, error: GraphError, out: Answered) -> None:
+    def _resend_after_lag(self, item: ChangeItem, error: GraphError | None, out: Answered) -> None:
         if item.lag_retries >= self.settings.alternate_lag_retries:
             self.fail(item, out, error)
             return
@@ -125,6 +154,30 @@ class Actions:
         item.lag_retries += 1
         out.records.append(item.result(_PENDING, error))
         out.after.append(partial(self.schedule.write, item, wait))
+
+    # -- permission refusals ------------------------------------------------------------
+    def _hold(self, item: ChangeItem, error: GraphError, out: Answered) -> None:
+        """Refused for want of permission: pending, its user waiting, until it can be judged."""
+        item.error = error
+        out.records.append(item.result(_PENDING, error))
+        self.held.append((item, self.landed))
+        self.denied_in_row += 1
+
+    def _landed(self) -> None:
+        self.tally.done += 1
+        self.landed += 1
+        self.denied_in_row = 0
+
+    def judge_held(self, out: Answered, *, finished: bool = False) -> None:
+        """Fail each held refusal that a write landing after it shows to be its user's
+        (``finished``: the run is over, and any write of it landed)."""
+        keep: list[tuple[ChangeItem, int]] = []
+        for item, landed_before in self.held:
+            if self.landed > landed_before or (finished and self.landed > 0):
+                self.fail(item, out, item.error)
+            else:
+                keep.append((item, landed_before))
+        self.held = keep
 
     # -- read-back answers --------------------------------------------------------------
     def on_read(self, user: UserChain, res: OpResult, now: float, out: Answered) -> None:
@@ -135,7 +188,8 @@ class Actions:
         error = res.error
         phones: Phones = {} if error is not None else graph_ops.parse_phone_list(res.body)
         change = None if purpose is Purpose.VERIFY else user.head.change
-        action = READ_BACK_RULES[purpose, classify_read_back(error, phones, change)]
+        read_back = classify_read_back(error, phones, change, mobile_written=_mobile_written(user))
+        action = READ_BACK_RULES[purpose, read_back]
         if error is not None:
             if action is ReadAction.FAIL_GONE:
                 self.fail(user.head, out, error)
@@ -148,21 +202,26 @@ class Actions:
             out.verifications.append(
                 UserVerification(user.key, v.ok, {"mismatches": list(v.mismatches), "sms_state": v.sms_state})
             )
-        elif action is ReadAction.CONFIRM:
-            self._confirm(user.head, phones, now, out)
+            return
+        item = user.head
+        if action is ReadAction.CONFIRM:
+            self._confirm(item, phones, now, out)
         elif action is ReadAction.RESEND:
-            self._resend_unlanded(user.head, now, out)
+            self._resend_unlanded(item, now, out)
+        elif action is ReadAction.RESEND_AFTER_LAG:
+            self._resend_after_lag(item, item.error, out)
         elif action is ReadAction.READ_AGAIN:
-            self._read_again(user.head, now, out)
+            self._read_again(item, now, out)
         else:
-            item = user.head
             self.fail(item, out, item.error, sms_state_after=_mobile_sms_state(item, phones))
 
     def _retry_read(self, user: UserChain, purpose: Purpose, error: GraphError, now: float, out: Answered) -> None:
         if user.read_attempts == 0:
             user.read_started = now
         user.read_attempts += 1
-        wait = self.retry.decide(error, attempt=user.read_attempts, started=user.read_started, now=now)
+        wait = self.retry.decide(
+            error, attempt=user.read_attempts, started=user.read_started, now=now, target_silent=self.silent()
+        )
         if wait is not None:
             due, attempts, started = now + wait, user.read_attempts, user.read_started
 
@@ -193,16 +252,18 @@ class Actions:
                 sms_state_after=_mobile_sms_state(item, phones), verified=True,
             )
         )
-        self.tally.done += 1
+        self._landed()
         out.after.append(partial(self.advance, item, now))
 
     def _resend_unlanded(self, item: ChangeItem, now: float, out: Answered) -> None:
         last = item.error
         wait = 0.0
         if last is not None:
-            decided = self.retry.decide(last, attempt=max(item.attempts, 1), started=item.started or now, now=now)
+            decided = self.retry.decide(
+                last, attempt=max(item.attempts, 1), started=item.started or now, now=now, target_silent=self.silent()
+            )
             if decided is None:
-                self.fail(item, out, last)
+                self._give_up(item, last, out)
                 return
             wait = decided
         out.after.append(partial(self.schedule.write, item, wait))
@@ -213,7 +274,7 @@ class Actions:
             return
         item.reads += 1
         wait = self.settings.settle_s * (2 ** item.reads)
-        out.after.append(partial(self.schedule.read, item.user, Purpose.EXISTS, now + wait))
+        out.after.append(partial(self.schedule.read, item.user, Purpose.REFUSED, now + wait))
 
     # -- chains -------------------------------------------------------------------------
     def advance(self, item: ChangeItem, now: float) -> None:
@@ -267,6 +328,11 @@ class Actions:
         ]
         self.tally.skipped += len(records)
         return records
+
+
+def _mobile_written(user: UserChain) -> bool:
+    """Whether the user's chain created or changed the mobile before its head."""
+    return any(it.phone_type is PhoneType.MOBILE and it.kind in _MOBILE_WRITES for it in user.items[: user.pos])
 
 
 def _mobile_sms_state(item: ChangeItem, phones: Phones) -> str | None:

@@ -39,7 +39,7 @@ class ChangeItem:
         self.started: float | None = None  # first send in this run
         self.error: GraphError | None = None  # the answer being read back, if any
         self.lag_retries = 0  # alternateMobile creates refused for want of the mobile
-        self.reads = 0  # read-backs after "already exists"
+        self.reads = 0  # re-reads of a refused write whose phone type shows nothing yet
 
     def write_op(self, op_id: str) -> Op:
         """The Graph operation that applies this change."""

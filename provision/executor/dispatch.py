@@ -33,6 +33,18 @@ are read back before anything is re-sent. Stop (``stop`` event, or cancelling th
 which ``asyncio.run`` does on Ctrl-C): no new batches; in-flight ones finish and are
 journaled; the result is ``INTERRUPTED`` with the resume command.
 
+Outages and refusals lose nothing
+---------------------------------
+A request that gets no answer never fails a change: it stays ``pending`` when nothing was
+sent, ``in_flight`` (read back later) when something may have been. The circuit breaker
+(``ExecutorSettings.unreachable_after_s``) watches the pacer's ``silence``: once the target
+has answered nothing for that long while requests waited on it, dispatch stops, requests
+still waiting are abandoned (their changes stay in flight) and the run ends
+``UNREACHABLE`` with the resume command. Writes refused for want of permission stay
+``pending`` until judged (``provision.executor.actions``); ``DENIED_WRITES_ABORT`` of them in
+a row with none landing end the run ``ABORTED``, and a resume with the permission granted
+sends them all.
+
 The executor never prints; it reports through the ``progress`` callback
 (``provision.executor.progress``). Its parts: ``settings`` (tuning, write batch sizing),
 ``chains`` (each user's changes and their state), ``schedule`` (what is due to be sent),
@@ -62,9 +74,10 @@ from provision.executor.progress import ProgressEvent, ProgressMeter, Tally
 from provision.executor.schedule import Schedule
 from provision.executor.settings import ExecutorSettings
 from provision.graph import ops as graph_ops
-from provision.graph.batch import OpResult
+from provision.graph.batch import Op, OpResult
 from provision.graph.client import GraphClient
 from provision.graph.pacing import Lane
+from provision.graph.retry import breaker_alarm
 
 __all__ = [
     "DENIED_WRITES_ABORT",
@@ -81,8 +94,8 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 _TERMINAL = frozenset({ChangeStatus.DONE, ChangeStatus.FAILED, ChangeStatus.SKIPPED})
-# Writes refused (401/403) before any write succeeded, after which the run stops as a
-# permission failure instead of failing every remaining change one by one. One refused
+# Writes refused (401/403) in a row, with no write landing, after which the run stops as a
+# permission failure instead of refusing every remaining change one by one. One refused
 # user can be legitimate (a delegated admin may not manage a privileged user); a batch's
 # worth in a row with no success is the credential.
 DENIED_WRITES_ABORT = 20
@@ -116,13 +129,15 @@ class _Run:
         self.max_batches = settings.max_batches or self.pacer.settings.max_in_flight + 2
         self.schedule = Schedule(clock)
         self.tally = Tally()
-        self.actions = Actions(journal, self.schedule, settings, self.tally)
+        self.actions = Actions(journal, self.schedule, settings, self.tally, silent=lambda: self.pacer.silence() > 0)
 
         self.tasks: set[asyncio.Task[None]] = set()
+        self.asking: set[asyncio.Task[None]] = set()  # tasks waiting on the client for an answer
         self.wake = asyncio.Event()
         self.stopping = False
         self.fatal: GraphError | None = None
-        self.denied = 0  # write answers 401/403 while no write has succeeded yet
+        self.unreachable = False  # the circuit breaker opened
+        self.silence_s = 0.0  # how long the target had been silent when it did
         self.crash: BaseException | None = None
 
         self.write_ops = self.read_ops = self.batches = 0
@@ -178,8 +193,28 @@ class _Run:
             self.schedule.write(head)
 
     # -- batches ------------------------------------------------------------------------
+    async def _ask(self, ops: list[Op]) -> list[OpResult] | None:
+        """The client's answer to one batch; None when the circuit breaker abandoned it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.asking.add(task)
+        try:
+            return await self.client.batch(ops)
+        except asyncio.CancelledError:
+            if not (self.unreachable and task is not None and task.cancelling()):
+                raise
+            task.uncancel()  # abandoned by the breaker, not a cancelled run
+            return None
+        finally:
+            if task is not None:
+                self.asking.discard(task)
+
     async def send_writes(self, items: list[ChangeItem]) -> None:
         await self._journal(self.journal.mark_in_flight, [it.change.id for it in items])
+        if self.unreachable:  # the breaker opened meanwhile: nothing of this batch was sent
+            self.unanswered -= 1
+            await self._journal(self.journal.record_results, [it.result(ChangeStatus.PENDING, None) for it in items])
+            return
         now = self.clock()
         for it in items:
             it.attempts += 1
@@ -191,53 +226,46 @@ class _Run:
         out = Answered()
         self.sending += len(items)
         try:
-            results = await self.client.batch(ops)
+            results = await self._ask(ops)
         except AuthError as exc:
-            self.unanswered -= 1
-            self.sending -= len(items)
             # The envelope was refused before anything ran: nothing was written.
             self.fatal = exc
             self.stopping = True
             await self._journal(self.journal.record_results, [it.result(ChangeStatus.PENDING, exc) for it in items])
             return
-        except GraphError as exc:
-            self.unanswered -= 1
-            self.sending -= len(items)
+        except GraphError as exc:  # a batch Graph would not take at all (malformed): nothing ran
             for it in items:
                 self.actions.fail(it, out, exc)
             await self._commit(out)
             return
-        self.unanswered -= 1
-        self.sending -= len(items)
-        if await self._refused_wholesale(items, results):
+        finally:
+            self.unanswered -= 1
+            self.sending -= len(items)
+        if results is None:  # abandoned unanswered: in flight, read back on resume
             return
         now = self.clock()
         for it, res in zip(items, results):
             self.actions.on_write(it, res, now, out)
+        self.actions.judge_held(out)
+        self._check_denied()  # before the commit's wait, so no further batch leaves meanwhile
         await self._commit(out)
 
-    async def _refused_wholesale(self, items: list[ChangeItem], results: list[OpResult]) -> bool:
-        """Stop the run when not one write has succeeded and every answer is "not allowed"."""
-        if not (self.tally.done == 0 and all(res.status in (401, 403) for res in results)):
-            return False
-        self.denied += len(results)
-        if self.denied < DENIED_WRITES_ABORT:
-            return False
-        # The credential lacks the permission, so the rest would fail the same way. These
-        # stay pending, and a resume after the fix sends them.
-        first = next((res.error for res in results if res.error is not None), None)
+    def _check_denied(self) -> None:
+        """Stop the run when ``DENIED_WRITES_ABORT`` writes in a row were refused 401/403."""
+        actions = self.actions
+        if actions.denied_in_row < DENIED_WRITES_ABORT or self.fatal is not None:
+            return
+        # The credential lacks the permission, so the rest would be refused the same way.
+        # The refused changes stay pending, and a resume after the fix sends them.
+        first = next((item.error for item, _ in actions.held if item.error is not None), None)
+        so_far = "every write so far was refused" if actions.landed == 0 else "the last writes were refused"
         self.fatal = AuthError(
             first.status if first else 403,
             first.code if first else None,
-            f"every write so far was refused ({self.denied} of them): {first.message if first else 'not allowed'}",
+            f"{so_far} ({actions.denied_in_row} of them): {first.message if first else 'not allowed'}",
             request_id=first.request_id if first else None,
         )
         self.stopping = True
-        await self._journal(
-            self.journal.record_results,
-            [it.result(ChangeStatus.PENDING, res.error) for it, res in zip(items, results)],
-        )
-        return True
 
     async def send_reads(self, users: list[UserChain]) -> None:
         ops = [graph_ops.list_phones(str(i), u.target) for i, u in enumerate(users)]
@@ -245,23 +273,26 @@ class _Run:
         self.batches += 1
         out = Answered()
         try:
-            results = await self.client.batch(ops)
+            answered = await self._ask(ops)
         except AuthError as exc:
-            self.unanswered -= 1
             self.fatal = exc
             self.stopping = True
+            answered = None
+        except GraphError as exc:
+            answered = [OpResult(op.id, exc.status, {}, None, exc) for op in ops]
+        finally:
+            self.unanswered -= 1
+        if answered is None:  # not read: what they wait for stays in flight for resume
             for u in users:
                 if u.purpose is not Purpose.VERIFY and u.pos < len(u.items):
                     self.actions.unresolved.append(u.head.change.id)
             return
-        except GraphError as exc:
-            results = [OpResult(op.id, exc.status, {}, None, exc) for op in ops]
-        self.unanswered -= 1
         now = self.clock()
-        for u, res in zip(users, results):
+        for u, res in zip(users, answered):
             self.actions.on_read(u, res, now, out)
         if out.verifications:
             self.journal.record_verifications(out.verifications)
+        self.actions.judge_held(out)
         await self._commit(out)
 
     async def _commit(self, out: Answered) -> None:
@@ -337,6 +368,8 @@ class _Run:
                         interrupted = interrupted or self.fatal is None
                     now = self.clock()
                     if not self.stopping:
+                        self._check_reachable()
+                    if not self.stopping:
                         self.schedule.release(now)
                         self._dispatch()
                     self.emit(now)
@@ -353,22 +386,54 @@ class _Run:
                 stop_task.cancel()
         return self._ending(interrupted)
 
+    def _check_reachable(self) -> None:
+        """Open the circuit breaker once the target has answered nothing for the bound."""
+        silence = self.pacer.silence()
+        if silence < self.settings.unreachable_after_s:
+            return
+        self.unreachable = True
+        self.stopping = True
+        self.silence_s = silence
+        self.journal.record_event(EventKind.UNREACHABLE, detail={"silent_s": round(silence, 1)})
+        for task in list(self.asking):
+            task.cancel()  # no answer is coming: their changes stay in flight
+
     def _ending(self, interrupted: bool) -> RunStatus:
         self.journal.flush()
         if self.crash is not None:
             raise self.crash
+        if self.fatal is None and not self.unreachable and not interrupted and self.actions.held:
+            self._judge_held_at_end()
         if self.fatal is not None:
             return RunStatus.ABORTED
+        if self.unreachable:
+            self.journal.flush()
+            return RunStatus.UNREACHABLE
         if interrupted:
             self.journal.record_event(EventKind.INTERRUPT, detail={"done": self.tally.done, "total": self.tally.total})
             self.journal.flush()
             return RunStatus.INTERRUPTED
         return RunStatus.COMPLETED
 
+    def _judge_held_at_end(self) -> None:
+        """Everything else is finished: refusals are the users' when a write of this run
+        landed, else the credential's (the run is a permission failure; they stay pending)."""
+        actions = self.actions
+        if actions.landed == 0:
+            actions.denied_in_row = max(actions.denied_in_row, DENIED_WRITES_ABORT)
+            self._check_denied()
+            return
+        out = Answered()
+        actions.judge_held(out, finished=True)
+        self.journal.record_results(out.records)
+
     async def _wait(self, now: float) -> None:
         self.wake.clear()
         poll = self.gated and not self.stopping
         next_time = self.schedule.next_time
+        alarm = None if self.stopping else breaker_alarm(self.pacer.silence(), self.settings.unreachable_after_s)
+        if alarm is not None:
+            next_time = now + alarm if next_time is None else min(next_time, now + alarm)
         if self.tasks and (self.stopping or next_time is None) and not poll:
             await self.wake.wait()
             return
@@ -413,7 +478,10 @@ async def execute(
     counts = journal.counts()
     run_dir = str(journal.path.parent)
     unresolved = tuple(run.actions.unresolved)
-    message, resume = ending_message(status, counts, run_dir, fatal=run.fatal, unresolved=len(unresolved))
+    message, resume = ending_message(
+        status, counts, run_dir, fatal=run.fatal, unresolved=len(unresolved), target=client.target.base_url,
+        silence_s=run.silence_s,
+    )
     return ExecutionResult(
         status=status,
         counts=counts,

@@ -144,6 +144,7 @@ class EventKind(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     INTERRUPT = "interrupt"
+    UNREACHABLE = "unreachable"
 
 
 class ChangeLike(Protocol):

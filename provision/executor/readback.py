@@ -1,9 +1,10 @@
 """What a read-back of a user's phones says about the executor's changes (pure).
 
-The executor reads a user's phone methods back in three situations: a write whose outcome
-is unknown (connection reset, timeout, 504), a write Graph answered in a way that may still
-have saved it (409 ``phoneNumberNotUnique`` on a mobile, "already exists" on a create that
-retried one of ours), and ``--verify`` after the user's last change. This module decides,
+The executor reads a user's phone methods back in these situations: a write whose outcome
+is unknown (connection reset, timeout, 5xx, a ``$batch`` answered 5xx as a whole), a write
+Graph refused (400 or 409: it may still have saved it, as with a 409
+``phoneNumberNotUnique`` on a mobile, or an earlier attempt of ours may have landed), a
+delete answered 404, and ``--verify`` after the user's last change. This module decides,
 from the phones read, whether a change's after-state holds, and whether a whole user's
 applied changes hold.
 
@@ -29,12 +30,15 @@ _READY = SmsSignInState.READY
 
 
 def same_number(read: str, wanted: str) -> bool:
-    """Whether a number read back is the number we wrote."""
+    """Whether a number read back is the number we wrote.
+
+    A masked read (``masking.is_masked``) never is: its visible digits can't tell our number
+    from another with the same ending, so it neither confirms nor verifies a write.
+    """
+    if is_masked(read):
+        return False
     if read == wanted:
         return True
-    if is_masked(read):
-        tail = canonical_digits(wanted).partition("x")[0][-2:]
-        return bool(tail) and read.rstrip().endswith(tail)
     return canonical_digits(read) == canonical_digits(wanted)
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from provision.graph.batch import MAX_BATCH_SIZE
-from provision.graph.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from provision.graph.retry import DEFAULT_RETRY_POLICY, RetryPolicy, unreachable_after_s
 
 __all__ = ["ExecutorSettings"]
 
@@ -24,7 +24,9 @@ class ExecutorSettings:
     """Wait before reading back an uncertain write: Graph's replication lag can hide a
     write for a moment (realmjoin's runbook waits 5 s; the sandbox's graph-like lag is 1 s)."""
     exists_reads: int = 3
-    """Read-backs of a create answered "already exists" before it counts as failed."""
+    """Reads of a user whose write was refused (400/409) while no phone of its type shows,
+    before the refusal stands: a read can lag behind a write of ours that landed (a retried
+    create Graph calls a duplicate). Waits ``settle_s`` doubling between them."""
     alternate_settle_s: float = 1.0
     """An alternateMobile create waits this long after its user's mobile was created."""
     alternate_lag_retries: int = 5
@@ -44,10 +46,21 @@ class ExecutorSettings:
     """Batches handed to the client that may wait for the pacer's permission at once."""
     journal_in_thread: bool = True
     """Commit journal transactions in a worker thread (the event loop keeps serving answers)."""
+    unreachable_after_s: float = field(default_factory=unreachable_after_s)
+    """The circuit breaker: when the target has answered nothing for this long while
+    requests were waiting on it (connections refused or reset, requests timing out or never
+    answered: the pacer's ``silence``), dispatch stops, requests still waiting are
+    abandoned (their changes stay in flight, read back on resume) and the run ends
+    ``UNREACHABLE``. No change is ever failed for want of an answer. Default 120 s, or the
+    ``PROVISION_UNREACHABLE_AFTER_S`` environment variable (seconds). Each request is
+    bounded too (``GraphClient.timeout_s``: 60 s, or ``PROVISION_REQUEST_TIMEOUT_S``), so a
+    target that accepts connections and never answers is noticed within this bound."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
             raise ValueError(f"batch_size must be 1..{MAX_BATCH_SIZE}")
+        if self.unreachable_after_s <= 0:
+            raise ValueError("unreachable_after_s must be positive")
 
     def write_batch_size(self, write_rate: float) -> int:
         """Operations in the next write batch while the pacer's write lane allows

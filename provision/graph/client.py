@@ -12,12 +12,21 @@ Every method makes exactly one HTTP request and either returns our own values or
 controller: GETs in the read lane, everything else in the write lane. ``batch`` is the
 bulk path: up to 20 ``Op`` values in one ``$batch`` request we serialise ourselves, sent
 through the adapter (so auth and middleware apply), parsed with ``json.loads`` into
-``OpResult`` values; a throttled/overloaded/unanswered envelope becomes the same error on
-every item, so callers retry per item in one way.
+``OpResult`` values. An envelope that is throttled (429) or gets no answer becomes the same
+error on every item, and one answered 5xx a ``BatchEnvelopeError`` on every item (each
+item's outcome unknown), so callers judge items one way; only 401/403 and a malformed
+batch raise.
+
+Every HTTP request is bounded: ``timeout_s`` (default ``provision.graph.retry.request_timeout_s``,
+60 s or ``PROVISION_REQUEST_TIMEOUT_S``) from sending it to the last byte of its answer,
+on the event loop's clock, so a target that accepts connections and never answers costs a
+request no more than that. Past it the request is a ``TransportFailure`` with an unknown
+outcome, like a reset.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
@@ -39,7 +48,7 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-from provision.errors import GraphError
+from provision.errors import AuthError, GraphError
 from provision.graph import ops as _ops
 from provision.graph.batch import (
     MAX_BATCH_SIZE,
@@ -58,7 +67,7 @@ from provision.graph.clouds import (
 from provision.graph.credentials import StaticTokenCredential
 from provision.graph.errors import TransportFailure, translate
 from provision.graph.pacing import Lane, Pacer, Slot
-from provision.graph.retry import is_transient
+from provision.graph.retry import BatchEnvelopeError, is_transient, request_timeout_s
 from provision.model import (
     METHOD_IDS,
     UNREADABLE_SMS_POLICY,
@@ -110,6 +119,19 @@ def _sdk_phone(phone: Any) -> CurrentPhone | None:
     )
 
 
+def _envelope_item_error(error: GraphError) -> GraphError | None:
+    """The error each item of a ``$batch`` carries when the envelope failed with ``error``
+    (None: the envelope's failure is raised instead)."""
+    if isinstance(error, AuthError):
+        return None
+    if error.status >= 500:
+        # Whatever its status, Graph may have run items before the envelope failed.
+        return BatchEnvelopeError(
+            error.status, error.code, error.message, request_id=error.request_id, retry_after=error.retry_after
+        )
+    return error if is_transient(error) else None
+
+
 class GraphClient:
     """Phone methods, users and the SMS policy over msgraph-sdk, paced and translated.
 
@@ -126,11 +148,14 @@ class GraphClient:
         *,
         pacer: Pacer | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        timeout_s: float = 60.0,
+        timeout_s: float | None = None,
         max_connections: int = 64,
     ) -> None:
         self.target = target
         self.pacer: Pacer = pacer if pacer is not None else Pacer()
+        if timeout_s is None:
+            timeout_s = request_timeout_s()
+        self.timeout_s = timeout_s
         if transport is None:
             transport = httpx.AsyncHTTPTransport(
                 http2=not target.is_loopback,
@@ -187,10 +212,20 @@ class GraphClient:
         await self.close()
 
     # plumbing -------------------------------------------------------------------------
+    async def _bounded(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()`` within ``timeout_s``: a request the target never answers fails like a
+        read timeout (httpx's own timeouts bound each read, not the whole answer, and an
+        in-process transport has none)."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await call()
+        except TimeoutError:
+            raise TransportFailure(f"no answer within {self.timeout_s:g} s", outcome_unknown=True) from None
+
     async def _single(self, lane: Lane, call: Callable[[], Awaitable[T]]) -> T:
         async with self.pacer.slot(lane, 1) as slot:
             try:
-                result = await call()
+                result = await self._bounded(call)
             except Exception as exc:
                 error = translate(exc)
                 if error is None:
@@ -278,7 +313,7 @@ class GraphClient:
             raw = await self._single(Lane.READ, lambda: self.adapter.send_primitive_async(info, "bytes", _ERROR_MAP))
         except GraphError as exc:
             if exc.status == 403:
-                return UNREADABLE_SMS_POLICY, f"can't read the SMS sign-in policy ({exc.code or exc.status}): {exc.message}"
+                return UNREADABLE_SMS_POLICY, _ops.sms_policy_unreadable(exc.status, exc.code, exc.message)
             raise
         return _ops.parse_sms_policy(json.loads(raw or b"{}")), None
 
@@ -286,10 +321,10 @@ class GraphClient:
     async def batch(self, ops: Sequence[Op]) -> list[OpResult]:
         """Send up to 20 ops in one ``$batch`` request; one OpResult per op, in order.
 
-        Per-item errors are in ``OpResult.error``. When the envelope's failure is one the
-        retry policy would send again (``provision.graph.retry.is_transient``: throttled,
-        overloaded, unanswered), every item carries that error (retry per item); other
-        envelope failures (401/403, 500, a malformed batch) raise.
+        Per-item errors are in ``OpResult.error``. An envelope answered 5xx gives every item
+        a ``BatchEnvelopeError`` (its outcome is unknown: some items may have run); one
+        throttled (429) or unanswered (a transport failure) gives every item that error;
+        401/403 (``AuthError``) and any other envelope failure (a malformed batch) raise.
         """
         if len(ops) > MAX_BATCH_SIZE:
             raise ValueError(f"a batch holds at most {MAX_BATCH_SIZE} requests, got {len(ops)}")
@@ -302,15 +337,16 @@ class GraphClient:
         lane = Lane.READ if all(op.method == "GET" for op in ops) else Lane.WRITE
         async with self.pacer.slot(lane, len(ops)) as slot:
             try:
-                raw = await self.adapter.send_primitive_async(info, "bytes", _ERROR_MAP)
+                raw = await self._bounded(lambda: self.adapter.send_primitive_async(info, "bytes", _ERROR_MAP))
             except Exception as exc:
                 error = translate(exc)
                 if error is None:
                     raise
                 _report(slot, error.status, [error])
-                if not is_transient(error):
+                item_error = _envelope_item_error(error)
+                if item_error is None:
                     raise error from exc
-                return [OpResult(op.id, error.status, {}, None, error) for op in ops]
+                return [OpResult(op.id, error.status, {}, None, item_error) for op in ops]
             if raw is None:
                 missing = TransportFailure("empty $batch answer", outcome_unknown=True)
                 return [OpResult(op.id, 0, {}, None, missing) for op in ops]

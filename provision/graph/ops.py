@@ -21,6 +21,11 @@ from provision.model import (
 )
 
 SMS_POLICY_URL = "/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/sms"
+# The least-privileged permissions for what the job reads besides phone methods (Microsoft
+# Graph permissions reference): the SMS policy, and users' object ids when the policy
+# names users (User.ReadBasic.All is enough for ``$select=id``; User.Read.All is the usual grant).
+SMS_POLICY_READ_PERMISSION = "Policy.Read.AuthenticationMethod"
+USER_ID_READ_PERMISSION = "User.Read.All"
 
 _MOBILE_ID = METHOD_IDS[PhoneType.MOBILE]
 
@@ -144,6 +149,29 @@ def parse_sms_policy(body: Any) -> SmsPolicy:
         exclude_ids=frozenset(exclude),
         include_group_ids=frozenset(include_groups),
         exclude_group_ids=frozenset(exclude_groups),
+    )
+
+
+def sms_policy_unreadable(status: int, code: str | None, message: str) -> str:
+    """Why the SMS policy could not be read, for the plan's remarks: a refusal (401/403)
+    names the permission that reads it; eligibility is then unknown for every user."""
+    answer = f"{status} {code}" if code else str(status)
+    if status in (401, 403):
+        return (
+            f"can't read the SMS sign-in policy ({answer}: {message}): the credential lacks "
+            f"{SMS_POLICY_READ_PERMISSION}; SMS sign-in eligibility is unknown for every user"
+        )
+    return f"can't read the SMS sign-in policy ({answer}: {message}); SMS sign-in eligibility is unknown for every user"
+
+
+def user_ids_unreadable(users: int, status: int, code: str | None, message: str) -> str:
+    """Why some users' object ids (needed only for the SMS policy's user targets) were not
+    read: their SMS sign-in eligibility is unknown, nothing else is affected."""
+    answer = f"{status} {code}" if code else str(status)
+    cause = f"the credential lacks {USER_ID_READ_PERMISSION}" if status in (401, 403) else "the lookups failed"
+    return (
+        f"can't read the object ids of {users} user(s) that the SMS sign-in policy may name ({answer}: {message}): "
+        f"{cause}; their SMS sign-in eligibility is unknown"
     )
 
 

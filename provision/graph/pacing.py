@@ -46,6 +46,12 @@ write batches to a fraction of a second of the write lane's rate, read from ``sn
 
 A slot released without a report (an exception, a timeout, a reset) counts as a failed
 request and changes no rate. ``pacer.snapshot()`` gives progress events their figures.
+
+Because every request goes through it, the pacer also knows how long the target has been
+silent: ``pacer.silence()`` is the time since the target last answered anything while a
+request was waiting on it (sent and unanswered, or failed without an answer). Time spent
+pausing or pacing sends nothing and counts for nothing. The circuit breakers of the
+executor and the state reader read it.
 """
 
 from __future__ import annotations
@@ -355,6 +361,9 @@ class Pacer:
         self._paused_until = -math.inf
         self._pause_reason: str | None = None
         self._capacity_waiters: list[asyncio.Future[None]] = []
+        # Since when a request has been waiting on the target with no answer from it (None:
+        # the last request sent was answered, or nothing was sent yet).
+        self._silent_since: float | None = None
 
     # dispatch --------------------------------------------------------------------------
     def slot(self, kind: Lane | str = Lane.WRITE, operations: int = 1) -> _SlotContext:
@@ -395,6 +404,8 @@ class Pacer:
                 if lane.first_sent_at is None:
                     lane.first_sent_at = now
                 self._in_flight += 1
+                if self._silent_since is None:
+                    self._silent_since = now
                 lane.in_flight += 1
                 lane.requests += 1
                 lane.operations += operations
@@ -420,6 +431,18 @@ class Pacer:
             return
         self._paused_until = until
         self._pause_reason = reason
+
+    def silence(self, now: float | None = None) -> float:
+        """Seconds the target has been silent: since its last answer (or, when none has come
+        since, since the first request sent after it) while requests were waiting on it or
+        had failed without an answer. 0 once it answers with nothing else outstanding.
+
+        A pause the target asked for (Retry-After) is not silence: it answered, and we
+        are the ones waiting; the silence counts from the pause's end."""
+        if self._silent_since is None:
+            return 0.0
+        since = max(self._silent_since, self._paused_until)
+        return max(0.0, (self._clock() if now is None else now) - since)
 
     def snapshot(self) -> PacerSnapshot:
         now = self._clock()
@@ -486,6 +509,8 @@ class Pacer:
             lane.probe = None
         if not reported:
             lane.failed_requests += 1
+            if self._silent_since is None:  # no answer: the silence goes on (or starts)
+                self._silent_since = self._clock()
         waiters, self._capacity_waiters = self._capacity_waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -495,6 +520,8 @@ class Pacer:
         s = self.settings
         lane = self._lanes[slot.lane]
         now = self._clock()
+        # The target answered: silent only for the requests still waiting on it, from now.
+        self._silent_since = now if self._in_flight > 1 else None
         ok = slot.operations - throttled - unavailable
         lane.ok += ok
         lane.throttled += throttled

@@ -6,11 +6,21 @@ When the policy names individual users (so eligibility depends on object ids) an
 caller says the policy matters, users keyed by UPN also get a
 ``GET /users/{upn}?$select=id`` in the same batches (a GUID key already is the id).
 
-Outcomes per user, never exceptions: 404 -> ``NOT_FOUND``; a final error -> ``FAILED``
-with Graph's code and message; masked numbers -> ``masked=True``. Throttled or failed
-items are re-queued under ``provision.graph.retry``'s policy (honouring each item's
-Retry-After) and go out again packed with other ready items. A 401 (the token itself is
-refused) stops the read: nothing else could succeed.
+Outcomes per user, never exceptions: 404 -> ``NOT_FOUND``; a final error on the phone
+methods -> ``FAILED`` with Graph's code and message; masked numbers -> ``masked=True``. An
+id lookup that fails (a credential without ``User.Read.All`` is answered 403) costs only
+that user's SMS eligibility: the user is read, its id stays unknown, and a remark names
+the missing permission. A 403 on the SMS policy likewise makes it unreadable, with a
+remark naming ``Policy.Read.AuthenticationMethod``. Throttled or failed items (5xx and
+``$batch`` envelopes answered 5xx included: a read is safe to send again) are re-queued
+under ``provision.graph.retry``'s policy (honouring each item's Retry-After) and go out
+again packed with other ready items.
+
+Two things stop the read instead of giving users outcomes: a 401 (the token itself is
+refused: nothing else could succeed), and a target that can't be reached at all: when it
+has answered nothing for ``unreachable_after_s`` (connections refused or reset, requests
+unanswered; the pacer's ``silence``), ``TargetUnreachable`` is raised rather than every
+user being marked read-failed.
 """
 
 from __future__ import annotations
@@ -24,11 +34,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable
 
-from provision.errors import AuthError, GraphError
+from provision.errors import AuthError, GraphError, TargetUnreachable
 from provision.graph import ops as graph_ops
 from provision.graph.batch import MAX_BATCH_SIZE, Op, OpResult
 from provision.graph.client import GraphClient
-from provision.graph.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from provision.graph.retry import (
+    DEFAULT_RETRY_POLICY,
+    RetryPolicy,
+    breaker_alarm,
+    unreachable_after_s,
+    unreached,
+)
 from provision.masking import is_masked
 from provision.model import (
     UNREADABLE_SMS_POLICY,
@@ -83,6 +99,17 @@ class _Counters:
     retried: int = 0
     throttled: int = 0
     remarks: list[str] = field(default_factory=list)
+    ids_unread: int = 0  # users whose id lookup failed (their SMS eligibility is unknown)
+    id_error: GraphError | None = None  # the first such failure
+
+
+def target_unreachable(client: GraphClient, silence: float, last: GraphError | None) -> TargetUnreachable:
+    """The error that stops a read (or a run) whose target has answered nothing for ``silence`` s."""
+    cause = f" (last: {last.message})" if last is not None and last.message else ""
+    return TargetUnreachable(
+        f"{client.target.base_url} can't be reached: no answer for {silence:.0f} s{cause}; "
+        "nothing was changed. Run the command again once it answers."
+    )
 
 
 def _op_for(item: _Item, op_id: str) -> Op:
@@ -97,16 +124,34 @@ async def read_sms_policy_once(
     retry: RetryPolicy = DEFAULT_RETRY_POLICY,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    unreachable_after: float | None = None,
 ) -> tuple[SmsPolicy, str | None]:
-    """The SMS policy, or the unreadable value and why (403, or failures past retrying)."""
-    try:
-        return await retry.call(client.read_sms_policy, clock=clock, sleep=sleep)
-    except AuthError as exc:
-        if exc.status == 401:
-            raise
-        return UNREADABLE_SMS_POLICY, f"can't read the SMS sign-in policy ({exc.code or exc.status}): {exc.message}"
-    except GraphError as exc:
-        return UNREADABLE_SMS_POLICY, f"can't read the SMS sign-in policy ({exc.code or exc.status}): {exc.message}"
+    """The SMS policy, or the unreadable value and why (403, or failures past retrying).
+
+    Raises ``AuthError`` on 401 and ``TargetUnreachable`` when the target answers nothing
+    for ``unreachable_after`` seconds (default ``provision.graph.retry.unreachable_after_s``).
+    """
+    bound = unreachable_after or unreachable_after_s()
+    started = clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await client.read_sms_policy()
+        except AuthError as exc:
+            if exc.status == 401:
+                raise
+            return UNREADABLE_SMS_POLICY, graph_ops.sms_policy_unreadable(exc.status, exc.code, exc.message)
+        except GraphError as exc:
+            silence = client.pacer.silence()
+            if unreached(exc) and silence >= bound:
+                raise target_unreachable(client, silence, exc) from None
+            wait = retry.decide(exc, attempt=attempt, started=started, now=clock(), target_silent=silence > 0)
+            if wait is None:
+                return UNREADABLE_SMS_POLICY, graph_ops.sms_policy_unreadable(exc.status, exc.code, exc.message)
+        if silence > 0:
+            wait = min(wait, max(0.0, bound - silence))  # look again when the breaker would open
+        await sleep(wait)
 
 
 async def read_current_state(
@@ -120,22 +165,28 @@ async def read_current_state(
     max_in_flight: int = 8,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    unreachable_after: float | None = None,
 ) -> tuple[dict[str, CurrentUser], SmsPolicy, ReadNotes]:
     """Current state for every key (each key once), the SMS policy, and notes on the read.
 
     ``pacer``: the pacing controller; every request already goes through the client's, so
     this is only accepted to state the dependency (it must be the client's when given).
     ``max_in_flight`` caps the batches waiting for a pacing slot or an answer at once.
+    ``unreachable_after``: the circuit breaker's bound in seconds (default
+    ``provision.graph.retry.unreachable_after_s``); past it ``TargetUnreachable`` is raised.
     """
     if pacer is not None and pacer is not client.pacer and getattr(client.pacer, "controller", None) is not pacer:
         raise ValueError("read_current_state: pacer must be the client's pacing controller")
     keys = list(dict.fromkeys(user_keys))
     counters = _Counters()
-    policy, reason = await read_sms_policy_once(client, retry=retry, clock=clock, sleep=sleep)
+    bound = unreachable_after or unreachable_after_s()
+    policy, reason = await read_sms_policy_once(client, retry=retry, clock=clock, sleep=sleep, unreachable_after=bound)
     if reason:
         counters.remarks.append(reason)
     need_ids = policy_needs_ids and graph_ops.policy_targets_users(policy)
-    read = _Read(client, keys, need_ids, counters, retry=retry, progress=progress, clock=clock, sleep=sleep)
+    read = _Read(
+        client, keys, need_ids, counters, retry=retry, progress=progress, clock=clock, sleep=sleep, unreachable_after=bound
+    )
     await read.run(max_in_flight)
     users, notes = _outcomes(keys, read.accs, counters)
     return users, policy, notes
@@ -155,6 +206,7 @@ class _Read:
         progress: Progress | None,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
+        unreachable_after: float,
     ) -> None:
         self.client = client
         self.counters = counters
@@ -168,6 +220,8 @@ class _Read:
         self._tiebreak = itertools.count()
         self.done_users = 0
         self.total = len(keys)
+        self.unreachable_after = unreachable_after
+        self.last_unreached: GraphError | None = None
         for key in keys:
             guid = _GUID.match(key) is not None
             fetch_id = need_ids and not guid
@@ -184,6 +238,7 @@ class _Read:
         in_flight: set[asyncio.Future[None]] = set()
         try:
             while ready or delayed or in_flight:
+                self.check_reachable()
                 now = self.clock()
                 while delayed and delayed[0][0] <= now:
                     ready.append(heapq.heappop(delayed)[2])
@@ -192,8 +247,12 @@ class _Read:
                     in_flight.add(asyncio.ensure_future(self.send(chunk)))
                 waiters: set[asyncio.Future[None]] = set(in_flight)
                 timer: asyncio.Future[None] | None = None
+                wake_in = breaker_alarm(self.client.pacer.silence(), self.unreachable_after)
                 if delayed and (len(in_flight) < max_in_flight):
-                    timer = asyncio.ensure_future(self.sleep(max(0.0, delayed[0][0] - self.clock())))
+                    due_in = max(0.0, delayed[0][0] - self.clock())
+                    wake_in = due_in if wake_in is None else min(wake_in, due_in)
+                if wake_in is not None:
+                    timer = asyncio.ensure_future(self.sleep(wake_in))
                     waiters.add(timer)
                 if not waiters:
                     continue
@@ -228,6 +287,12 @@ class _Read:
             self.progress(self.done_users, self.total)
 
     # -- answers ------------------------------------------------------------------------
+    def check_reachable(self) -> None:
+        """Raise ``TargetUnreachable`` once the target has answered nothing for the bound."""
+        silence = self.client.pacer.silence()
+        if silence >= self.unreachable_after:
+            raise target_unreachable(self.client, silence, self.last_unreached)
+
     def settle(self, item: _Item, result: OpResult) -> None:
         """Record one answer: the phones or the id, not found, again later, or failed."""
         acc = self.accs[item.key]
@@ -248,17 +313,32 @@ class _Read:
             acc.error = error
             self._finish(item)
             return
-        # A read has no side effect: an outcome-unknown failure is simply read again.
-        wait = self.retry.decide(error, attempt=item.attempts, started=item.started, now=self.clock(), idempotent=True)
+        if unreached(error):
+            self.last_unreached = error
+        # A read has no side effect: an outcome-unknown failure is simply read again, and
+        # one that reached nothing is read again for as long as the breaker allows.
+        silent = self.client.pacer.silence() > 0
+        wait = self.retry.decide(
+            error, attempt=item.attempts, started=item.started, now=self.clock(), idempotent=True, target_silent=silent
+        )
         if wait is not None:
             self.counters.retried += 1
             heapq.heappush(self.delayed, (self.clock() + wait, next(self._tiebreak), item))
             return
-        if item.kind == "phones" or acc.status is None:
-            if acc.status is not ReadStatus.NOT_FOUND:
-                acc.status = ReadStatus.FAILED
-                acc.error = error
+        if item.kind == "user":
+            self._id_unread(acc, error)
+        elif acc.status is not ReadStatus.NOT_FOUND:
+            acc.status = ReadStatus.FAILED
+            acc.error = error
         self._finish(item)
+
+    def _id_unread(self, acc: _UserAcc, error: GraphError) -> None:
+        """An id lookup failed for good: the user is still read; only its id (and so its SMS
+        eligibility under a policy naming users) stays unknown."""
+        acc.id = None
+        self.counters.ids_unread += 1
+        if self.counters.id_error is None:
+            self.counters.id_error = error
 
     def _finish(self, item: _Item) -> None:
         acc = self.accs[item.key]
@@ -289,6 +369,11 @@ def _user_outcome(key: str, acc: _UserAcc) -> CurrentUser:
 def _outcomes(keys: list[str], accs: dict[str, _UserAcc], counters: _Counters) -> tuple[dict[str, CurrentUser], ReadNotes]:
     """Every key's ``CurrentUser``, and the notes on the read (figures and remarks)."""
     users = {key: _user_outcome(key, accs[key]) for key in keys}
+    id_error = counters.id_error
+    if counters.ids_unread and id_error is not None:
+        counters.remarks.append(
+            graph_ops.user_ids_unreadable(counters.ids_unread, id_error.status, id_error.code, id_error.message)
+        )
     not_found = sum(1 for u in users.values() if u.status is ReadStatus.NOT_FOUND)
     failed = sum(1 for u in users.values() if u.status is ReadStatus.FAILED)
     masked_count = sum(1 for u in users.values() if u.masked)

@@ -8,8 +8,10 @@ through the same gateway to the same operation service, so both see the same
 authorization, throttling, faults, rules and statistics. ``/_sandbox/...`` (stats, reset,
 snapshot, info) are ordinary Starlette routes without auth (see ``admin``).
 
-Per HTTP request: API version (404), token (401), the injected connection reset, then the
-operation(s) (see ``gateway`` for the order of checks per operation), then latency (for a
+Per HTTP request: an outage (the profile's ``silent_after_writes``/``gone_after_writes``:
+never answered, or refused), API version (404), token (401), the injected connection reset,
+then the operation(s) (see ``gateway`` for the order of checks per operation), then, for a
+``$batch``, the injected whole-batch 500/502 (after its items ran), then latency (for a
 batch, the slowest item's, since Graph runs batch items in parallel).
 """
 
@@ -31,7 +33,7 @@ from provision.sandbox.admin import admin_routes
 from provision.sandbox.auth import AuthFailure, Principal
 from provision.sandbox.batch import BatchError, BatchItem, parse_batch, run_batch
 from provision.sandbox.gateway import Answer
-from provision.sandbox.limits import Profile, ResetPoint
+from provision.sandbox.limits import Outage, Profile, ResetPoint
 from provision.sandbox.routes import API_VERSIONS, UNKNOWN_ROUTE, is_batch, split_path
 from provision.sandbox.service import NOT_FOUND_MESSAGE, Reply, error_reply
 from provision.sandbox.state import Clock, Sandbox, Sleep, build_sandbox
@@ -85,11 +87,16 @@ def _answer_batch(sandbox: Sandbox, principal: Principal, body: bytes, crid: str
         return gateway.failed_dependency(item.method, split_path(item.path))
 
     outcomes = run_batch(items, run, failed_dependency, lambda answer: answer[0].status)
+    latency = max((outcome.result[1] for outcome in outcomes), default=0.0)
+    envelope_fault = sandbox.limits.faults.batch_fault()
+    if envelope_fault is not None:  # every item ran; the client learns nothing of them
+        sandbox.stats.faults_injected += 1
+        if envelope_fault == 500:
+            return error_reply(500, "InternalServerError", "An internal server error occurred."), latency
+        return error_reply(502, "BadGateway", "The gateway received an invalid response."), latency
     responses = []
-    latency = 0.0
     for outcome in outcomes:
-        reply, item_latency = outcome.result
-        latency = max(latency, item_latency)
+        reply, _ = outcome.result
         item_crid = outcome.item.headers.get("client-request-id") or crid
         responses.append(batch_response(outcome.item.id, reply, item_crid))
     return Reply(200, {"responses": responses}), latency
@@ -125,6 +132,24 @@ async def _drop_connection(send: Send) -> None:
         await asyncio.sleep(0)
 
 
+async def _refuse_connection(send: Send) -> None:
+    """A refused connection: in process, the error httpx raises for one; over HTTP the
+    connection (already accepted by the server) is dropped before the request is read."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None:
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+    transport.abort()
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def _never_answer(receive: Receive) -> None:
+    """Hold the request unanswered until the client goes away (in process: until the
+    client's task is cancelled, as its timeout does)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 class SandboxApp(Starlette):
     """Starlette app whose Graph paths bypass routing and middleware (the hot path)."""
 
@@ -138,6 +163,10 @@ class SandboxApp(Starlette):
 
     async def _graph(self, scope: Scope, receive: Receive, send: Send) -> None:
         sandbox = self.sandbox
+        outage = sandbox.limits.faults.outage
+        if outage is Outage.GONE:
+            await _refuse_connection(send)
+            return
         sandbox.stats.http_requests += 1
         authorization = crid = None
         for name, value in scope["headers"]:
@@ -146,6 +175,9 @@ class SandboxApp(Starlette):
             elif name == b"client-request-id":
                 crid = value.decode("latin-1")
         body = await _read_body(receive)
+        if outage is Outage.SILENT:
+            await _never_answer(receive)
+            return
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         segs = split_path(raw_path.split(b"?", 1)[0].decode("latin-1"))
         faults = sandbox.limits.faults

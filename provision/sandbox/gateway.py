@@ -4,7 +4,8 @@ Per operation, in order: route (404/405) -> permission (403) -> throttle (429) -
 503/504 -> request body (400) -> tenant rule (its TenantError) -> stats. The service does
 the route, permission, body and rule steps; this module stands between them with the
 profile's limits (token buckets, injected faults, sampled latency) and counts every answer.
-A direct request and each ``$batch`` item go through ``handle`` alike.
+A direct request and each ``$batch`` item go through ``handle`` alike. Each write operation
+past throttling is also counted for the profile's outages (``FaultInjector.wrote``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from provision.sandbox.auth import Principal
-from provision.sandbox.limits import Fault, Limits, Throttled
+from provision.sandbox.limits import Fault, Limits, OperationKind, Throttled
 from provision.sandbox.routes import UNKNOWN_ROUTE, RouteMiss, route
 from provision.sandbox.service import BodyReader, Call, OperationService, Refusal, Reply, error_reply
 from provision.sandbox.stats import Stats
@@ -60,6 +61,8 @@ class Gateway:
             reply = self._fault(call, body, read, fault)
         else:
             reply = self.service.run(call, body, read)
+        if op.kind is OperationKind.WRITE:
+            limits.faults.wrote()
         return self.record(op.name, reply, latency)
 
     def _fault(self, call: Call, body: Any, read: BodyReader, fault: Fault) -> Reply:

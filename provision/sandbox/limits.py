@@ -46,6 +46,14 @@ class FaultSettings:
     http_503: float = 0.0  # probability per operation (batch items included)
     http_504: float = 0.0  # probability per operation (batch items included)
     connection_reset: float = 0.0  # probability per HTTP request
+    batch_500: float = 0.0  # probability per $batch request: its items run, then the whole answer is a 500
+    batch_502: float = 0.0  # the same with 502 (a gateway losing the answer of a batch it ran)
+    silent_after_writes: float = 0.0  # after this many write operations, stop answering (0: never)
+    gone_after_writes: float = 0.0  # after this many write operations, refuse connections (0: never)
+
+
+# [faults] keys that count write operations rather than give a probability.
+_COUNT_KEYS = frozenset({"silent_after_writes", "gone_after_writes"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +99,10 @@ def parse_profile(data: Mapping[str, Any], name: str) -> Profile:
                 raise ProfileError(f"profile {name}: unknown key {section}.{key}")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ProfileError(f"profile {name}: {section}.{key} must be a non-negative number")
-            if section in _PROBABILITY_SECTIONS and value > 1:
+            if key in _COUNT_KEYS:
+                if value != int(value):
+                    raise ProfileError(f"profile {name}: {section}.{key} is a count of write operations")
+            elif section in _PROBABILITY_SECTIONS and value > 1:
                 raise ProfileError(f"profile {name}: {section}.{key} is a probability (0..1)")
             kwargs[key] = float(value)
         sections[section] = settings_type(**kwargs)
@@ -240,17 +251,33 @@ class Fault:
     applied: bool  # whether the operation was applied anyway (a 504 may time out after the work)
 
 
+class Outage(StrEnum):
+    """The sandbox as an unreachable target, from a given point on."""
+
+    SILENT = "silent"  # connections are accepted, requests read, and never answered
+    GONE = "gone"  # connections are refused (over HTTP: dropped before the request is read)
+
+
 class FaultInjector:
-    """Draws injected failures from a seeded RNG.
+    """Draws injected failures from a seeded RNG, and plays outages.
 
     503: refused before doing anything. 504: the gateway timed out; the operation was
     applied with probability 0.5. Connection reset: dropped before (0.5) or after (0.5)
     the request's operations were applied, so a client faces a genuinely unknown outcome.
+    A ``$batch`` answered 500 or 502 as a whole (``batch_500``/``batch_502``) ran every item
+    first: the client can't tell which items ran.
+
+    Outages are deterministic: once ``silent_after_writes`` (or ``gone_after_writes``) write
+    operations have run, every later Graph request goes unanswered (or is refused). Tests
+    in the same process may also start and end one (``start_outage``, ``end_outage``).
     """
 
     def __init__(self, settings: FaultSettings, rng: random.Random) -> None:
         self._settings = settings
         self._rng = rng
+        self.writes = 0  # write operations run so far
+        self.outage: Outage | None = None
+        self._armed = settings.silent_after_writes > 0 or settings.gone_after_writes > 0
 
     @property
     def active(self) -> bool:
@@ -272,6 +299,37 @@ class FaultInjector:
         if self._settings.connection_reset <= 0 or self._rng.random() >= self._settings.connection_reset:
             return None
         return ResetPoint.AFTER if self._rng.random() < 0.5 else ResetPoint.BEFORE
+
+    def batch_fault(self) -> int | None:
+        """500 or 502 for a ``$batch`` whose items have run (None: answer it normally)."""
+        s = self._settings
+        if s.batch_500 <= 0 and s.batch_502 <= 0:
+            return None
+        roll = self._rng.random()
+        if roll < s.batch_500:
+            return 500
+        if roll < s.batch_500 + s.batch_502:
+            return 502
+        return None
+
+    def wrote(self) -> None:
+        """A write operation ran: count it, and start the outage the profile sets at its count."""
+        self.writes += 1
+        if not self._armed or self.outage is not None:
+            return
+        s = self._settings
+        if 0 < s.gone_after_writes <= self.writes:
+            self.start_outage(Outage.GONE)
+        elif 0 < s.silent_after_writes <= self.writes:
+            self.start_outage(Outage.SILENT)
+
+    def start_outage(self, outage: Outage) -> None:
+        self.outage = outage
+
+    def end_outage(self) -> None:
+        """Answer again (and start no outage of the profile's again)."""
+        self.outage = None
+        self._armed = False
 
 
 class Limits:
@@ -305,6 +363,7 @@ __all__ = [
     "LatencySettings",
     "Limits",
     "OperationKind",
+    "Outage",
     "Profile",
     "ProfileError",
     "ResetPoint",

@@ -23,7 +23,9 @@ def test_numbers_compare_by_digits_and_extension() -> None:
     assert same_number("+1 2065550100", "+12065550100")
     assert not same_number("+1 2065550100", "+1 2065550101")
     assert not same_number("+1 2065550100x12", "+1 2065550100")
-    assert same_number("+1 XXXXXXXX00", "+1 2065550100")  # masked: the last two digits agree
+    # A masked read never confirms a write, even when its visible digits agree.
+    assert not same_number("+1 XXXXXXXX00", "+1 2065550100")
+    assert not same_number("+1 *******100", "+1 2065550100")
     assert not same_number("+1 XXXXXXXX99", "+1 2065550100")
 
 
@@ -54,3 +56,9 @@ def test_verify_user_names_the_types_that_differ_never_numbers() -> None:
     assert not bad.ok and bad.mismatches == ("mobile", "office", "sms")
     moved = verify_user([ch("create", M), ch("delete", O, None)], phones(mobile=("+1 2065550100", READY)))
     assert moved.ok
+
+
+def test_a_masked_read_back_never_verifies_a_write() -> None:
+    done = [ch("create")]
+    assert not verify_user(done, phones(mobile=("+1 XXXXXXXX00", READY))).ok
+    assert not change_holds(ch("create"), phones(mobile=("+1 *******100", READY)))

@@ -428,3 +428,53 @@ def test_write_batch_size_is_a_quarter_second_of_the_write_rate_within_1_and_bat
     assert [settings.write_batch_size(rate) for rate in (0.5, 4, 20, 60, 400)] == [1, 1, 5, 15, 20]
     assert ExecutorSettings(batch_interval_s=0).write_batch_size(4) == 20  # 0: always full
     assert ExecutorSettings(batch_size=8).write_batch_size(400) == 8
+
+
+def test_refused_writes_are_judged_by_the_tenant_read_back(harness: Any) -> None:
+    h = harness()
+    sc.add_users(h.tenant, 4)
+    a, b, c, d = (sc.upn(i) for i in range(4))
+    h.tenant.create_phone(a, "+1 4255550111", "office")  # someone else's office number is there
+    h.tenant.create_phone(c, sc.number(2, 1), "office")  # ours is there already (an earlier attempt)
+    changes = [
+        _change("a#1", a, "create", "office", sc.number(0, 1)),
+        _change("b#1", b, "delete", "office", None, before=sc.number(1, 1)),  # already gone
+        _change("c#1", c, "create", "office", sc.number(2, 1)),
+        _change("d#1", d, "create", "alternateMobile", sc.number(3, 2)),  # no mobile, none coming
+    ]
+    journal = h.create_journal(changes)
+    h.execute(journal, alternate_lag_retries=2)
+    entries = {e.id: e for e in journal.changes()}
+    refused = entries["a#1"]  # 400, and the tenant shows another number: Graph's answer stands
+    assert refused.status is ChangeStatus.FAILED and (refused.last_http_status, refused.graph_code) == (400, "badRequest")
+    assert refused.message and "office" in refused.message
+    assert entries["b#1"].status is ChangeStatus.DONE and entries["b#1"].verified  # 404, and gone
+    assert entries["c#1"].status is ChangeStatus.DONE and entries["c#1"].message == "confirmed by read-back"
+    lonely = entries["d#1"]  # the read shows no mobile: the bounded lag retry, then failed
+    assert lonely.status is ChangeStatus.FAILED and lonely.attempts == 3
+    assert sc.actual_phones(h.tenant.to_snapshot())[a] == {"office": "+1 4255550111"}
+    assert h.stats()["duplicate_writes"] == 0
+
+
+def test_decisions_do_not_depend_on_the_wording_of_graph_errors(harness: Any) -> None:
+    # Every error answer reworded (another code, another language): the lag refusals of
+    # alternateMobiles and the 409 of a shared mobile are judged by reading back all the same.
+    h = harness(parse_profile({"consistency": {"replication_lag_ms": 1500}}, "lag"))
+    sc.add_users(h.tenant, 8)
+    desired = {sc.upn(i): sc.DesiredUser(sc.upn(i), sc.upn(i), {sc.MOBILE: sc.number(i, 0), sc.ALT: sc.number(i, 2)})
+               for i in range(6)}
+    for i in (6, 7):  # the mobile of a user of the first batch: saved, 409 phoneNumberNotUnique
+        desired[sc.upn(i)] = sc.DesiredUser(sc.upn(i), sc.upn(i), {sc.MOBILE: sc.number(i - 6, 0)})
+    before = h.tenant.to_snapshot()
+    plan = sc.make_plan(h.tenant, desired)
+    journal = h.create_journal(plan.changes)
+    h.tamper.hook = lambda requests: "reword"
+    # Journal commits on the loop: a commit in a thread would let the fake clock run past the lag.
+    h.execute(journal, alternate_settle_s=0.0, journal_in_thread=False)
+    assert journal.counts().done == len(plan.changes)
+    assert sc.actual_phones(h.tenant.to_snapshot()) == sc.expected_phones(before, plan)
+    stats = h.stats()
+    assert stats["by_error_code"].get("badRequest", 0) >= 4  # the lag really refused alternateMobiles
+    assert stats["duplicate_writes"] == 0 and stats["writes_applied"] == len(plan.changes)
+    conflicts = [e for e in journal.changes() if e.last_http_status == 409]
+    assert len(conflicts) == 2 and all(e.sms_state_after == "phoneNumberNotUnique" for e in conflicts)

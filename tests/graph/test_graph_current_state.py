@@ -8,10 +8,15 @@ import httpx
 import pytest
 from support.sandbox import inprocess_client, loopback_client, write_profile
 
+from provision.errors import TargetUnreachable
+from provision.graph.client import GraphClient
+from provision.graph.clouds import url_target
+from provision.graph.credentials import StaticTokenCredential
 from provision.graph.pacing import Pacer
 from provision.graph.state_reader import read_current_state
 from provision.model import PhoneType, ReadStatus
 from provision.sandbox.auth import AUTHENTICATION_ADMINISTRATOR, make_token
+from provision.sandbox.limits import Outage
 from provision.sandbox.tenant import Tenant
 
 pytestmark = pytest.mark.timeout(120)
@@ -84,7 +89,7 @@ def test_masked_and_unreadable_policy(make_sandbox, clock) -> None:
 
     users, policy, notes = asyncio.run(run())
     assert not policy.readable
-    assert any("can't read the SMS sign-in policy" in r for r in notes.remarks)
+    assert any("can't read the SMS sign-in policy" in r and "Policy.Read.AuthenticationMethod" in r for r in notes.remarks)
     assert users[upns[0]].masked and users[upns[3]].masked
     assert not users[upns[1]].masked  # nothing registered, nothing masked
     assert notes.masked == 3  # users 0, 3 (mobile) and 5 (office)
@@ -181,3 +186,90 @@ def test_faults_are_retried_and_every_user_ends_read(make_sandbox, clock, tmp_pa
     stats = app.sandbox.stats
     assert notes.retried > 0 and stats.faults_injected > 0 and stats.connection_resets > 0
     assert notes.operations == 200 + notes.retried
+
+
+def test_without_user_read_all_only_sms_eligibility_is_unknown(make_sandbox, clock) -> None:
+    app = make_sandbox()
+    tenant = app.sandbox.tenant
+    upns = populate(tenant, 6)
+    tenant.update_sms_policy({"includeTargets": [
+        {"targetType": "user", "id": USER_IDS.format(3), "isRegistrationRequired": False, "isUsableForSignIn": True}]})
+    token = make_token(roles=["UserAuthenticationMethod.ReadWrite.All", "Policy.Read.All"])  # no User.Read.All
+
+    async def run():
+        async with inprocess_client(app, token=token) as client:
+            return await read_current_state(client, upns, policy_needs_ids=True, clock=clock, sleep=clock.sleep)
+
+    users, policy, notes = asyncio.run(run())
+    assert all(u.status is ReadStatus.OK for u in users.values()) and notes.failed == 0  # not read_failed
+    assert users[upns[3]].phones[PhoneType.MOBILE].number == "+1 2060000003"
+    assert all(u.id is None for u in users.values())
+    assert policy.allows(users[upns[3]].id) is None  # eligibility unknown, not "not allowed"
+    remark = next(r for r in notes.remarks if "object ids" in r)
+    assert "User.Read.All" in remark and "6 user(s)" in remark
+
+
+def test_an_unreadable_policy_names_the_permission_that_reads_it(make_sandbox, clock) -> None:
+    app = make_sandbox()
+    upns = populate(app.sandbox.tenant, 2)
+    token = make_token(roles=["UserAuthenticationMethod.ReadWrite.All", "User.Read.All"])  # no policy read
+
+    async def run():
+        async with inprocess_client(app, token=token) as client:
+            return await read_current_state(client, upns, policy_needs_ids=True, clock=clock, sleep=clock.sleep)
+
+    users, policy, notes = asyncio.run(run())
+    assert not policy.readable and all(u.status is ReadStatus.OK for u in users.values())
+    assert any("Policy.Read.AuthenticationMethod" in r for r in notes.remarks)
+
+
+def test_read_batches_answered_5xx_as_a_whole_are_read_again(make_sandbox, clock, tmp_path) -> None:
+    profile = tmp_path / "envelopes.toml"
+    profile.write_text("[faults]\nbatch_500 = 0.2\nbatch_502 = 0.1\n", encoding="utf-8")
+    app = make_sandbox(str(profile))
+    upns = populate(app.sandbox.tenant, 200)
+
+    async def run():
+        async with inprocess_client(app, pacer=Pacer(clock=clock, sleep=clock.sleep)) as client:
+            return await read_current_state(client, upns, policy_needs_ids=False, clock=clock, sleep=clock.sleep)
+
+    users, _, notes = asyncio.run(run())
+    assert all(u.status is ReadStatus.OK for u in users.values())
+    assert app.sandbox.stats.faults_injected > 0 and notes.retried > 0
+    assert notes.operations == 200 + notes.retried and notes.failed == 0
+
+
+def test_a_target_that_refuses_every_connection_stops_the_read(make_sandbox, clock) -> None:
+    app = make_sandbox()
+    upns = populate(app.sandbox.tenant, 50)
+    app.sandbox.limits.faults.start_outage(Outage.GONE)
+
+    async def run():
+        async with inprocess_client(app, pacer=Pacer(clock=clock, sleep=clock.sleep)) as client:
+            return await read_current_state(client, upns, policy_needs_ids=False, clock=clock, sleep=clock.sleep,
+                                             unreachable_after=120)
+
+    started = clock()
+    with pytest.raises(TargetUnreachable, match="can't be reached: no answer for 12[0-9] s"):
+        asyncio.run(run())
+    assert 120 <= clock() - started <= 160  # fake seconds: the breaker's bound, not every user failed
+
+
+def test_a_target_that_stops_answering_stops_the_read_within_the_bound(make_sandbox, run_virtual) -> None:
+    async def run(loop):
+        app = make_sandbox(loop=loop)
+        upns = populate(app.sandbox.tenant, 50)
+        app.sandbox.limits.faults.start_outage(Outage.SILENT)
+        client = GraphClient(url_target("http://127.0.0.1/v1.0"), StaticTokenCredential(make_token()),
+                             pacer=Pacer(clock=loop.time), transport=httpx.ASGITransport(app), timeout_s=60)
+        started = loop.time()
+        async with client:
+            try:
+                await read_current_state(client, upns, policy_needs_ids=False, clock=loop.time, unreachable_after=120)
+            except TargetUnreachable as exc:
+                return exc, loop.time() - started
+        return None, loop.time() - started
+
+    error, elapsed = run_virtual(run)
+    assert isinstance(error, TargetUnreachable)
+    assert elapsed <= 125  # virtual seconds

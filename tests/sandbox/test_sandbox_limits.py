@@ -17,6 +17,7 @@ from provision.sandbox.limits import (
     FaultSettings,
     LatencySettings,
     OperationKind,
+    Outage,
     Profile,
     ProfileError,
     Throttler,
@@ -42,6 +43,8 @@ def test_shipped_profiles_load_with_documented_values() -> None:
         ("[throttle]\nwrites_per_secnd = 5\n", "throttle.writes_per_secnd"),
         ("[throtle]\n", "[throtle]"),
         ("[faults]\nhttp_503 = 1.5\n", "probability"),
+        ("[faults]\nbatch_502 = 2\n", "probability"),
+        ("[faults]\nsilent_after_writes = 2.5\n", "count of write operations"),
         ("[latency]\nread_ms = -1\n", "non-negative"),
         ("[latency\n", "TOML"),
     ],
@@ -254,3 +257,78 @@ def test_injected_faults_hit_batch_items_one_by_one_and_hide_rule_answers(asgi_s
     assert batch.status_code == 200
     assert [item["status"] for item in batch.json()["responses"]] == [504, 504, 504]
     assert asgi_sandbox.stats()["faults_injected"] == 4 and asgi_sandbox.tenant.user_count() == 0
+
+
+def _batch_of_creates(users: list[str]) -> dict[str, Any]:
+    return {"requests": [
+        {"id": str(i), "method": "POST", "url": f"/users/{u}/authentication/phoneMethods",
+         "headers": {"Content-Type": "application/json"},
+         "body": {"phoneNumber": f"+1 20655501{i:02d}", "phoneType": "office"}}
+        for i, u in enumerate(users)
+    ]}
+
+
+@pytest.mark.parametrize("status", [500, 502])
+def test_a_whole_batch_answered_5xx_ran_its_items_first(asgi_sandbox: Any, status: int) -> None:
+    faults = {"batch_500": 1.0} if status == 500 else {"batch_502": 1.0}
+    asgi_sandbox.configure(profile=Profile(faults=FaultSettings(**faults)))
+    users = [asgi_sandbox.tenant.create_user(f"u{i}@contoso.com")["id"] for i in range(3)]
+
+    async def main() -> httpx.Response:
+        async with asgi_sandbox.client() as http:
+            return await http.post("/v1.0/$batch", json=_batch_of_creates(users))
+
+    response = asyncio.run(main())
+    assert response.status_code == status and "responses" not in response.json()
+    assert all(len(asgi_sandbox.tenant.list_phones(u)) == 1 for u in users)  # every item ran
+    stats = asgi_sandbox.stats()
+    assert stats["writes_applied"] == 3 and stats["faults_injected"] == 1
+
+
+def test_a_profile_outage_starts_after_its_count_of_writes_and_can_be_ended(asgi_sandbox: Any) -> None:
+    asgi_sandbox.configure(profile=Profile(faults=FaultSettings(gone_after_writes=2)))
+    users = [asgi_sandbox.tenant.create_user(f"u{i}@contoso.com")["id"] for i in range(4)]
+
+    async def create(user: str) -> int | str:
+        async with asgi_sandbox.client() as http:
+            try:
+                r = await http.post(f"/v1.0/users/{user}/authentication/phoneMethods",
+                                    json={"phoneNumber": "+1 4255550100", "phoneType": "office"})
+            except httpx.ConnectError:
+                return "refused"
+            return r.status_code
+
+    assert [asyncio.run(create(u)) for u in users[:3]] == [201, 201, "refused"]
+    faults = asgi_sandbox.app.sandbox.limits.faults
+    assert faults.outage is Outage.GONE and faults.writes == 2
+    faults.end_outage()
+    assert asyncio.run(create(users[3])) == 201
+    assert [len(asgi_sandbox.tenant.list_phones(u)) for u in users] == [1, 1, 0, 1]
+
+
+def test_a_silent_sandbox_accepts_requests_and_never_answers_them(asgi_sandbox: Any) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/ is not an installed package
+    from bench.pacing_sim import VirtualTimeLoop
+
+    asgi_sandbox.configure(profile=Profile(faults=FaultSettings(silent_after_writes=1)))
+    user = asgi_sandbox.tenant.create_user("u@contoso.com")["id"]
+    url = f"/v1.0/users/{user}/authentication/phoneMethods"
+
+    async def main() -> tuple[int, str]:
+        async with asgi_sandbox.client() as http:
+            first = await http.post(url, json={"phoneNumber": "+1 4255550100", "phoneType": "office"})
+            try:  # a virtual hour: nothing else runs, so only an answer could end it sooner
+                await asyncio.wait_for(http.get(url), 3600)
+            except TimeoutError:
+                return first.status_code, "no answer"
+            return first.status_code, "answered"
+
+    loop = VirtualTimeLoop()
+    try:
+        assert loop.run_until_complete(main()) == (201, "no answer")
+    finally:
+        loop.close()
+    stats = asgi_sandbox.stats()
+    assert stats["http_requests"] == 2 and stats["operations"] == 1  # accepted, never served
