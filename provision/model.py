@@ -231,6 +231,8 @@ class SmsPolicy:
         if not self.enabled:
             return False
         uid = user_id.lower() if user_id is not None else None
+        if uid is None and self.exclude_ids:
+            return None  # an unknown id may be one of the excluded users
         if uid is not None and uid in self.exclude_ids:
             return False
         if self.include_all_users or (uid is not None and uid in self.include_ids):

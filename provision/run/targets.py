@@ -27,7 +27,7 @@ from typing import Any, AsyncIterator, Callable, Iterator
 
 import httpx
 
-from provision.errors import RunLockedError, UsageError
+from provision.errors import RunLockedError, TargetUnreachable, UsageError
 from provision.graph.client import GraphClient
 from provision.graph.clouds import cloud_target, url_target
 from provision.graph.credentials import (
@@ -147,7 +147,7 @@ async def _sandbox_tenant_id(base_url: str) -> str:
             response.raise_for_status()
             return str(response.json()["tenant_id"])
     except (httpx.HTTPError, KeyError, ValueError) as exc:
-        raise UsageError(f"no provision sandbox answers at {root}: {exc}") from None
+        raise TargetUnreachable(f"no provision sandbox answers at {root}: {exc}") from None
 
 
 def _credential_config(spec: TenantTarget) -> CredentialConfig:
