@@ -1,7 +1,9 @@
-"""Ctrl-C during `provision apply`: dispatch stops, in-flight work is journaled, resume finishes.
+"""Ctrl-C or SIGTERM during `provision apply`: dispatch stops, in-flight work is journaled,
+the run exits 5 with summary.json saying `interrupted`, and resume finishes.
 
 The job runs as a real process against a loopback sandbox in this process (slow enough
-writes that there is something to interrupt). SIGINT is what a terminal's Ctrl-C sends.
+writes that there is something to interrupt). SIGINT is what a terminal's Ctrl-C sends;
+SIGTERM is what a service manager or `kill` sends.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import json
 import signal
 import time
 from pathlib import Path
+
+import pytest
 
 from support.cli import done_changes, start_provision
 
@@ -36,7 +40,8 @@ def _job(folder: Path, url: str) -> Path:
     return job
 
 
-def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_stops_cleanly_and_resume_finishes(tmp_path: Path, stop_signal: signal.Signals) -> None:
     profile = parse_profile(
         {"throttle": {"writes_per_second": WRITES_PER_SECOND, "burst_seconds": 1}, "latency": {"read_ms": 2, "write_ms": 40}},
         "interrupt",
@@ -53,10 +58,13 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
             assert proc.poll() is None, proc.communicate()[1][-2000:]
             assert time.monotonic() < deadline, "the run never got going"
             time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop_signal)
         _, err = proc.communicate(timeout=60)
 
         assert proc.returncode == 5, err[-2000:]
+        for line in err.splitlines():  # --log-format json: every stderr line is JSON, numbers masked
+            json.loads(line)
+            assert not any(_number(i) in line or _number(i).replace(" ", "") in line for i in range(USERS))
         result = next(json.loads(line) for line in err.splitlines() if '"event": "result"' in line and '"run"' in line)
         assert result["status"] == "interrupted"
         assert result["resume"] == f"provision resume {run_dir}"
@@ -67,6 +75,8 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
         assert 0 < counts.done < USERS and counts.pending == USERS - counts.done
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
         assert summary["rows_by_outcome"]["planned"] == counts.pending  # not reached yet, and said so
+        assert summary["status"] == "interrupted" and summary["exit_code"] == 5
+        assert summary["resume_command"] and str(run_dir) in summary["resume_command"]
 
         resumed = start_provision("resume", run_dir, cwd=tmp_path, json_logs=True)
         _, err = resumed.communicate(timeout=120)
