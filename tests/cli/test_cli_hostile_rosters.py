@@ -113,6 +113,18 @@ def test_a_header_only_roster_is_refused_in_every_mode(contoso: Any, tmp_path: P
     assert not list((tmp_path / "reports").glob("job-*/"))  # the plan file only: no run directory
 
 
+def test_a_header_only_roster_in_authoritative_mode_is_exit_3_as_a_real_process(contoso: Any, tmp_path: Path) -> None:
+    write_csv(tmp_path / "empty.csv", ["upn", "mobile"], [])
+    job = hostile_job(tmp_path, contoso.v1, Path("empty.csv"), "authoritative")
+    before = tenant_snapshot(contoso)
+    ran = run_provision(["apply", job, "--yes", "--log-format", "json"], cwd=tmp_path)
+    assert ran.exit_code == 3, ran.stderr[-2000:]
+    events = ran.json_lines()  # every stderr line is a JSON object
+    (error,) = [e for e in events if e.get("level") == "error"]
+    assert "no data rows" in error["message"] and "Traceback" not in ran.output
+    assert tenant_snapshot(contoso) == before
+
+
 def test_force_or_the_job_key_let_an_empty_roster_by(contoso: Any, tmp_path: Path) -> None:
     write_csv(tmp_path / "empty.csv", ["upn", "mobile"], [])
     job = hostile_job(tmp_path, contoso.v1, Path("empty.csv"))
