@@ -42,6 +42,7 @@ class ExitCode(IntEnum):
     REFUSED = 3  # refused by a safety threshold or a stale reviewed plan
     AUTH = 4  # authentication or permission failure
     STOPPED = 5  # the run stopped before it finished (interrupted, unreachable, crashed): resume it
+    DRIFT = 6  # `plan --check` only: the tenant drifted from the roster, changes are pending
 
     @property
     def meaning(self) -> str:
@@ -55,6 +56,7 @@ EXIT_MEANINGS: Mapping[ExitCode, str] = {
     ExitCode.REFUSED: "refused: a safety threshold, a stale reviewed plan, or a run in progress",
     ExitCode.AUTH: "authentication or permission failure",
     ExitCode.STOPPED: "stopped before finishing (interrupted, unreachable, crash): resume it",
+    ExitCode.DRIFT: "plan --check only: changes are pending (the tenant drifted from the roster)",
 }
 
 
