@@ -1,4 +1,9 @@
-"""`provision plan JOB`: what would change, written to a reviewable plan file. Never writes to the tenant."""
+"""`provision plan JOB`: what would change, written to a reviewable plan file. Never writes to the tenant.
+
+``--check`` makes it a drift check for monitoring: exit 0 when nothing would change, 6
+(``ExitCode.DRIFT``) when changes are pending; the plan file is written only with ``--out``.
+Refusals and failures keep their usual codes (2, 3, 4, 5).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ def plan(
     job_file: Annotated[Path, typer.Argument(metavar="JOB", help="Job file (TOML)")],
     roster: Annotated[Path | None, typer.Option("--roster", help="Use this roster instead of the job's roster.path")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Plan file to write (default: <output dir>/<job>-<UTC time>-plan.json)")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Drift check: exit 0 if nothing would change, 6 if changes are pending; writes the plan only with --out")] = False,
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")] = LogFormat.AUTO,
 ) -> None:
     """Read the roster and the users' current phones, and write the plan of changes (no writes)."""
@@ -35,16 +41,24 @@ def plan(
                 planned = asyncio.run(plan_job(job, roster_data, console=console))
         else:
             planned = asyncio.run(plan_job(job, roster_data, console=console))
-        path = out or job.output.directory / f"{job.name}-{planned.created:%Y%m%dT%H%M%SZ}-plan.json"
-        save_plan(planned, path)
+        path = out if check else out or job.output.directory / f"{job.name}-{planned.created:%Y%m%dT%H%M%SZ}-plan.json"
+        if path is not None:
+            save_plan(planned, path)
     summary = plan_summary(planned)
+    drift = bool(planned.plan.changes)
     if isinstance(console, JsonConsole):
-        console.result(event_kind="plan", **summary, plan_file=str(path))
+        extra = {"drift": drift} if check else {}
+        console.result(event_kind="check" if check else "plan", **summary, **extra, plan_file=str(path) if path else None)
     else:
         stdout = RichTerminal(highlight=False, soft_wrap=True)  # paths stay whole, copyable
         render_plan_summary(stdout, summary)
-        stdout.print(f"Plan written to [bold]{path}[/] (checksum {planned.checksum[:12]})")
+        if check:
+            stdout.print(f"Drift: {summary['changes']} changes pending" if drift else "No drift: nothing would change")
+        if path is not None:
+            stdout.print(f"Plan written to [bold]{path}[/] (checksum {planned.checksum[:12]})")
     if not planned.plan.safety.ok:
         raise typer.Exit(ExitCode.REFUSED)
+    if check:
+        raise typer.Exit(ExitCode.DRIFT if drift else ExitCode.OK)
     failed = summary["rows_error"] or summary["users_by_outcome"]["error"]
     raise typer.Exit(ExitCode.ROWS_FAILED if failed else ExitCode.OK)
