@@ -1,9 +1,11 @@
-"""`provision apply`, `provision resume` and `provision report`: runs that write, and their reports.
+"""`provision apply`, `resume`, `rollback` and `report`: runs that write, and their reports.
 
 ``apply`` re-reads every roster user, shows the plan summary and asks before writing
 (``--yes`` skips the question; without a terminal it refuses rather than ask). The first
 Ctrl-C stops dispatching, lets in-flight requests finish and journals them; the message
-says how to resume. The work itself is ``provision.run.pipeline``; this module parses
+says how to resume. ``rollback RUN_DIR`` plans the inverse of what that run applied and
+goes through the same summary, question, thresholds and reports (``--plan-only``: show
+it, write nothing). The work itself is ``provision.run.pipeline``; this module parses
 options, draws and picks the exit code. Heavy modules (msgraph, the executor) are imported
 inside the commands so that ``--help`` starts fast.
 """
@@ -15,14 +17,14 @@ import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Iterator
+from typing import TYPE_CHECKING, Annotated, Awaitable, Callable, Iterator
 
 import typer
 from rich.console import Console as RichTerminal
 from rich.markup import escape
 
 from provision.cli.output import JsonConsole, LogFormat, RichConsole, console_for, exits_on_error
-from provision.errors import Cancelled, UsageError
+from provision.errors import Cancelled, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from provision.run.plan_stage import PlannedRun
@@ -86,18 +88,7 @@ def apply(
     def on_plan(planned: PlannedRun) -> None:
         _show_plan(console, planned)
 
-    async def confirm(planned: PlannedRun, target: str) -> bool:
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            raise UsageError("refusing to write without confirmation: not on a terminal; review with `provision plan`, then re-run with --yes")
-        try:
-            yes_now = await asyncio.to_thread(typer.confirm, f"Apply {len(planned.plan.changes)} changes to {target}?")
-        except typer.Abort:
-            yes_now = False
-        if not yes_now:
-            raise Cancelled("cancelled: nothing was written")
-        return True
+    confirm = _confirmer(yes, "Apply", "review with `provision plan`")
 
     async def run() -> RunOutcome:
         stop = asyncio.Event()
@@ -113,6 +104,69 @@ def apply(
         console.stage("reading roster")
         roster_data = load_job_roster(job, roster)
         outcome = asyncio.run(run())
+    _finish(console, outcome)
+
+
+def _confirmer(yes: bool, verb: str, review: str) -> Callable[[PlannedRun, str], Awaitable[bool]]:
+    """The question asked before any write: "<verb> N changes to TARGET?" (``--yes``: not asked;
+    without a terminal: refused)."""
+
+    async def confirm(planned: PlannedRun, target: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError(f"refusing to write without confirmation: not on a terminal; {review}, then re-run with --yes")
+        try:
+            yes_now = await asyncio.to_thread(typer.confirm, f"{verb} {len(planned.plan.changes)} changes to {target}?")
+        except typer.Abort:
+            yes_now = False
+        if not yes_now:
+            raise Cancelled("cancelled: nothing was written")
+        return True
+
+    return confirm
+
+
+def rollback(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="The run directory to reverse (as `provision apply` printed it)")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask for confirmation (required without a terminal)")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Roll back even if the inverse plan exceeds one of the job's safety thresholds")] = False,
+    plan_only: Annotated[bool, typer.Option("--plan-only", help="Show the inverse plan (and write it with --out); write nothing to the tenant")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="With --plan-only: write the inverse plan file here")] = None,
+    new_run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run directory of the rollback (default: <output dir>/<job>-rollback-<UTC time>)")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Read every changed user back after its changes and report mismatches")] = False,
+    log_format: Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")] = LogFormat.AUTO,
+) -> None:
+    """Undo what a run applied: each change it made is reversed where the live value is still what it wrote
+    (anything changed since is reported as a conflict and left alone), with the same summary, question,
+    safety thresholds, journal, resume and reports as apply."""
+    from provision.run.pipeline import RollbackOptions, plan_rollback_job, rollback_job
+    from provision.run.rundir import RunDir
+
+    console = _console(log_format)
+    if out is not None and not plan_only:
+        with exits_on_error(console):
+            raise UsageError("--out goes with --plan-only (a rollback that writes keeps its plan in its run directory)")
+
+    async def run() -> RunOutcome:
+        stop = asyncio.Event()
+        options = RollbackOptions(
+            force=force, run_dir=new_run_dir, verify=verify, confirm=_confirmer(yes, "Roll back", "review with `provision rollback --plan-only`"),
+            on_plan=lambda planned: _show_plan(console, planned),
+            on_run_dir=lambda run: console.note("info", f"run directory: {run.path}"), stop=stop,
+        )
+        with _graceful_stop(stop), _live(console):
+            return await rollback_job(RunDir(run_dir), options, console=console)
+
+    with exits_on_error(console):
+        if plan_only:
+            with _live(console):
+                planned = asyncio.run(plan_rollback_job(RunDir(run_dir), out=out, console=console))
+        else:
+            outcome = asyncio.run(run())
+    if plan_only:
+        _show_plan(console, planned)
+        raise typer.Exit(int(ExitCode.OK))
     _finish(console, outcome)
 
 
@@ -191,4 +245,4 @@ def _finish(console: AnyConsole, outcome: RunOutcome) -> None:
     raise typer.Exit(s.exit_code)
 
 
-__all__ = ["apply", "report", "resume"]
+__all__ = ["apply", "report", "resume", "rollback"]

@@ -25,6 +25,7 @@ class ReasonCode(StrEnum):
     SMS_NEEDS_MOBILE = "sms_needs_mobile"
     SMS_EXTENSION = "sms_mobile_has_extension"
     SMS_NOT_UNIQUE = "sms_number_not_unique"
+    CONFLICT = "conflict"  # rollback: the phone changed since the run being reversed
 
 
 WARNING_CODES: frozenset[ReasonCode] = frozenset(
@@ -42,6 +43,7 @@ _SENTENCES: Mapping[ReasonCode, str] = {
     ReasonCode.SMS_NEEDS_MOBILE: "SMS sign-in wanted but the user will have no mobile.",
     ReasonCode.SMS_EXTENSION: "SMS sign-in wanted but the mobile has an extension, which SMS can't dial.",
     ReasonCode.SMS_NOT_UNIQUE: "SMS sign-in wanted but another user already signs in with this number (phoneNumberNotUnique); not retried.",
+    ReasonCode.CONFLICT: "the phone changed since the run being rolled back; left as it is.",
 }
 
 # Built once: a user plan's reason is looked up, not formatted, per user.

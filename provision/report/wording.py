@@ -161,6 +161,13 @@ _REMEDIES: Mapping[str, Remedy] = {
         "which is right and changed none of them.",
         "Keep one row per user in the roster (or make the rows identical) and run the job again.",
     ),
+    "conflict": Remedy(
+        "Changed since the run being rolled back",
+        "A rollback only restores a phone that still holds what the reversed run wrote; this one was "
+        "changed afterwards (by the user, another admin or a later run), so it was left as it is.",
+        "Check the user's current phones in Entra; if the reversed value is still wanted, put it in a "
+        "roster and run the job, or change the phone by hand.",
+    ),
     "alternate_requires_mobile": Remedy(
         "Alternate mobile without a mobile",
         "Microsoft Entra needs a mobile number before an alternate mobile can be added; the user has "

@@ -9,6 +9,11 @@ command in order, so the CLI only parses options, renders and picks the exit cod
   run directory, journal and apply, and write the reports.
 - ``resume_job``: continue a run directory's journal, then write the reports.
 - ``report_run``: re-render a run directory's reports.
+- ``rollback_job``: plan the inverse of what a run directory applied (``run.rollback``),
+  then show, check, confirm, lock, journal, apply and report it as ``apply_job`` does, in
+  a new run directory ``<job>-rollback-<UTC time>`` that names the run it reverses
+  (``rollback_of.json``, and ``rollback_of`` in its summary.json). ``plan_rollback_job``
+  only plans it (``--plan-only``).
 
 ``apply_job`` and ``resume_job`` hold the job's run lock (``provision.run.lock``) from
 before they read the tenant until their reports are written, so a second run of the same
@@ -27,6 +32,7 @@ message can name it), and ``stop`` is set by whoever handles signals.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -40,9 +46,10 @@ from provision.run.console import Console, NullConsole
 from provision.run.jobs import Job
 from provision.run.lock import run_lock
 from provision.run.logs import attach_run_log, detach
-from provision.run.plan_stage import PlannedRun, check_saved_plan, load_roster, make_plan, utc_now
+from provision.run.plan_stage import PlannedRun, check_saved_plan, load_roster, make_plan, save_plan, utc_now
+from provision.run.rollback import plan_rollback
 from provision.run.run_report import RunOutcome, render_reports
-from provision.run.rundir import RunDir, create_run_dir, default_run_dir
+from provision.run.rundir import RunDir, create_run_dir, default_run_dir, rollback_run_dir
 from provision.run.targets import open_target
 
 Confirm = Callable[[PlannedRun, str], Awaitable[bool]]
@@ -117,13 +124,85 @@ async def resume_job(
                 console.note("info", "every change of this run is already finished; re-rendering the reports")
         finally:
             detach(handler)
-        return await asyncio.to_thread(render_reports, run, execution=execution, console=console)
+        outcome = await asyncio.to_thread(render_reports, run, execution=execution, console=console)
+    return _name_reversed_run(run, outcome)
 
 
 def report_run(run: RunDir, *, console: Console | None = None) -> RunOutcome:
     """Re-render a run directory's reports from its journal, plan and roster copy."""
     run.check_started()
-    return render_reports(run, console=console)
+    return _name_reversed_run(run, render_reports(run, console=console))
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackOptions:
+    """How ``rollback_job`` behaves; the defaults roll back without asking (for scripts)."""
+
+    force: bool = False  # roll back even past one of the job's safety thresholds
+    run_dir: Path | None = None  # default: <output dir>/<job>-rollback-<UTC time>
+    verify: bool = False
+    confirm: Confirm = _always_yes
+    on_plan: Callable[[PlannedRun], None] = lambda planned: None
+    on_run_dir: Callable[[RunDir], None] = lambda run: None
+    stop: asyncio.Event | None = field(default=None)
+
+
+async def plan_rollback_job(original: RunDir, *, out: Path | None = None, console: Console | None = None) -> PlannedRun:
+    """The inverse plan of a run directory, read against live state (no writes; ``out``: save it)."""
+    original.check_started()
+    job = original.load_job()
+    roster = load_roster(job)
+    async with open_target(job) as target:
+        planned = await plan_rollback(original, job, roster, target, console=console)
+    if out is not None:
+        save_plan(planned, out)
+    return planned
+
+
+async def rollback_job(original: RunDir, options: RollbackOptions, *, console: Console | None = None) -> RunOutcome:
+    """Plan the inverse of a run, check, confirm, apply and report it: ``provision rollback``."""
+    console = console or NullConsole()
+    original.check_started()
+    job = original.load_job()
+    roster = load_roster(job)
+    with run_lock(job, command="rollback") as lock:
+        async with open_target(job) as target:
+            planned = await plan_rollback(original, job, roster, target, console=console)
+            options.on_plan(planned)
+            check_safety(planned.plan, force=options.force)
+            if not planned.plan.changes:
+                console.note("info", "nothing to roll back: the run applied nothing that is still as it left it")
+            elif not await options.confirm(planned, target.description):
+                raise Cancelled("cancelled: nothing was written")
+            # The job file as that run saw it: its copy in the run directory.
+            copy_of = job.model_copy(update={"source": original.job_file.resolve()})
+            run = create_run_dir(options.run_dir or rollback_run_dir(job, planned.created), copy_of, roster.path)
+            run.record_rollback_of(original)
+            lock.record_run_dir(run.path)
+            options.on_run_dir(run)
+            handler = attach_run_log(run.log_file)
+            try:
+                execution = await apply_planned(
+                    planned, target, run, verify=options.verify, console=console, stop=options.stop
+                )
+            finally:
+                detach(handler)
+        outcome = await asyncio.to_thread(render_reports, run, roster=roster, execution=execution, console=console)
+    return _name_reversed_run(run, outcome)
+
+
+def _name_reversed_run(run: RunDir, outcome: RunOutcome) -> RunOutcome:
+    """A rollback's summary.json names the run it reverses (``rollback_of``); others are left as written."""
+    original = run.rollback_of
+    summary_file = outcome.reports.get("summary")
+    if original is None or summary_file is None:
+        return outcome
+    doc = json.loads(summary_file.read_text(encoding="utf-8"))
+    doc["rollback_of"] = str(original)
+    partial = summary_file.with_name(f".{summary_file.name}.partial")
+    partial.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    partial.replace(summary_file)
+    return outcome
 
 
 def load_job_roster(job: Job, roster_path: Path | None = None) -> Roster:
@@ -134,9 +213,12 @@ def load_job_roster(job: Job, roster_path: Path | None = None) -> Roster:
 __all__ = [
     "ApplyOptions",
     "Confirm",
+    "RollbackOptions",
     "apply_job",
     "load_job_roster",
     "plan_job",
+    "plan_rollback_job",
     "report_run",
     "resume_job",
+    "rollback_job",
 ]

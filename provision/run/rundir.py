@@ -5,6 +5,7 @@
       job.resolved.json  the job with every path made absolute (what resume loads)
       plan.json       the plan that was applied     journal.sqlite every change's fate
       results.csv  results.xlsx  summary.json  report.html          run.log
+      rollback_of.json   (a rollback's run only) the run directory it reverses
 
 The job file and roster are copied in so that ``resume`` and ``report`` see exactly what
 the run saw, even if the originals are edited overnight. The directory holds personal data
@@ -21,6 +22,7 @@ what is missing and that running ``provision apply`` again is safe.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -38,6 +40,7 @@ PLAN_FILE = "plan.json"
 JOURNAL_FILE = "journal.sqlite"
 LOG_FILE = "run.log"
 SUMMARY_FILE = "summary.json"
+ROLLBACK_OF_FILE = "rollback_of.json"  # in a rollback's run directory: the run it reverses
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,22 @@ class RunDir:
         if not found:
             raise UsageError(f"{self.path}: not a run directory (no roster copy)")
         return found[0]
+
+    @property
+    def rollback_of(self) -> Path | None:
+        """The run directory this run reverses (``provision rollback``), None for any other run."""
+        try:
+            recorded = json.loads((self.path / ROLLBACK_OF_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        found = recorded.get("rollback_of") if isinstance(recorded, dict) else None
+        return Path(found) if isinstance(found, str) else None
+
+    def record_rollback_of(self, original: RunDir) -> None:
+        """Write down, before anything is sent, which run this rollback reverses."""
+        (self.path / ROLLBACK_OF_FILE).write_text(
+            json.dumps({"rollback_of": str(original.path.resolve())}, indent=2) + "\n", encoding="utf-8"
+        )
 
     @property
     def resolved_job_file(self) -> Path:
@@ -126,6 +145,11 @@ class RunDir:
 
 def default_run_dir(job: Job, started: datetime) -> Path:
     return job.output.directory / f"{job.name}-{started:%Y%m%dT%H%M%SZ}"
+
+
+def rollback_run_dir(job: Job, started: datetime) -> Path:
+    """A rollback's run directory: ``<output dir>/<job>-rollback-<UTC time>``."""
+    return job.output.directory / f"{job.name}-rollback-{started:%Y%m%dT%H%M%SZ}"
 
 
 def create_run_dir(path: Path, job: Job, roster_path: Path) -> RunDir:
