@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from provision.cli import plan_cmd, run_cmds, sandbox_cmd, validate_cmd
+from provision.cli import export_cmd, plan_cmd, run_cmds, sandbox_cmd, validate_cmd
 from provision.errors import EXIT_MEANINGS, ExitCode
 from provision.run.logs import record_crash
 
@@ -31,6 +31,8 @@ app.command("plan")(plan_cmd.plan)
 app.command("apply")(run_cmds.apply)
 app.command("resume")(run_cmds.resume)
 app.command("report")(run_cmds.report)
+app.command("export")(export_cmd.export)
+app.command("rollback")(run_cmds.rollback)
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from urllib.parse import urljoin
 
 import httpx
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -300,6 +301,32 @@ class GraphClient:
             return GraphUser(found.id, found.user_principal_name)
 
         return await self._single(Lane.READ, call)
+
+    async def list_users_page(self, next_link: str | None = None) -> tuple[list[GraphUser], str | None]:
+        """One page of the tenant's users and the link to the next page (None: the last).
+
+        The first page (``next_link`` None) is ``GET /users?$select=id,userPrincipalName&$top=999``;
+        later pages follow the previous page's ``@odata.nextLink`` as given (opaque), resolved
+        against the URL it came from when it is relative. Read as raw JSON, like the policy.
+        """
+        if next_link is None:
+            query = self.sdk.users.UsersRequestBuilderGetQueryParameters(select=["id", "userPrincipalName"], top=999)
+            info = self.sdk.users.to_get_request_information(RequestConfiguration(query_parameters=query))
+            url = f"{self.target.base_url}/users"
+        else:
+            info = RequestInformation()
+            info.http_method = Method.GET
+            info.url = url = next_link
+        info.headers.try_add("Accept", "application/json")
+        raw = await self._single(Lane.READ, lambda: self.adapter.send_primitive_async(info, "bytes", _ERROR_MAP))
+        page = json.loads(raw or b"{}")
+        users = [
+            GraphUser(str(item["id"]), item.get("userPrincipalName"))
+            for item in page.get("value") or ()
+            if isinstance(item, dict) and item.get("id")
+        ]
+        link = page.get("@odata.nextLink")
+        return users, urljoin(url, link) if isinstance(link, str) and link else None
 
     async def read_sms_policy(self) -> tuple[SmsPolicy, str | None]:
         """The SMS authentication method policy, or (UNREADABLE_SMS_POLICY, reason) on 403.

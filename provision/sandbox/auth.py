@@ -128,6 +128,8 @@ OPERATION_ACCESS: Mapping[str, OperationAccess] = {
     "updateSmsPolicy": OperationAccess(_POLICY_WRITE, _POLICY_WRITE, _POLICY_WRITE_ROLES),
     "createUser": OperationAccess(_USER_WRITE, _USER_WRITE, _USER_WRITE_ROLES),
     "getUser": OperationAccess(_USER_READ, _USER_READ, _ANY_MEMBER),
+    "listUsers": OperationAccess(_USER_READ, _USER_READ, _ANY_MEMBER),
+    "listUsersPage": OperationAccess(_USER_READ, _USER_READ, _ANY_MEMBER),
     "deleteUser": OperationAccess(_USER_DELETE, _USER_DELETE, _USER_WRITE_ROLES),
 }
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 
 from provision.model import METHOD_IDS, PhoneType
 from provision.sandbox.limits import OperationKind
+from provision.sandbox.routes import SKIPTOKEN_PREFIX
 from provision.sandbox.tenant import Tenant, TenantError
 
 Params = tuple[str, ...]
@@ -94,6 +95,30 @@ def _get_user(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, 
     return 200, tenant.get_user(p[0])
 
 
+# The sandbox can't see query options (the HTTP layer drops query strings), so every page
+# of GET /users is as long as the longest Graph serves: what $top=999 asks for.
+USERS_PAGE_SIZE = 999
+_USERS_CONTEXT = "https://graph.microsoft.com/v1.0/$metadata#users(id,userPrincipalName)"
+
+
+def _users_page(tenant: Tenant, after: str | None, next_prefix: str) -> tuple[int, Any]:
+    users, cursor = tenant.list_users(after=after, top=USERS_PAGE_SIZE)
+    body: dict[str, Any] = {"@odata.context": _USERS_CONTEXT, "value": users}
+    if cursor is not None:
+        # Relative to the request's URL: ".../users" -> "users/$skiptoken=..", and from
+        # ".../users/$skiptoken=.." -> "$skiptoken=..": both resolve to ".../users/$skiptoken=..".
+        body["@odata.nextLink"] = f"{next_prefix}{SKIPTOKEN_PREFIX}{cursor}"
+    return 200, body
+
+
+def _list_users(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    return _users_page(tenant, None, "users/")
+
+
+def _list_users_page(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    return _users_page(tenant, p[0], "")
+
+
 def _delete_user(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
     tenant.delete_user(p[0])
     return 204, None
@@ -148,9 +173,11 @@ _ALL = (
     Operation("updateSmsPolicy", W, _update_policy, True, _policy_target),
     Operation("createUser", W, _create_user, True, _new_user_target),
     Operation("getUser", R, _get_user),
+    Operation("listUsers", R, _list_users),
+    Operation("listUsersPage", R, _list_users_page),
     Operation("deleteUser", W, _delete_user, False, _user_target),
 )
 OPERATIONS: Mapping[str, Operation] = {op.name: op for op in _ALL}
 
 
-__all__ = ["OPERATIONS", "Handler", "Operation", "Params", "Targeter"]
+__all__ = ["OPERATIONS", "USERS_PAGE_SIZE", "Handler", "Operation", "Params", "Targeter"]

@@ -2,7 +2,9 @@
 
 One grammar for direct requests and ``$batch`` items alike: a direct request's path after
 its API version, and a batch item's relative ``url``, are matched by the same ``route``.
-Users are addressed by id or UPN (percent-encoded or not); path segments are matched
+``GET /users`` lists users a page at a time; its ``@odata.nextLink`` is a reference
+relative to the request's URL naming the next page in the path (``users/$skiptoken=ID``),
+since query strings never reach here. Users are addressed by id or UPN (percent-encoded or not); path segments are matched
 case-insensitively, empty segments (``//``) are ignored, query strings never reach here.
 """
 
@@ -21,10 +23,15 @@ ROUTES: Mapping[str, Mapping[str, str]] = {
     "enableSmsSignIn": {"POST": "enableSmsSignIn"},
     "disableSmsSignIn": {"POST": "disableSmsSignIn"},
     "smsPolicy": {"GET": "getSmsPolicy", "PATCH": "updateSmsPolicy"},
-    "users": {"POST": "createUser"},
+    "users": {"GET": "listUsers", "POST": "createUser"},
+    "usersPage": {"GET": "listUsersPage"},
     "user": {"GET": "getUser", "DELETE": "deleteUser"},
 }
 UNKNOWN_ROUTE = "unknownRoute"  # the stats name of a request no route takes
+
+# The sandbox's next-page links name the page in the path (``users/$skiptoken=...``):
+# query strings never reach the routes. A user's id or UPN never starts with a "$".
+SKIPTOKEN_PREFIX = "$skiptoken="
 
 _SMS_POLICY_PATH = ("policies", "authenticationmethodspolicy", "authenticationmethodconfigurations", "sms")
 _ACTIONS = {"enablesmssignin": "enableSmsSignIn", "disablesmssignin": "disableSmsSignIn"}
@@ -62,6 +69,8 @@ def match_route(segs: Sequence[str]) -> tuple[str, tuple[str, ...]] | None:
         if n == 1:
             return "users", ()
         if n == 2:
+            if segs[1].startswith(SKIPTOKEN_PREFIX):
+                return "usersPage", (segs[1][len(SKIPTOKEN_PREFIX) :],)
             return "user", (segs[1],)
         if n >= 4 and segs[2].casefold() == "authentication" and segs[3].casefold() == "phonemethods":
             if n == 4:
@@ -90,4 +99,4 @@ def route(method: str, segs: Sequence[str]) -> tuple[str, tuple[str, ...]] | Rou
     return operation, params
 
 
-__all__ = ["API_VERSIONS", "ROUTES", "UNKNOWN_ROUTE", "RouteMiss", "is_batch", "match_route", "route", "split_path"]
+__all__ = ["API_VERSIONS", "ROUTES", "SKIPTOKEN_PREFIX", "UNKNOWN_ROUTE", "RouteMiss", "is_batch", "match_route", "route", "split_path"]

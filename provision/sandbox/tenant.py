@@ -307,6 +307,30 @@ class Tenant:
     def get_user(self, ref: str) -> dict[str, Any]:
         return self._resolve(ref).json()
 
+    def list_users(self, *, after: str | None = None, top: int = 999) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of live users in creation order (``id`` and ``userPrincipalName``, as
+        ``$select=id,userPrincipalName`` returns them), and the cursor of the next page
+        (None on the last). ``after``: the previous page's cursor (the id of its last user;
+        soft-deleted users keep their place, so a cursor stays valid). 400 for an unknown cursor.
+        """
+        users = iter(self._users.values())
+        if after is not None:
+            if after.lower() not in self._users:
+                raise _bad_request("The $skiptoken is not valid.")
+            for user in users:
+                if user.id == after.lower():
+                    break
+        page: list[dict[str, Any]] = []
+        last: str | None = None
+        for user in users:
+            if user.deleted:
+                continue
+            if len(page) == top:
+                return page, last
+            page.append({"id": user.id, "userPrincipalName": user.upn})
+            last = user.id
+        return page, None
+
     def delete_user(self, ref: str) -> None:
         """Soft delete (the user's SMS sign-in number stays reserved)."""
         user = self._resolve(ref)
