@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support.cli import done_changes, start_provision
 
 from provision.executor.journal import Journal
