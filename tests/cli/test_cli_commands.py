@@ -29,7 +29,7 @@ from support.cli import run_provision, start_provision
 from provision.planner.plan_file import read_plan
 from provision.sandbox.auth import decode_token
 
-COMMANDS = ("validate", "plan", "apply", "resume", "report", "sandbox")
+COMMANDS = ("validate", "plan", "apply", "resume", "report", "export", "rollback", "sandbox")
 
 
 def test_help_lists_every_command_in_process_and_as_python_m_provision(tmp_path: Path) -> None:
