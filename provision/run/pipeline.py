@@ -44,16 +44,20 @@ from provision.roster.reader import Roster
 from provision.run.apply_stage import apply_planned, resume_run
 from provision.run.console import Console, NullConsole
 from provision.run.jobs import Job
-from provision.run.lock import run_lock
+from provision.run.lock import HeldLock, run_lock
 from provision.run.logs import attach_run_log, detach
 from provision.run.plan_stage import PlannedRun, check_saved_plan, load_roster, make_plan, save_plan, utc_now
 from provision.run.rollback import plan_rollback
 from provision.run.run_report import RunOutcome, render_reports
 from provision.run.rundir import RunDir, create_run_dir, default_run_dir, rollback_run_dir
-from provision.run.targets import open_target
+from provision.run.targets import Target, open_target
 
 Confirm = Callable[[PlannedRun, str], Awaitable[bool]]
 """Asked before any write with the plan and the target's description; False cancels."""
+
+
+_NOTHING_TO_APPLY = "nothing to change: every roster user is already as desired (or can't be changed)"
+_NOTHING_TO_ROLL_BACK = "nothing to roll back: the run applied nothing that is still as it left it"
 
 
 async def _always_yes(planned: PlannedRun, target: str) -> bool:
@@ -88,23 +92,36 @@ async def apply_job(job: Job, roster: Roster, options: ApplyOptions, *, console:
             planned = await make_plan(job, target, roster=roster, console=console, clock=utc_now)
             if options.plan_file is not None:
                 check_saved_plan(planned, options.plan_file)
-            options.on_plan(planned)
-            check_safety(planned.plan, force=options.force)
-            if not planned.plan.changes:
-                console.note("info", "nothing to change: every roster user is already as desired (or can't be changed)")
-            elif not await options.confirm(planned, target.description):
-                raise Cancelled("cancelled: nothing was written")
+            await _show_and_confirm(planned, target, options, console, nothing=_NOTHING_TO_APPLY)
             run = create_run_dir(options.run_dir or default_run_dir(job, planned.created), job, roster.path)
-            lock.record_run_dir(run.path)
-            options.on_run_dir(run)
-            handler = attach_run_log(run.log_file)
-            try:
-                execution = await apply_planned(
-                    planned, target, run, verify=options.verify, console=console, stop=options.stop
-                )
-            finally:
-                detach(handler)
+            execution = await _journal_and_apply(planned, target, run, lock, options, console)
         return await asyncio.to_thread(render_reports, run, roster=roster, execution=execution, console=console)
+
+
+async def _show_and_confirm(
+    planned: PlannedRun, target: Target, options: ApplyOptions | RollbackOptions, console: Console, *, nothing: str
+) -> None:
+    """Show the plan, refuse an unsafe one unless forced, and ask before any write."""
+    options.on_plan(planned)
+    check_safety(planned.plan, force=options.force)
+    if not planned.plan.changes:
+        console.note("info", nothing)
+    elif not await options.confirm(planned, target.description):
+        raise Cancelled("cancelled: nothing was written")
+
+
+async def _journal_and_apply(
+    planned: PlannedRun, target: Target, run: RunDir, lock: HeldLock, options: ApplyOptions | RollbackOptions,
+    console: Console,
+) -> ExecutionResult:
+    """Name the run directory to the lock and the caller, log into it, journal and apply."""
+    lock.record_run_dir(run.path)
+    options.on_run_dir(run)
+    handler = attach_run_log(run.log_file)
+    try:
+        return await apply_planned(planned, target, run, verify=options.verify, console=console, stop=options.stop)
+    finally:
+        detach(handler)
 
 
 async def resume_job(
@@ -168,25 +185,12 @@ async def rollback_job(original: RunDir, options: RollbackOptions, *, console: C
     with run_lock(job, command="rollback") as lock:
         async with open_target(job) as target:
             planned = await plan_rollback(original, job, roster, target, console=console)
-            options.on_plan(planned)
-            check_safety(planned.plan, force=options.force)
-            if not planned.plan.changes:
-                console.note("info", "nothing to roll back: the run applied nothing that is still as it left it")
-            elif not await options.confirm(planned, target.description):
-                raise Cancelled("cancelled: nothing was written")
+            await _show_and_confirm(planned, target, options, console, nothing=_NOTHING_TO_ROLL_BACK)
             # The job file as that run saw it: its copy in the run directory.
             copy_of = job.model_copy(update={"source": original.job_file.resolve()})
             run = create_run_dir(options.run_dir or rollback_run_dir(job, planned.created), copy_of, roster.path)
             run.record_rollback_of(original)
-            lock.record_run_dir(run.path)
-            options.on_run_dir(run)
-            handler = attach_run_log(run.log_file)
-            try:
-                execution = await apply_planned(
-                    planned, target, run, verify=options.verify, console=console, stop=options.stop
-                )
-            finally:
-                detach(handler)
+            execution = await _journal_and_apply(planned, target, run, lock, options, console)
         outcome = await asyncio.to_thread(render_reports, run, roster=roster, execution=execution, console=console)
     return _name_reversed_run(run, outcome)
 

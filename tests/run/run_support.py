@@ -111,3 +111,20 @@ def xlsx_summary(run_dir: Path) -> dict[str, tuple[Any, ...]]:
 
 def report_html(run_dir: Path) -> str:
     return (run_dir / "report.html").read_text(encoding="utf-8")
+
+
+class StopAfterFirstChange:
+    """A console that asks the run to stop as soon as one change has finished."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.stop = stop
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, name: str, done: int, total: int | None = None, **fields: Any) -> None:
+        if name == "applying" and done > 0:
+            self.stop.set()
+
+    def note(self, level: str, message: str, **fields: Any) -> None:
+        pass

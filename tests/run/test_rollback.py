@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
-from run_support import apply_in_process, mobile, served, upn, write_job
+from run_support import StopAfterFirstChange, apply_in_process, mobile, served, upn, write_job
 from support.builders import A, M, O, current
 
 from provision.errors import ExitCode
@@ -22,23 +21,6 @@ from provision.run.rundir import RunDir
 from provision.sandbox.app import SandboxApp, create_app
 
 KEY = "ann@contoso.com"
-
-
-class StopAfterFirstChange:
-    """A console that asks the run to stop as soon as one change has finished."""
-
-    def __init__(self, stop: asyncio.Event) -> None:
-        self.stop = stop
-
-    def stage(self, name: str, total: int | None = None) -> None:
-        pass
-
-    def advance(self, name: str, done: int, total: int | None = None, **fields: Any) -> None:
-        if name == "applying" and done > 0:
-            self.stop.set()
-
-    def note(self, level: str, message: str, **fields: Any) -> None:
-        pass
 
 
 def tenant_with_users(n: int) -> SandboxApp:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 from run_support import (
+    StopAfterFirstChange,
     apply_in_process,
     mobile,
     read_results,
@@ -50,23 +50,6 @@ def mobiles_held(app: SandboxApp, n: int) -> int:
 
 def roster(n: int) -> list[tuple[str, str]]:
     return [(upn(i), mobile(i)) for i in range(n)]
-
-
-class StopAfterFirstChange:
-    """A console that asks the run to stop as soon as one change has finished."""
-
-    def __init__(self, stop: asyncio.Event) -> None:
-        self.stop = stop
-
-    def stage(self, name: str, total: int | None = None) -> None:
-        pass
-
-    def advance(self, name: str, done: int, total: int | None = None, **fields: Any) -> None:
-        if name == "applying" and done > 0:
-            self.stop.set()
-
-    def note(self, level: str, message: str, **fields: Any) -> None:
-        pass
 
 
 def test_completed_run_has_no_resume_command(tmp_path: Path) -> None:
