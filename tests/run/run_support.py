@@ -30,7 +30,7 @@ from provision.run.plan_stage import load_roster, make_plan
 from provision.run.run_report import RunOutcome, render_reports
 from provision.run.rundir import create_run_dir
 from provision.run.targets import open_target
-from provision.sandbox.app import SandboxApp
+from provision.sandbox.app import SandboxApp, create_app
 from provision.sandbox.server import serve_in_thread
 
 
@@ -128,3 +128,18 @@ class StopAfterFirstChange:
 
     def note(self, level: str, message: str, **fields: Any) -> None:
         pass
+
+
+def tenant_with_users(n: int) -> SandboxApp:
+    app = create_app()
+    for i in range(n):
+        app.sandbox.tenant.create_user(upn(i))
+    return app
+
+
+def mobiles_held(app: SandboxApp, n: int) -> int:
+    return sum(1 for i in range(n) if app.sandbox.tenant.list_phones(upn(i)))
+
+
+def roster(n: int) -> list[tuple[str, str]]:
+    return [(upn(i), mobile(i)) for i in range(n)]

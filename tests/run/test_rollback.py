@@ -8,7 +8,16 @@ import asyncio
 import json
 from pathlib import Path
 
-from run_support import StopAfterFirstChange, apply_in_process, mobile, served, upn, write_job
+from run_support import (
+    StopAfterFirstChange,
+    apply_in_process,
+    mobiles_held,
+    roster,
+    served,
+    tenant_with_users,
+    upn,
+    write_job,
+)
 from support.builders import A, M, O, current
 
 from provision.errors import ExitCode
@@ -18,24 +27,10 @@ from provision.planner import Change
 from provision.planner.rollback import AppliedChange, RunUser, inverse_user
 from provision.run.pipeline import RollbackOptions, plan_rollback_job, rollback_job
 from provision.run.rundir import RunDir
-from provision.sandbox.app import SandboxApp, create_app
 
 KEY = "ann@contoso.com"
 
 
-def tenant_with_users(n: int) -> SandboxApp:
-    app = create_app()
-    for i in range(n):
-        app.sandbox.tenant.create_user(upn(i))
-    return app
-
-
-def mobiles_held(app: SandboxApp, n: int) -> int:
-    return sum(1 for i in range(n) if app.sandbox.tenant.list_phones(upn(i)))
-
-
-def roster(n: int) -> list[tuple[str, str]]:
-    return [(upn(i), mobile(i)) for i in range(n)]
 MOB, ALT, OFF = "+1 2065550100", "+1 2065550101", "+1 2065550102"
 NEW = "+1 2065550199"
 

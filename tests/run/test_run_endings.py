@@ -14,12 +14,13 @@ import pytest
 from run_support import (
     StopAfterFirstChange,
     apply_in_process,
-    mobile,
+    mobiles_held,
     read_results,
     read_summary,
     report_html,
+    roster,
     served,
-    upn,
+    tenant_with_users,
     write_job,
     xlsx_summary,
 )
@@ -32,24 +33,8 @@ from provision.report.values import RunState
 from provision.run.pipeline import resume_job
 from provision.run.run_report import render_reports, run_ending
 from provision.run.rundir import RunDir
-from provision.sandbox.app import SandboxApp, create_app
 
 USERS = 12
-
-
-def tenant_with_users(n: int) -> SandboxApp:
-    app = create_app()
-    for i in range(n):
-        app.sandbox.tenant.create_user(upn(i))
-    return app
-
-
-def mobiles_held(app: SandboxApp, n: int) -> int:
-    return sum(1 for i in range(n) if app.sandbox.tenant.list_phones(upn(i)))
-
-
-def roster(n: int) -> list[tuple[str, str]]:
-    return [(upn(i), mobile(i)) for i in range(n)]
 
 
 def test_completed_run_has_no_resume_command(tmp_path: Path) -> None:
