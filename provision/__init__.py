@@ -50,6 +50,7 @@ _EXPORTS: dict[str, str] = {
     "Roster": "provision.roster.reader",
     "read_roster": "provision.roster.reader",
     "normalise": "provision.roster.numbers",
+    "validate": "provision.roster.frame",
     "Job": "provision.run.jobs",
     "load_job": "provision.run.jobs",
     "RunDir": "provision.run.rundir",
@@ -91,6 +92,7 @@ __all__ = [
     "read_roster",
     "report_run",
     "resume_job",
+    "validate",
 ]
 
 if TYPE_CHECKING:
@@ -107,6 +109,7 @@ if TYPE_CHECKING:
     )
     from provision.masking import mask, mask_in_text
     from provision.model import ChangeKind, PhoneType, PlanMode, RowOutcome, SmsIntent, SmsSignInState, UserDecision
+    from provision.roster.frame import validate
     from provision.roster.numbers import normalise
     from provision.roster.reader import Roster, read_roster
     from provision.run.jobs import Job, load_job

@@ -41,6 +41,7 @@ PUBLIC = [
     "read_roster",
     "report_run",
     "resume_job",
+    "validate",
 ]
 
 
@@ -72,6 +73,7 @@ HEAVY = ("msgraph", "kiota_abstractions", "kiota_http", "msgraph_core", "azure.i
         "import provision.planner",
         "import provision.cli",
         "from provision import load_job, read_roster, PlanMode, ExitCode, mask",
+        "import provision.cli.validate_cmd",
     ],
 )
 def test_light_imports_do_not_load_the_graph_sdk(statement: str) -> None:

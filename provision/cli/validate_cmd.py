@@ -27,8 +27,6 @@ from provision.cli.output import PlainConsole, exits_on_error
 from provision.errors import ExitCode, UsageError
 from provision.masking import mask_in_text
 from provision.model import (
-    FIELD_BY_PHONE_TYPE,
-    PHONE_TYPES,
     RowIssue,
     RowStatus,
     Severity,
@@ -138,23 +136,21 @@ def _summary(console: Console, roster: Roster) -> None:
 
 
 def write_report(roster: Roster, out: Path) -> None:
-    """The per-row CSV: row, user, the three phones in Graph form, status, problems, passthrough.
+    """The per-row CSV (``roster.frame.validation_table``): row, user, the three phones in Graph
+    form, status, problems, passthrough.
 
     Every text cell (headers included: passthrough names come from the roster) goes
     through results.csv's formula-injection rule; phone cells in Graph form stay usable.
     """
     from provision.report.layout import safe_text  # the one rule, shared with results.csv/.xlsx
+    from provision.roster.frame import validation_table
 
-    by_row = roster.issues_by_row()
-    phone_fields = [FIELD_BY_PHONE_TYPE[t] for t in PHONE_TYPES]
-    extra = [name for name in roster.extra_columns if name not in {"row", "user", "status", "problems", *phone_fields}]
+    header, records = validation_table(roster)
+    phone_columns = {2, 3, 4}  # mobile, alternate_mobile, office
     with out.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow([safe_text(h) for h in ("row", "user", *phone_fields, "status", "problems", *extra)])
-        for row in roster.rows:
-            problems = " | ".join(
-                f"{i.column + ': ' if i.column else ''}{i.reason} [{i.code}]" for i in by_row.get(row.row, ())
+        writer.writerow([safe_text(h) for h in header])
+        for record in records:
+            writer.writerow(
+                [cell if isinstance(cell, int) else safe_text(cell, phone=i in phone_columns) for i, cell in enumerate(record)]
             )
-            phones = [safe_text(row.phones.get(t) or "", phone=True) for t in PHONE_TYPES]
-            passthrough = [safe_text(row.extra.get(n, "")) for n in extra]
-            writer.writerow([row.row, safe_text(row.user), *phones, row.status.value, safe_text(problems), *passthrough])
