@@ -32,7 +32,7 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Iterable
+from typing import Awaitable, Callable, Iterable, Mapping
 
 from provision.errors import AuthError, GraphError, TargetUnreachable
 from provision.graph import ops as graph_ops
@@ -394,3 +394,24 @@ def _outcomes(keys: list[str], accs: dict[str, _UserAcc], counters: _Counters) -
         remarks=tuple(counters.remarks),
     )
     return users, notes
+
+
+# Graph's codes for "the caller may not do this" (directory and authentication-methods APIs).
+DENIED_CODES = frozenset({"Authorization_RequestDenied", "accessDenied", "Forbidden"})
+
+
+def refuse_if_denied_everywhere(current: Mapping[str, CurrentUser], permission: str) -> None:
+    """Every read refused for want of permission is the app's problem, not the rows'.
+
+    One user refused can be legitimate (a delegated admin may not manage a privileged
+    user); all of them means the credential lacks ``permission``: stop with exit 4.
+    """
+    if not current or not all(c.status is ReadStatus.FAILED and c.error_code in DENIED_CODES for c in current.values()):
+        return
+    sample = next(iter(current.values()))
+    raise AuthError(
+        403,
+        sample.error_code,
+        f"the credential may not read users' phone methods (every read was refused); grant the app "
+        f"{permission} (application permission) with admin consent",
+    )

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Sequence
 from provision.errors import AuthError, GraphError, RosterReadError, UsageError
 from provision.graph.client import GraphClient, GraphUser
 from provision.graph.retry import DEFAULT_RETRY_POLICY, RetryPolicy, unreachable_after_s, unreached
-from provision.graph.state_reader import read_current_state, target_unreachable
+from provision.graph.state_reader import read_current_state, refuse_if_denied_everywhere, target_unreachable
 from provision.model import (
     PHONE_TYPES,
     CurrentUser,
@@ -45,7 +45,7 @@ from provision.roster.files import open_table
 from provision.roster.reader import user_key
 from provision.run.console import Console, NullConsole
 from provision.run.jobs import Job, SandboxTarget
-from provision.run.plan_stage import DENIED_CODES, load_roster
+from provision.run.plan_stage import load_roster
 from provision.run.targets import open_target
 from provision.sandbox.auth import SANDBOX_TENANT_ID
 from provision.sandbox.snapshot_format import (
@@ -135,7 +135,7 @@ async def export_job(job: Job, options: ExportOptions, *, console: Console | Non
             progress=lambda done, total: console.advance("reading users", done, total),
         )
         description = target.description
-    _refuse_if_denied_everywhere(current)
+    refuse_if_denied_everywhere(current, "UserAuthenticationMethod.Read.All")
     result = await asyncio.to_thread(
         _write, job, options, subjects, current, policy, directory, description, invalid
     )
@@ -223,17 +223,6 @@ async def _page(
             if wait is None:
                 raise
         await asyncio.sleep(wait)
-
-
-def _refuse_if_denied_everywhere(current: dict[str, CurrentUser]) -> None:
-    if current and all(c.status is ReadStatus.FAILED and c.error_code in DENIED_CODES for c in current.values()):
-        sample = next(iter(current.values()))
-        raise AuthError(
-            403,
-            sample.error_code,
-            "the credential may not read users' phone methods (every read was refused); grant the app "
-            "UserAuthenticationMethod.Read.All (application permission) with admin consent",
-        )
 
 
 # -- writing ------------------------------------------------------------------------------

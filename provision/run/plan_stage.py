@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from provision.errors import AuthError, PlanMismatchError
-from provision.graph.state_reader import ReadNotes, read_current_state
-from provision.model import CurrentUser, PlanMode, ReadStatus, RowStatus, SmsPolicy
+from provision.errors import PlanMismatchError
+from provision.graph.state_reader import ReadNotes, read_current_state, refuse_if_denied_everywhere
+from provision.model import CurrentUser, PlanMode, RowStatus, SmsPolicy
 from provision.planner import Plan, PlanPolicy, plan, plan_checksum, read_plan, write_plan
 from provision.planner.safety import RosterSize, with_roster_thresholds
 from provision.roster.reader import Roster, read_roster
@@ -115,34 +115,13 @@ async def make_plan(
     )
     for remark in notes.remarks:
         console.note("warning", remark)
-    _refuse_if_denied_everywhere(current)
+    refuse_if_denied_everywhere(current, "UserAuthenticationMethod.ReadWrite.All")
     console.stage("planning", len(keys))
     policy = plan_policy(job)
     planned = await asyncio.to_thread(plan, roster.users, current, sms_policy, policy)
     planned = with_roster_thresholds(planned, roster_size(job, roster, target.description, policy))
     console.advance("planning", len(keys), len(keys))
     return PlannedRun(job, roster, current, sms_policy, notes, planned, target.description, clock())
-
-
-# Graph's codes for "the caller may not do this" (directory and authentication-methods APIs).
-DENIED_CODES = frozenset({"Authorization_RequestDenied", "accessDenied", "Forbidden"})
-
-
-def _refuse_if_denied_everywhere(current: dict[str, CurrentUser]) -> None:
-    """Every read refused for want of permission is the app's problem, not the rows'.
-
-    One user refused can be legitimate (a delegated admin may not manage a privileged
-    user); all of them means the credential lacks the permission: stop with exit 4.
-    """
-    if not current or not all(c.status is ReadStatus.FAILED and c.error_code in DENIED_CODES for c in current.values()):
-        return
-    sample = next(iter(current.values()))
-    raise AuthError(
-        403,
-        sample.error_code,
-        "the credential may not read users' phone methods (every read was refused); grant the app "
-        "UserAuthenticationMethod.ReadWrite.All (application permission) with admin consent",
-    )
 
 
 def save_plan(planned: PlannedRun, path: Path) -> str:
