@@ -53,7 +53,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Loopback address to bind (127.0.0.1, ::1 or localhost).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 0,
     snapshot: Annotated[Optional[Path], typer.Option(help="Tenant snapshot JSON to start from.")] = None,
-    profile: Annotated[str, typer.Option(help="unlimited, graph-like, strict, or a profile TOML file.")] = "unlimited",
+    profile: Annotated[str, typer.Option(help="unlimited, graph-like, graph-window, strict, or a profile TOML file.")] = "unlimited",
     save: Annotated[Optional[Path], typer.Option(help="Write the tenant snapshot here on shutdown (Ctrl-C or SIGTERM).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for latency jitter and injected faults.")] = 0,
 ) -> None:

@@ -67,7 +67,8 @@ def answer_request(
 
 
 def _answer_batch(sandbox: Sandbox, principal: Principal, body: bytes, crid: str | None) -> Answer:
-    """A ``$batch`` envelope: its items answered by the gateway, in dependency order.
+    """A ``$batch`` envelope: its items answered by the gateway, in dependency order (the
+    profile's ``batch_order`` says whether in request order or shuffled).
 
     A bad envelope is a 400 for the whole batch, counted as no operation.
     """
@@ -86,7 +87,7 @@ def _answer_batch(sandbox: Sandbox, principal: Principal, body: bytes, crid: str
     def failed_dependency(item: BatchItem) -> Answer:
         return gateway.failed_dependency(item.method, split_path(item.path))
 
-    outcomes = run_batch(items, run, failed_dependency, lambda answer: answer[0].status)
+    outcomes = run_batch(items, run, failed_dependency, lambda answer: answer[0].status, sandbox.behaviour.batch_rng)
     latency = max((outcome.result[1] for outcome in outcomes), default=0.0)
     envelope_fault = sandbox.limits.faults.batch_fault()
     if envelope_fault is not None:  # every item ran; the client learns nothing of them

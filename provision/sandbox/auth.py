@@ -39,6 +39,14 @@ GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 USER_ADMINISTRATOR = "fe930be7-5e62-47db-91af-98c3a49a38b1"
 AUTHENTICATION_POLICY_ADMINISTRATOR = "0526716b-113d-4c15-b2c8-68e3c22b9f80"
+# Roles whose holders an Authentication Administrator may still manage (entra-docs
+# privileged-roles-permissions, "Who can perform sensitive actions"), with users holding none.
+DIRECTORY_READERS = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b"
+GUEST_INVITER = "95e79109-95c0-4d8e-aee3-d01accf2d47b"
+MESSAGE_CENTER_READER = "790c1fb9-7f7d-4f88-86a1-ef1f95c05c1b"
+PASSWORD_ADMINISTRATOR = "966707d0-3269-4727-9be2-8c3a10f19b9d"
+REPORTS_READER = "4a5d8f65-41da-4de4-8968-e035b65339cf"
+USAGE_SUMMARY_REPORTS_READER = "75934031-6c7e-415a-99d7-48dbd49e875e"
 
 @dataclass(frozen=True, slots=True)
 class AuthFailure(Exception):
@@ -53,7 +61,11 @@ def _unauthenticated(message: str) -> AuthFailure:
     return AuthFailure(401, "InvalidAuthenticationToken", message)
 
 
+# The directory's refusal (/users, the policy route) and the authentication-method
+# routes' refusal, which is a different service's.
 FORBIDDEN = AuthFailure(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+# evidence: msgraph-sdk-go#441, msgraph-sdk-powershell#2602, azure-docs#114024 quote it on authentication-method routes
+AUTH_METHODS_FORBIDDEN = AuthFailure(403, "accessDenied", "Request Authorization failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +89,7 @@ class OperationAccess:
     delegated: frozenset[str]
     roles: frozenset[str]  # a delegated caller needs one of these in ``wids``
     phone_read: bool = False  # the answer carries phone numbers (masking applies)
+    refusal: AuthFailure = FORBIDDEN  # the 403 a caller lacking the permission or role gets
 
 
 def _perm(*names: str) -> frozenset[str]:
@@ -103,6 +116,7 @@ _PHONE_WRITE_DELEGATED = _PHONE_WRITE_APP | _perm("UserAuthenticationMethod.Read
 _PHONE_WRITE_ROLES = _perm(AUTHENTICATION_ADMINISTRATOR, PRIVILEGED_AUTHENTICATION_ADMINISTRATOR, GLOBAL_ADMINISTRATOR)
 _PHONE_READ_ROLES = _PHONE_WRITE_ROLES | _perm(GLOBAL_READER)
 
+# evidence: the policy's get page names Policy.Read.AuthenticationMethod its least-privileged read permission
 _POLICY_READ = _perm("Policy.Read.All", "Policy.Read.AuthenticationMethod", "Policy.ReadWrite.AuthenticationMethod")
 _POLICY_WRITE = _perm("Policy.ReadWrite.AuthenticationMethod")
 _POLICY_READ_ROLES = _perm(AUTHENTICATION_POLICY_ADMINISTRATOR, GLOBAL_ADMINISTRATOR, GLOBAL_READER)
@@ -116,14 +130,36 @@ _USER_DELETE = _USER_WRITE | _perm("User.DeleteRestore.All")
 _USER_WRITE_ROLES = _perm(USER_ADMINISTRATOR, GLOBAL_ADMINISTRATOR)
 _ANY_MEMBER = frozenset[str]()  # user reads need no directory role
 
+_DENIED = AUTH_METHODS_FORBIDDEN
+# A delegated caller holding one of these manages every user's phones; one whose only
+# qualifying role is Authentication Administrator manages only users whose roles are all in
+# AUTH_ADMIN_MANAGEABLE_ROLES (App-only callers aren't limited: the docs say nothing of them.)
+_ANY_TARGET_ROLES = _perm(PRIVILEGED_AUTHENTICATION_ADMINISTRATOR, GLOBAL_ADMINISTRATOR)
+# evidence: entra-docs permissions-reference: Authentication Administrator manages methods "for non-administrators and some roles"
+AUTH_ADMIN_MANAGEABLE_ROLES = _perm(
+    AUTHENTICATION_ADMINISTRATOR,
+    DIRECTORY_READERS,
+    GUEST_INVITER,
+    MESSAGE_CENTER_READER,
+    PASSWORD_ADMINISTRATOR,
+    REPORTS_READER,
+    USAGE_SUMMARY_REPORTS_READER,
+)
+_PHONE_WRITES = frozenset(
+    {"createPhoneMethod", "updatePhoneMethod", "deletePhoneMethod", "enableSmsSignIn", "disableSmsSignIn"}
+)
 OPERATION_ACCESS: Mapping[str, OperationAccess] = {
-    "listPhoneMethods": OperationAccess(_PHONE_READ_APP, _PHONE_READ_DELEGATED, _PHONE_READ_ROLES, phone_read=True),
-    "getPhoneMethod": OperationAccess(_PHONE_READ_APP, _PHONE_READ_DELEGATED, _PHONE_READ_ROLES, phone_read=True),
-    "createPhoneMethod": OperationAccess(_PHONE_WRITE_APP, _PHONE_WRITE_DELEGATED, _PHONE_WRITE_ROLES),
-    "updatePhoneMethod": OperationAccess(_PHONE_WRITE_APP, _PHONE_WRITE_DELEGATED, _PHONE_WRITE_ROLES),
-    "deletePhoneMethod": OperationAccess(_PHONE_WRITE_APP, _PHONE_WRITE_DELEGATED, _PHONE_WRITE_ROLES),
-    "enableSmsSignIn": OperationAccess(_PHONE_WRITE_APP, _PHONE_WRITE_DELEGATED, _PHONE_WRITE_ROLES),
-    "disableSmsSignIn": OperationAccess(_PHONE_WRITE_APP, _PHONE_WRITE_DELEGATED, _PHONE_WRITE_ROLES),
+    "listPhoneMethods": OperationAccess(
+        _PHONE_READ_APP, _PHONE_READ_DELEGATED, _PHONE_READ_ROLES, phone_read=True, refusal=_DENIED
+    ),
+    "getPhoneMethod": OperationAccess(
+        _PHONE_READ_APP, _PHONE_READ_DELEGATED, _PHONE_READ_ROLES, phone_read=True, refusal=_DENIED
+    ),
+    "createPhoneMethod": OperationAccess(_PHONE_WRITE_APP, _PHONE_WRITE_DELEGATED, _PHONE_WRITE_ROLES, refusal=_DENIED),
+    "updatePhoneMethod": OperationAccess(_PHONE_WRITE_APP, _PHONE_WRITE_DELEGATED, _PHONE_WRITE_ROLES, refusal=_DENIED),
+    "deletePhoneMethod": OperationAccess(_PHONE_WRITE_APP, _PHONE_WRITE_DELEGATED, _PHONE_WRITE_ROLES, refusal=_DENIED),
+    "enableSmsSignIn": OperationAccess(_PHONE_WRITE_APP, _PHONE_WRITE_DELEGATED, _PHONE_WRITE_ROLES, refusal=_DENIED),
+    "disableSmsSignIn": OperationAccess(_PHONE_WRITE_APP, _PHONE_WRITE_DELEGATED, _PHONE_WRITE_ROLES, refusal=_DENIED),
     "getSmsPolicy": OperationAccess(_POLICY_READ, _POLICY_READ, _POLICY_READ_ROLES),
     "updateSmsPolicy": OperationAccess(_POLICY_WRITE, _POLICY_WRITE, _POLICY_WRITE_ROLES),
     "createUser": OperationAccess(_USER_WRITE, _USER_WRITE, _USER_WRITE_ROLES),
@@ -137,18 +173,31 @@ OPERATION_ACCESS: Mapping[str, OperationAccess] = {
 def authorize(principal: Principal, operation: str) -> bool:
     """Check the caller may run ``operation``; returns True when phone numbers must be masked.
 
-    Raises FORBIDDEN (403 Authorization_RequestDenied) when a permission or role is missing.
+    Raises the operation's refusal when a permission or role is missing: 403 ``accessDenied``
+    on authentication-method routes, 403 ``Authorization_RequestDenied`` on directory ones.
     """
     access = OPERATION_ACCESS[operation]
     if not principal.delegated:
         if principal.permissions.isdisjoint(access.application):
-            raise FORBIDDEN
+            raise access.refusal
         return False
     if principal.permissions.isdisjoint(access.delegated):
-        raise FORBIDDEN
+        raise access.refusal
     if access.roles and principal.wids.isdisjoint(access.roles):
-        raise FORBIDDEN
+        raise access.refusal
     return access.phone_read and principal.wids.isdisjoint(_UNMASKED_READ_ROLES)
+
+
+def limited_to_non_admins(principal: Principal, operation: str) -> bool:
+    """Whether this caller (already authorized) may run this phone write only on users whose
+    roles are all in ``AUTH_ADMIN_MANAGEABLE_ROLES``: a delegated Authentication
+    Administrator without a role that manages every user."""
+    return principal.delegated and operation in _PHONE_WRITES and principal.wids.isdisjoint(_ANY_TARGET_ROLES)
+
+
+def may_manage(target_roles: frozenset[str]) -> bool:
+    """Whether an Authentication Administrator may manage a user holding ``target_roles``."""
+    return target_roles <= AUTH_ADMIN_MANAGEABLE_ROLES
 
 
 # --- tokens ----------------------------------------------------------------------------------
@@ -291,6 +340,14 @@ class Authenticator:
 
 __all__ = [
     "AUTHENTICATION_ADMINISTRATOR",
+    "AUTH_ADMIN_MANAGEABLE_ROLES",
+    "AUTH_METHODS_FORBIDDEN",
+    "DIRECTORY_READERS",
+    "GUEST_INVITER",
+    "MESSAGE_CENTER_READER",
+    "PASSWORD_ADMINISTRATOR",
+    "REPORTS_READER",
+    "USAGE_SUMMARY_REPORTS_READER",
     "AUTHENTICATION_POLICY_ADMINISTRATOR",
     "DEFAULT_APP_ROLES",
     "FORBIDDEN",
@@ -307,6 +364,8 @@ __all__ = [
     "Principal",
     "authorize",
     "decode_token",
+    "limited_to_non_admins",
     "make_token",
+    "may_manage",
     "principal_from_claims",
 ]

@@ -5,13 +5,20 @@ that serves direct requests); this module only knows the envelope's rules:
 
 - at most 20 requests, each with a unique ``id`` (case-insensitive), a ``method`` and a
   relative ``url``; otherwise the whole batch is rejected (400);
-- ``dependsOn``: an item runs after the items it names; if one of them failed (non-2xx)
-  or is not in the batch, the item is answered 424 Failed Dependency without running.
-  (msgraph-core's ``depends_on`` spelling is ignored, as Graph ignores it.)
+- ``dependsOn``: a single id (a list of one, or a string); more than one, or an item that
+  comes later in the batch, is a 400 for the whole batch (Graph's known issue: "requests
+  can only depend on a single other request"; "Invalid dependency" for a later one).
+  An item runs after the item it names; if that one failed (non-2xx) or is not in the
+  batch at all, the item is answered 424 Failed Dependency without running. (msgraph-core's
+  ``depends_on`` spelling is ignored, as Graph ignores it.)
+- order: in request order, or (given a random source: the profile's ``batch_order =
+  "shuffled"``) in a random order that still runs dependants after their dependency, with
+  the answers in another random order (Graph: "might appear in a different order").
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Mapping, TypeVar
 
@@ -50,6 +57,7 @@ def parse_batch(payload: Any) -> list[BatchItem]:
         raise BatchError(f"Invalid batch payload: the number of requests exceeds the limit of {MAX_BATCH_REQUESTS}.")
     items: list[BatchItem] = []
     seen: set[str] = set()
+    ids: list[str] = []  # in request order, case-folded
     for raw in requests:
         if not isinstance(raw, dict):
             raise BatchError("Invalid batch payload: each request must be an object.")
@@ -78,6 +86,13 @@ def parse_batch(payload: Any) -> list[BatchItem]:
             depends = [depends]
         if not isinstance(depends, list) or not all(isinstance(d, (str, int)) for d in depends):
             raise BatchError(f"Invalid batch payload: request '{item_id}' has an invalid dependsOn.")
+        if len(depends) > 1:
+            # evidence: the $batch known issue: a request can depend on a single other request only
+            raise BatchError(
+                f"Invalid batch payload: request '{item_id}' depends on more than one request; "
+                "a request can depend on a single other request only."
+            )
+        ids.append(folded)
         items.append(
             BatchItem(
                 id=item_id,
@@ -88,7 +103,20 @@ def parse_batch(payload: Any) -> list[BatchItem]:
                 depends_on=tuple(str(d) for d in depends),
             )
         )
+    _check_dependencies_come_first(items, ids)
     return items
+
+
+def _check_dependencies_come_first(items: list[BatchItem], ids: list[str]) -> None:
+    """A dependency on an item later in the batch is refused whole (our choice for one that
+    names no item at all: 424 for the dependant, as for a failed one)."""
+    position = {item_id: index for index, item_id in enumerate(ids)}
+    for index, item in enumerate(items):
+        for dep in item.depends_on:
+            later = position.get(dep.casefold(), -1) >= index
+            if later:
+                # evidence: field reports quote "Invalid dependency" for a dependency later in the batch
+                raise BatchError(f"Invalid dependency for request Id '{item.id}': '{dep}' is not an earlier request.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +130,22 @@ def run_batch(
     execute: Callable[[BatchItem], R],
     failed_dependency: Callable[[BatchItem], R],
     status_of: Callable[[R], int],
+    rng: random.Random | None = None,
 ) -> list[ItemOutcome[R]]:
     """Run items so that each runs after its dependencies; answers come back in request order.
 
     Independent items run in request order. An item whose dependency failed, is missing,
     or can never run (a cycle) gets ``failed_dependency(item)`` and never executes.
+    With ``rng``: each round of runnable items runs in a random order, and the answers
+    come back in another random order.
     """
     by_id = {item.id.casefold(): item for item in items}
     results: dict[str, R] = {}
     ok: dict[str, bool] = {}
     pending = list(items)
     while pending:
+        if rng is not None:
+            rng.shuffle(pending)
         progressed = False
         waiting: list[BatchItem] = []
         for item in pending:
@@ -136,7 +169,10 @@ def run_batch(
                 ok[key] = False
             break
         pending = waiting
-    return [ItemOutcome(item, results[item.id.casefold()]) for item in items]
+    outcomes = [ItemOutcome(item, results[item.id.casefold()]) for item in items]
+    if rng is not None:
+        rng.shuffle(outcomes)
+    return outcomes
 
 
 __all__ = ["MAX_BATCH_REQUESTS", "BatchError", "BatchItem", "ItemOutcome", "parse_batch", "run_batch"]

@@ -1,11 +1,13 @@
 """The path every Graph operation takes, direct or batched: Graph's gateway in front of the service.
 
-Per operation, in order: route (404/405) -> permission (403) -> throttle (429) -> injected
+Per operation, in order: route (400/405) -> permission (403) -> throttle (429) -> injected
 503/504 -> request body (400) -> tenant rule (its TenantError) -> stats. The service does
 the route, permission, body and rule steps; this module stands between them with the
 profile's limits (token buckets, injected faults, sampled latency) and counts every answer.
 A direct request and each ``$batch`` item go through ``handle`` alike. Each write operation
-past throttling is also counted for the profile's outages (``FaultInjector.wrote``).
+past throttling is also counted for the profile's outages (``FaultInjector.wrote``). The
+profile's ``[behaviour]`` variants (``behaviour``) word the answers last: Retry-After's
+format, opaque error texts, list order.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from provision.sandbox.auth import Principal
-from provision.sandbox.limits import Fault, Limits, OperationKind, Throttled
+from provision.sandbox.behaviour import Behaviour
+from provision.sandbox.limits import Fault, Limits, OperationKind, RetryAfterFormat, Throttled
 from provision.sandbox.routes import UNKNOWN_ROUTE, RouteMiss, route
 from provision.sandbox.service import BodyReader, Call, OperationService, Refusal, Reply, error_reply
 from provision.sandbox.stats import Stats
@@ -23,13 +26,13 @@ from provision.sandbox.stats import Stats
 Answer = tuple[Reply, float]
 
 
-def throttled_reply(throttled: Throttled) -> Reply:
+def throttled_reply(throttled: Throttled, fmt: RetryAfterFormat = RetryAfterFormat.WHOLE) -> Reply:
     return error_reply(
         429,
         "TooManyRequests",
         "Please retry again later.",
         {
-            "Retry-After": str(throttled.retry_after),
+            "Retry-After": throttled.retry_after_header(fmt),
             "x-ms-throttle-scope": throttled.scope,
             "x-ms-throttle-information": throttled.information,
         },
@@ -39,21 +42,27 @@ def throttled_reply(throttled: Throttled) -> Reply:
 class Gateway:
     """Answers operations: the service's, within the profile's limits, counted in ``stats``."""
 
-    def __init__(self, service: OperationService, limits: Limits, stats: Stats) -> None:
+    def __init__(self, service: OperationService, limits: Limits, stats: Stats, behaviour: Behaviour) -> None:
         self.service = service
         self.limits = limits
         self.stats = stats
+        self.behaviour = behaviour
+        self._retry_after = limits.profile.behaviour.retry_after
 
     def handle(self, principal: Principal, method: str, segs: Sequence[str], body: Any, read: BodyReader) -> Answer:
         """Answer one operation (a direct request or a batch item) and count it."""
         call = self.service.resolve(principal, method, segs)
+        behaviour = self.behaviour
         if isinstance(call, Refusal):
-            return self.record(call.operation, call.reply)
+            reply = call.reply
+            if behaviour.changes_answers and reply.status == 403:  # a permission refusal, not a route miss
+                reply = behaviour.present(call.operation, reply)
+            return self.record(call.operation, reply)
         op = call.operation
         limits = self.limits
         throttled = limits.throttler.admit(principal.app_id, principal.tenant_id, op.kind)
         if throttled is not None:
-            return self.record(op.name, throttled_reply(throttled))
+            return self.record(op.name, throttled_reply(throttled, self._retry_after))
         # Draw order matters (one seeded RNG): the fault, then the latency.
         fault = limits.faults.operation_fault()
         latency = limits.latency.sample(op.kind)
@@ -61,6 +70,8 @@ class Gateway:
             reply = self._fault(call, body, read, fault)
         else:
             reply = self.service.run(call, body, read)
+            if behaviour.changes_answers:
+                reply = behaviour.present(op.name, reply)
         if op.kind is OperationKind.WRITE:
             limits.faults.wrote()
         return self.record(op.name, reply, latency)

@@ -1,9 +1,11 @@
-"""Sandbox service profiles: throttling, latency, injected faults and replication lag.
+"""Sandbox service profiles: throttling, latency, injected faults, replication lag and
+the behaviour variants where public evidence about Graph is absent or contradictory.
 
 A profile is a small TOML file (see docs/sandbox.md for every key). This module parses it
 into frozen settings and provides the runtime pieces the HTTP layer consults per
-operation: token buckets per app+tenant, a latency sampler and a fault injector. Clock and
-random source are injected so tests are deterministic; nothing here sleeps.
+operation: token buckets (or sliding windows) per app+tenant, a latency sampler and a
+fault injector. Clock and random source are injected so tests are deterministic; nothing
+here sleeps.
 """
 
 from __future__ import annotations
@@ -12,19 +14,25 @@ import math
 import random
 import time
 import tomllib
+from collections import deque
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, get_type_hints
 
 from provision.errors import UsageError
 
-SHIPPED_PROFILES: tuple[str, ...] = ("unlimited", "graph-like", "strict")
+SHIPPED_PROFILES: tuple[str, ...] = ("unlimited", "graph-like", "strict", "graph-window")
 
 
 class ProfileError(UsageError):
     """A profile file is missing, not TOML, or has an unknown/invalid key (the message names it)."""
+
+
+class ThrottleAlgorithm(StrEnum):
+    BUCKET = "bucket"  # token bucket: capacity rate * burst_seconds, refilled continuously
+    WINDOW = "window"  # sliding window: at most rate * window_seconds admitted in any window
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,9 @@ class ThrottleSettings:
     reads_per_second: float = 0.0  # 0 = unlimited
     writes_per_second: float = 0.0  # 0 = unlimited
     burst_seconds: float = 1.0  # bucket capacity = rate * burst_seconds
+    # evidence: the identity limits are documented as token buckets; "window" reads the quota table literally
+    algorithm: ThrottleAlgorithm = ThrottleAlgorithm.BUCKET
+    window_seconds: float = 1.0  # window: capacity = rate * window_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +72,50 @@ class ConsistencySettings:
     replication_lag_ms: float = 0.0
 
 
+class BatchOrder(StrEnum):
+    REQUEST = "request"  # items run, and are answered, in request order (dependants after)
+    SHUFFLED = "shuffled"  # a random run order (dependants still after) and answer order
+
+
+class RetryAfterFormat(StrEnum):
+    WHOLE = "whole"  # whole seconds, rounded up, >= 1
+    FRACTIONAL = "fractional"  # exact seconds with three decimals ("2.128")
+
+
+class NumberFormat(StrEnum):
+    LENIENT = "lenient"  # "+CCNSN[xEXT]" is accepted too, and stored as "+CC NSN[xEXT]"
+    STRICT = "strict"  # only "+CC NSN[xEXT]" is accepted
+
+
+class ErrorText(StrEnum):
+    SANDBOX = "sandbox"  # the sandbox's own codes and messages
+    OPAQUE = "opaque"  # rule violations keep their status; code and message are unknown ones
+
+
+class ListOrder(StrEnum):
+    TYPE = "type"  # mobile, alternateMobile, office
+    SHUFFLED = "shuffled"  # a random order per answer
+
+
+@dataclass(frozen=True, slots=True)
+class BehaviourSettings:
+    # evidence: docs say items "might" run and answer in any order; request order is one of them
+    batch_order: BatchOrder = BatchOrder.REQUEST
+    # evidence: the current throttling page's sample is whole seconds (an older one had 2.128)
+    retry_after: RetryAfterFormat = RetryAfterFormat.WHOLE
+    # evidence: three production integrations send "+CCNSN" and read back "+CC NSN" (docs say rejected)
+    number_format: NumberFormat = NumberFormat.LENIENT
+    # evidence: rule-violation codes are undocumented; the sandbox's own are a stand-in
+    error_text: ErrorText = ErrorText.SANDBOX
+    # evidence: the v1.0 list example is in type order (the tutorial's is not: no guarantee)
+    list_order: ListOrder = ListOrder.TYPE
+
+    @property
+    def rewords_answers(self) -> bool:
+        """Whether a variant changes answers after the service gave them (else: the fast path)."""
+        return self.error_text is not ErrorText.SANDBOX or self.list_order is not ListOrder.TYPE
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     name: str = "unlimited"
@@ -68,16 +123,45 @@ class Profile:
     latency: LatencySettings = field(default_factory=LatencySettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
     consistency: ConsistencySettings = field(default_factory=ConsistencySettings)
+    behaviour: BehaviourSettings = field(default_factory=BehaviourSettings)
 
 
-_Settings = type[ThrottleSettings] | type[LatencySettings] | type[FaultSettings] | type[ConsistencySettings]
+_Settings = (
+    type[ThrottleSettings]
+    | type[LatencySettings]
+    | type[FaultSettings]
+    | type[ConsistencySettings]
+    | type[BehaviourSettings]
+)
 _SECTIONS: dict[str, _Settings] = {
     "throttle": ThrottleSettings,
     "latency": LatencySettings,
     "faults": FaultSettings,
     "consistency": ConsistencySettings,
+    "behaviour": BehaviourSettings,
 }
 _PROBABILITY_SECTIONS = frozenset({"faults"})
+
+
+def _choices(settings_type: _Settings) -> dict[str, type[StrEnum]]:
+    """The keys of a section whose value is one of a closed set of words, with that set."""
+    hints = get_type_hints(settings_type)
+    return {
+        f.name: hints[f.name]
+        for f in fields(settings_type)
+        if isinstance(hints[f.name], type) and issubclass(hints[f.name], StrEnum)
+    }
+
+
+_CHOICES: dict[str, dict[str, type[StrEnum]]] = {section: _choices(t) for section, t in _SECTIONS.items()}
+
+
+def _choice(name: str, section: str, key: str, value: object, enum: type[StrEnum]) -> StrEnum:
+    allowed = [member.value for member in enum]
+    if not isinstance(value, str) or value not in allowed:
+        words = " | ".join(f'"{a}"' for a in allowed)
+        raise ProfileError(f"profile {name}: {section}.{key} must be one of {words} (got {value!r})")
+    return enum(value)
 
 
 def parse_profile(data: Mapping[str, Any], name: str) -> Profile:
@@ -93,10 +177,15 @@ def parse_profile(data: Mapping[str, Any], name: str) -> Profile:
         if not isinstance(values, Mapping):
             raise ProfileError(f"profile {name}: [{section}] must be a table")
         allowed = {f.name for f in fields(settings_type)}
-        kwargs: dict[str, float] = {}
+        choices = _CHOICES[section]
+        kwargs: dict[str, Any] = {}
         for key, value in values.items():
             if key not in allowed:
                 raise ProfileError(f"profile {name}: unknown key {section}.{key}")
+            enum = choices.get(key)
+            if enum is not None:
+                kwargs[key] = _choice(name, section, key, value, enum)
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ProfileError(f"profile {name}: {section}.{key} must be a non-negative number")
             if key in _COUNT_KEYS:
@@ -106,23 +195,31 @@ def parse_profile(data: Mapping[str, Any], name: str) -> Profile:
                 raise ProfileError(f"profile {name}: {section}.{key} is a probability (0..1)")
             kwargs[key] = float(value)
         sections[section] = settings_type(**kwargs)
+    throttle = sections.get("throttle")
+    if isinstance(throttle, ThrottleSettings) and throttle.algorithm is ThrottleAlgorithm.WINDOW:
+        if throttle.window_seconds <= 0:
+            raise ProfileError(f"profile {name}: throttle.window_seconds must be positive with the window algorithm")
     return Profile(name=str(data.get("name", name)), **sections)
 
 
-def profile_toml(name: str = "custom", **sections: Mapping[str, float]) -> str:
-    """A profile file's text from section tables (keys left out default to 0), e.g.
-    ``profile_toml(throttle={"writes_per_second": 20}, latency={"write_ms": 200})``.
+def profile_toml(name: str = "custom", **sections: Mapping[str, float | str]) -> str:
+    """A profile file's text from section tables (keys left out keep their defaults), e.g.
+    ``profile_toml(throttle={"writes_per_second": 20}, behaviour={"batch_order": "shuffled"})``.
     Validated before it is written, so a typo fails here rather than in the server."""
     parse_profile(sections, name)
     lines = [f'name = "{name}"']
     for section, values in sections.items():
         lines.append(f"[{section}]")
-        lines.extend(f"{key} = {float(value)!r}" for key, value in values.items())
+        lines.extend(
+            f'{key} = "{value}"' if isinstance(value, str) else f"{key} = {float(value)!r}"
+            for key, value in values.items()
+        )
     return "\n".join(lines) + "\n"
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
-    """A shipped profile by name (``unlimited``, ``graph-like``, ``strict``) or a TOML file path."""
+    """A shipped profile by name (``unlimited``, ``graph-like``, ``strict``, ``graph-window``)
+    or a TOML file path."""
     text: str
     label = str(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in SHIPPED_PROFILES:
@@ -153,9 +250,20 @@ class OperationKind(StrEnum):
 class Throttled:
     """A rejected operation: what the 429 answer carries."""
 
-    retry_after: int  # whole seconds, >= 1
+    wait: float  # seconds until the operation would be admitted (> 0)
     scope: str  # x-ms-throttle-scope
     information: str  # x-ms-throttle-information
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds, rounded up, at least 1 (the ``whole`` Retry-After)."""
+        return max(1, math.ceil(self.wait - 1e-9))
+
+    def retry_after_header(self, fmt: RetryAfterFormat) -> str:
+        """The Retry-After value: whole seconds, or exact seconds rounded up to the millisecond."""
+        if fmt is RetryAfterFormat.WHOLE:
+            return str(self.retry_after)
+        return f"{max(math.ceil(self.wait * 1000 - 1e-6), 1) / 1000:.3f}"
 
 
 class TokenBucket:
@@ -188,16 +296,55 @@ class TokenBucket:
         return (1.0 - self.tokens) / self.rate
 
 
+# Clock readings this close count as the same instant: a client that sleeps exactly the
+# Retry-After it was given must find the window open, whatever float rounding did.
+_EPSILON = 1e-9
+
+
+class SlidingWindow:
+    """At most ``capacity`` admitted requests in any window of ``window`` seconds (a sliding log).
+
+    Our choice: a rejected request is not logged, so Retry-After is exact: it is the time
+    until the oldest admitted request leaves the window, and a client that waits that long
+    is admitted. (The token bucket models the other reading, usage counted while throttled.)
+    """
+
+    __slots__ = ("window", "capacity", "log")
+
+    def __init__(self, capacity: float, window: float) -> None:
+        self.window = window
+        self.capacity = max(int(capacity), 1)
+        self.log: deque[float] = deque()
+
+    def take(self, now: float) -> float | None:
+        """Admit one request; None when admitted, else the seconds until the window admits one."""
+        log = self.log
+        horizon = now - self.window + _EPSILON
+        while log and log[0] <= horizon:
+            log.popleft()
+        if len(log) < self.capacity:
+            log.append(now)
+            return None
+        return max(log[0] + self.window - now, _EPSILON)
+
+
 class Throttler:
-    """Token buckets per (app id, tenant id, read|write), as Graph's identity limits are per app+tenant."""
+    """A limiter per (app id, tenant id, read|write), as Graph's identity limits are per
+    app+tenant: token buckets or sliding windows, as the profile's ``algorithm`` says."""
 
     def __init__(self, settings: ThrottleSettings, clock: Callable[[], float]) -> None:
         self._settings = settings
         self._clock = clock
-        self._buckets: dict[tuple[str, str, OperationKind], TokenBucket] = {}
+        self._limiters: dict[tuple[str, str, OperationKind], TokenBucket | SlidingWindow] = {}
 
     def reset(self) -> None:
-        self._buckets.clear()
+        self._limiters.clear()
+
+    def _limiter(self, rate: float, now: float) -> TokenBucket | SlidingWindow:
+        s = self._settings
+        if s.algorithm is ThrottleAlgorithm.WINDOW:
+            return SlidingWindow(rate * s.window_seconds, s.window_seconds)
+        return TokenBucket(rate, rate * s.burst_seconds, now)
 
     def admit(self, app_id: str, tenant_id: str, kind: OperationKind) -> Throttled | None:
         rate = self._settings.writes_per_second if kind is OperationKind.WRITE else self._settings.reads_per_second
@@ -205,17 +352,17 @@ class Throttler:
             return None
         key = (app_id, tenant_id, kind)
         now = self._clock()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(rate, rate * self._settings.burst_seconds, now)
-        wait = bucket.take(now)
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            limiter = self._limiters[key] = self._limiter(rate, now)
+        wait = limiter.take(now)
         if wait is None:
             return None
         if kind is OperationKind.WRITE:
             scope, info = f"Tenant_Application/Write/{app_id}/{tenant_id}", "WriteLimitExceeded"
         else:
             scope, info = f"Tenant_Application/Read/{app_id}/{tenant_id}", "ResourceUnitLimitExceeded"
-        return Throttled(retry_after=max(1, math.ceil(wait - 1e-9)), scope=scope, information=info)
+        return Throttled(wait=wait, scope=scope, information=info)
 
 
 # --- latency and faults ---------------------------------------------------------------------
@@ -352,21 +499,33 @@ class Limits:
     def replication_lag_s(self) -> float:
         return self.profile.consistency.replication_lag_ms / 1000.0
 
+    @property
+    def lenient_numbers(self) -> bool:
+        return self.profile.behaviour.number_format is NumberFormat.LENIENT
+
 
 __all__ = [
     "SHIPPED_PROFILES",
+    "BatchOrder",
+    "BehaviourSettings",
     "ConsistencySettings",
+    "ErrorText",
     "Fault",
     "FaultInjector",
     "FaultSettings",
     "LatencyModel",
     "LatencySettings",
     "Limits",
+    "ListOrder",
+    "NumberFormat",
     "OperationKind",
     "Outage",
     "Profile",
     "ProfileError",
     "ResetPoint",
+    "RetryAfterFormat",
+    "SlidingWindow",
+    "ThrottleAlgorithm",
     "ThrottleSettings",
     "Throttled",
     "Throttler",

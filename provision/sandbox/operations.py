@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
+from urllib.parse import quote
 
 from provision.model import METHOD_IDS, PhoneType
 from provision.sandbox.limits import OperationKind
@@ -42,8 +43,17 @@ def _body_object(body: Any) -> dict[str, Any]:
 # --- handlers --------------------------------------------------------------------------------
 
 
+# evidence: the get-started tutorial's list answers carry @odata.context (the user as addressed)
+_PHONES_CONTEXT = "https://graph.microsoft.com/v1.0/$metadata#users('{}')/authentication/phoneMethods"
+
+
+def _phones_context(ref: str) -> str:
+    return _PHONES_CONTEXT.format(quote(ref, safe=""))
+
+
 def _list_phones(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
-    return 200, {"value": tenant.list_phones(p[0], masked=masked)}
+    phones = tenant.list_phones(p[0], masked=masked)
+    return 200, {"@odata.context": _phones_context(p[0]), "value": phones}
 
 
 def _get_phone(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:

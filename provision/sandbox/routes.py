@@ -39,14 +39,14 @@ _ACTIONS = {"enablesmssignin": "enableSmsSignIn", "disablesmssignin": "disableSm
 
 @dataclass(frozen=True, slots=True)
 class RouteMiss:
-    """Why no operation takes a request: no such path (404, stats name ``unknownRoute``) or
+    """Why no operation takes a request: no such path (400 "Resource not found for the segment", stats name ``unknownRoute``) or
     a known path with another method (405, stats name: the route's)."""
 
     status: int
     stats_name: str
 
 
-_NO_ROUTE = RouteMiss(404, UNKNOWN_ROUTE)
+_NO_ROUTE = RouteMiss(400, UNKNOWN_ROUTE)
 
 
 def split_path(path: str) -> list[str]:
@@ -87,6 +87,28 @@ def match_route(segs: Sequence[str]) -> tuple[str, tuple[str, ...]] | None:
     return None
 
 
+def unknown_segment(segs: Sequence[str]) -> str:
+    """The first segment of an unmatched path that no route has there (the one Graph names
+    in "Resource not found for the segment '...'"); the last one when the path stops short."""
+    if not segs:
+        return ""
+    head = segs[0].casefold()
+    if head == "users":
+        for i, seg in enumerate(segs):
+            folded = seg.casefold()
+            if (i == 2 and folded != "authentication") or (i == 3 and folded != "phonemethods"):
+                return seg
+            if i == 5 and folded.removeprefix("microsoft.graph.") not in _ACTIONS or i > 5:
+                return seg
+        return segs[-1]
+    if head == "policies":
+        for i, seg in enumerate(segs):
+            if i >= len(_SMS_POLICY_PATH) or seg.casefold() != _SMS_POLICY_PATH[i]:
+                return seg
+        return segs[-1]
+    return segs[0]
+
+
 def route(method: str, segs: Sequence[str]) -> tuple[str, tuple[str, ...]] | RouteMiss:
     """(operation name, path parameters) for a request, or the RouteMiss saying why none."""
     matched = match_route(segs)
@@ -99,4 +121,4 @@ def route(method: str, segs: Sequence[str]) -> tuple[str, tuple[str, ...]] | Rou
     return operation, params
 
 
-__all__ = ["API_VERSIONS", "ROUTES", "SKIPTOKEN_PREFIX", "UNKNOWN_ROUTE", "RouteMiss", "is_batch", "match_route", "route", "split_path"]
+__all__ = ["API_VERSIONS", "ROUTES", "SKIPTOKEN_PREFIX", "UNKNOWN_ROUTE", "RouteMiss", "is_batch", "match_route", "route", "split_path", "unknown_segment"]

@@ -7,13 +7,16 @@ renders errors in Graph's shape, with its request ids). Direct requests and ``$b
 items are answered by the same two calls; nothing here knows about HTTP, throttling,
 injected faults or latency, which stand between the two calls (see ``gateway``):
 
-- ``resolve``: route (404/405), then permission (403): a ``Call`` to run, or a ``Refusal``;
-- ``run``: request body (400), then the tenant's rule (its ``TenantError``); a write that
-  changed the tenant is recorded in the stats, even when its answer is an error.
+- ``resolve``: route (400/405), then permission (403): a ``Call`` to run, or a ``Refusal``;
+- ``run``: the target user (403 when a delegated Authentication Administrator writes the
+  phones of a user holding an admin role), request body (400), then the tenant's rule (its
+  ``TenantError``); a write that changed the tenant is recorded in the stats, even when
+  its answer is an error.
 
 Where behaviour variants plug in: every error answer is built by ``error_reply``, every
 success body by an operation (``operations``), and batch items run in the order
-``batch.run_batch`` gives.
+``batch.run_batch`` gives; the profile's ``[behaviour]`` variants reword answers after the
+service gave them (``behaviour``), and the number format is the tenant's rule.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from provision.sandbox.auth import AuthFailure, Principal, authorize
+from provision.sandbox.auth import AUTH_METHODS_FORBIDDEN, AuthFailure, Principal, authorize, limited_to_non_admins, may_manage
 from provision.sandbox.operations import OPERATIONS, Operation, Params
-from provision.sandbox.routes import RouteMiss, route
+from provision.sandbox.routes import RouteMiss, route, unknown_segment
 from provision.sandbox.stats import Stats, WriteTarget
 from provision.sandbox.tenant import Tenant, TenantError
 
@@ -59,11 +62,12 @@ class Call:
     operation: Operation
     params: Params
     masked: bool  # phone numbers in the answer are masked for this caller
+    non_admins_only: bool = False  # the caller may run it only on users holding no admin role
 
 
 @dataclass(slots=True)
 class Refusal:
-    """A request answered without running an operation (404, 405, 403)."""
+    """A request answered without running an operation (400 unknown segment, 405, 403)."""
 
     operation: str  # the name stats count it under
     reply: Reply
@@ -84,19 +88,22 @@ class OperationService:
         """The operation a request names, if there is one and the caller may run it."""
         found = route(method, segs)
         if isinstance(found, RouteMiss):
-            return Refusal(found.stats_name, _route_miss(found, method))
+            return Refusal(found.stats_name, _route_miss(found, method, segs))
         name, params = found
         try:
             masked = authorize(principal, name)
         except AuthFailure as failure:
             return Refusal(name, error_reply(failure.status, failure.code, failure.message))
-        return Call(OPERATIONS[name], params, masked)
+        return Call(OPERATIONS[name], params, masked, limited_to_non_admins(principal, name))
 
     def run(self, call: Call, body: Any, read: BodyReader, *, answered: bool = True) -> Reply:
         """Run a resolved call. ``answered=False``: the caller will not see this answer (an
         injected timeout replaces it), so an applied write is not counted as succeeded."""
         op = call.operation
         try:
+            if call.non_admins_only and not may_manage(self.tenant.user_roles(call.params[0])):
+                refusal = AUTH_METHODS_FORBIDDEN
+                return error_reply(refusal.status, refusal.code, refusal.message)
             data = read(body) if op.takes_body else None
             status, answer = self._apply(op, call.params, data, call.masked, answered)
         except TenantError as exc:
@@ -119,10 +126,11 @@ class OperationService:
         return answer
 
 
-def _route_miss(miss: RouteMiss, method: str) -> Reply:
+def _route_miss(miss: RouteMiss, method: str, segs: Sequence[str]) -> Reply:
     if miss.status == 405:
         return error_reply(405, "BadRequest", f"The HTTP method '{method}' is not allowed here.")
-    return error_reply(404, "UnknownError", NOT_FOUND_MESSAGE)
+    # evidence: several field collectors quote this 400 for an unknown segment (not a 404)
+    return error_reply(400, "BadRequest", f"Resource not found for the segment '{unknown_segment(segs)}'.")
 
 
 __all__ = [

@@ -21,7 +21,7 @@ SNAPSHOT_FORMAT = "provision-sandbox-tenant"
 SNAPSHOT_VERSION = 1
 
 _TOP_KEYS = frozenset({"format", "version", "tenant_id", "users", "sms_registrations", "sms_policy"})
-_USER_KEYS = frozenset({"id", "upn", "displayName", "accountEnabled", "deleted", "default_method", "phones"})
+_USER_KEYS = frozenset({"id", "upn", "displayName", "accountEnabled", "deleted", "default_method", "roles", "phones"})
 _PHONE_KEYS = frozenset({"phoneType", "phoneNumber", "sms"})
 
 
@@ -65,6 +65,7 @@ class SnapshotUser:
     deleted: bool = False
     default_method: PhoneType | None = None
     phones: tuple[SnapshotPhone, ...] = ()
+    roles: tuple[str, ...] = ()  # directory role template ids the user holds (lower case)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +88,20 @@ class TenantSnapshot:
 
 
 def _user_json(user: SnapshotUser) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": user.id,
         "upn": user.upn,
         "displayName": user.display_name,
         "accountEnabled": user.account_enabled,
         "deleted": user.deleted,
         "default_method": user.default_method.value if user.default_method else None,
-        "phones": [
-            {"phoneType": p.phone_type.value, "phoneNumber": p.phone_number, "sms": p.sms.value} for p in user.phones
-        ],
     }
+    if user.roles:  # only users holding a role carry the key: older snapshots stay byte-identical
+        out["roles"] = sorted(user.roles)
+    out["phones"] = [
+        {"phoneType": p.phone_type.value, "phoneNumber": p.phone_number, "sms": p.sms.value} for p in user.phones
+    ]
+    return out
 
 
 def parse_snapshot(data: Any) -> TenantSnapshot:
@@ -161,6 +165,9 @@ def _parse_user(raw: Any, index: int) -> SnapshotUser:
     if not isinstance(phones_raw, list):
         raise SnapshotError(f"{where}.phones: must be a list")
     phones = tuple(_parse_phone(p, f"{where}.phones[{i}]") for i, p in enumerate(phones_raw))
+    roles_raw = raw.get("roles", [])
+    if not isinstance(roles_raw, list) or not all(isinstance(r, str) and r for r in roles_raw):
+        raise SnapshotError(f"{where}.roles: must be a list of directory role template ids")
     return SnapshotUser(
         id=uid,
         upn=upn,
@@ -169,6 +176,7 @@ def _parse_user(raw: Any, index: int) -> SnapshotUser:
         deleted=flags["deleted"],
         default_method=default_method,
         phones=phones,
+        roles=tuple(sorted({r.lower() for r in roles_raw})),
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
 from provision.sandbox.auth import Authenticator, make_token
+from provision.sandbox.behaviour import Behaviour
 from provision.sandbox.gateway import Gateway
 from provision.sandbox.limits import Limits, Profile, load_profile
 from provision.sandbox.service import OperationService
@@ -38,13 +39,15 @@ class Sandbox:
         wall_clock: Clock = time.time,
     ) -> None:
         self.limits = limits
+        tenant.lenient_numbers = limits.lenient_numbers  # the profile's number format governs
         self.clock = clock
         self.sleep = sleep
         self.wall_clock = wall_clock
         self.stats = Stats()
         self.auth = Authenticator(tenant.tenant_id, wall_clock=wall_clock)
         self.service = OperationService(tenant, self.stats)
-        self.gateway = Gateway(self.service, limits, self.stats)
+        self.behaviour = Behaviour(limits.profile.behaviour, limits.rng)
+        self.gateway = Gateway(self.service, limits, self.stats, self.behaviour)
 
     @property
     def tenant(self) -> Tenant:
@@ -60,7 +63,12 @@ class Sandbox:
 
     def load_snapshot(self, data: Mapping[str, Any]) -> None:
         """Serve the tenant in ``data`` (a snapshot dict) from now on; tokens must name its id."""
-        tenant = Tenant.from_snapshot(dict(data), clock=self.clock, replication_lag_s=self.limits.replication_lag_s)
+        tenant = Tenant.from_snapshot(
+            dict(data),
+            clock=self.clock,
+            replication_lag_s=self.limits.replication_lag_s,
+            lenient_numbers=self.limits.lenient_numbers,
+        )
         self.service.tenant = tenant
         self.auth = Authenticator(tenant.tenant_id, wall_clock=self.wall_clock)
 
@@ -85,11 +93,11 @@ def build_sandbox(
     resolved = profile if isinstance(profile, Profile) else load_profile(profile)
     limits = Limits(resolved, clock=clock, rng=rng if rng is not None else random.Random(seed))
     if tenant is None:
-        lag = limits.replication_lag_s
+        lag, lenient = limits.replication_lag_s, limits.lenient_numbers
         tenant = (
-            Tenant.from_snapshot(dict(snapshot), clock=clock, replication_lag_s=lag)
+            Tenant.from_snapshot(dict(snapshot), clock=clock, replication_lag_s=lag, lenient_numbers=lenient)
             if snapshot is not None
-            else Tenant(clock=clock, replication_lag_s=lag)
+            else Tenant(clock=clock, replication_lag_s=lag, lenient_numbers=lenient)
         )
     return Sandbox(tenant, limits, clock=clock, sleep=sleep, wall_clock=wall_clock)
 

@@ -23,6 +23,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
 from provision.model import (
     METHOD_IDS,
     PHONE_TYPE_BY_METHOD_ID,
@@ -47,6 +49,10 @@ from provision.sandbox.snapshot_format import (
 PHONE_NUMBER_PATTERN = r"\+([1-9][0-9]{0,2}) ([0-9]{4,14})(?:x([0-9]{1,10}))?"
 _PHONE_RE = re.compile(PHONE_NUMBER_PATTERN)
 _E164_MAX_DIGITS = 15
+# The same number without the space ("+14255550100"), which the lenient number format
+# accepts: Graph splits off the country code itself (ITU codes are prefix-free).
+_UNSPACED_RE = re.compile(r"\+([1-9][0-9]{4,14})(?:x([0-9]{1,10}))?")
+_COUNTRY_CODES = frozenset(str(code) for code in COUNTRY_CODE_TO_REGION_CODE)
 
 # Graph's allowed UPN characters: letters, digits, ' . - _ ! # ^ ~ before the @.
 _UPN_RE = re.compile(r"[A-Za-z0-9'_!#^~+-]+(?:\.[A-Za-z0-9'_!#^~+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
@@ -60,6 +66,7 @@ _POLICY_KEYS = frozenset({"@odata.type", "id", "state", "includeTargets", "exclu
 _INCLUDE_KEYS = frozenset({"@odata.type", "targetType", "id", "isRegistrationRequired", "isUsableForSignIn"})
 _EXCLUDE_KEYS = frozenset({"@odata.type", "targetType", "id"})
 
+SMS_NOT_ALLOWED_MESSAGE = "Cannot enable SMS sign-in on phone auth method as the credential policy is not enabled on user"
 _FORMAT_MESSAGE = (
     "Invalid phone number format. Use '+<country code> <number>' with an optional 'x<extension>', "
     "for example '+1 5555551234' or '+1 5555551234x123'."
@@ -72,6 +79,24 @@ def is_graph_phone_number(value: object) -> bool:
         return False
     match = _PHONE_RE.fullmatch(value)
     return match is not None and len(match.group(1)) + len(match.group(2)) <= _E164_MAX_DIGITS
+
+
+def spaced_phone_number(value: object) -> str | None:
+    """``value`` in Graph's format: as given when it is already, "+CC NSN[xEXT]" when it is
+    "+CCNSN[xEXT]" with a known country code, else None."""
+    if not isinstance(value, str):
+        return None
+    if is_graph_phone_number(value):
+        return value
+    match = _UNSPACED_RE.fullmatch(value)
+    if match is None:
+        return None
+    digits, extension = match.group(1), match.group(2)
+    for length in (1, 2, 3):
+        if digits[:length] in _COUNTRY_CODES:
+            spaced = f"+{digits[:length]} {digits[length:]}" + (f"x{extension}" if extension else "")
+            return spaced if is_graph_phone_number(spaced) else None
+    return None
 
 
 def sms_key(phone_number: str) -> str:
@@ -180,6 +205,7 @@ class _User:
     deleted: bool = False
     default_method: PhoneType | None = None
     phones: dict[PhoneType, _Phone] = field(default_factory=dict)
+    roles: frozenset[str] = frozenset()  # directory role template ids (lower case)
 
     def json(self) -> dict[str, Any]:
         return {
@@ -229,6 +255,9 @@ class Tenant:
     ``replication_lag_s``: a just-created or just-changed mobile stays invisible to reads
     and to the alternateMobile rule for this long (reads of a changed mobile show the old
     number); writes to the same phone see it at once.
+
+    ``lenient_numbers``: writes accept "+CCNSN" (no space) too and store it as "+CC NSN",
+    as field evidence says Graph does; False: only "+CC NSN" (the documented format).
     """
 
     def __init__(
@@ -237,10 +266,12 @@ class Tenant:
         tenant_id: str = "00000000-0000-0000-0000-0000000000aa",
         clock: Callable[[], float] = time.monotonic,
         replication_lag_s: float = 0.0,
+        lenient_numbers: bool = True,
     ) -> None:
         self.tenant_id = tenant_id
         self.clock = clock
         self.replication_lag_s = replication_lag_s
+        self.lenient_numbers = lenient_numbers
         self._users: dict[str, _User] = {}  # lower-case id -> user, soft-deleted included
         self._upn_index: dict[str, str] = {}  # case-folded UPN -> id, live users only
         self._sms_registry: dict[str, str] = {}  # sms_key(number) -> user id, soft-deleted included
@@ -348,6 +379,15 @@ class Tenant:
         user = self._resolve(ref)
         user.default_method = None if phone_type is None else self._phone_type(phone_type)
 
+    def set_user_roles(self, ref: str, roles: Iterable[str]) -> None:
+        """Give the user these directory roles (template ids); the sandbox has no role API,
+        tests and snapshots use this."""
+        self._resolve(ref).roles = frozenset(r.lower() for r in roles)
+
+    def user_roles(self, ref: str) -> frozenset[str]:
+        """The directory role template ids the user holds (404 for an unknown user)."""
+        return self._resolve(ref).roles
+
     # phone methods ---------------------------------------------------------------------
     def list_phones(self, ref: str, *, masked: bool = False) -> list[dict[str, Any]]:
         """phoneAuthenticationMethod JSON objects (id, phoneNumber, phoneType, smsSignInState)."""
@@ -382,7 +422,7 @@ class Tenant:
         if phone_type is None:
             raise _bad_request("The request must include 'phoneType'.")
         ptype = self._phone_type(phone_type)
-        self._check_number(phone_number)
+        phone_number = self._accept_number(phone_number)
         if ptype in user.phones:
             raise _bad_request(
                 f"A phone of type '{ptype.value}' already exists for this user: a user can have one phone of each "
@@ -416,7 +456,7 @@ class Tenant:
                 "You can't change a phone's type. Add a phone of the new type, then delete the original phone."
             )
         if phone_number is not None:
-            self._check_number(phone_number)
+            phone_number = self._accept_number(phone_number)
         if phone_number is None or phone_number == phone.number:
             return self._phone_json(user, ptype, phone.number, phone.sms, False)
         same_handset = sms_key(phone_number) == sms_key(phone.number)
@@ -460,7 +500,8 @@ class Tenant:
         user = self._resolve(ref)
         phone = self._sms_mobile(user, method_id)
         if not self._policy.allows(user.id):
-            raise _bad_request("SMS sign-in is not enabled by policy for this user.")
+            # evidence: the message Graph answered in msgraph-sdk-dotnet#2549 (its status and code are unknown)
+            raise _bad_request(SMS_NOT_ALLOWED_MESSAGE)
         if not self._register(user, phone):  # already registered to this user: a no-op
             raise _not_unique(saved=False)
 
@@ -595,6 +636,7 @@ class Tenant:
                 account_enabled=u.account_enabled,
                 deleted=u.deleted,
                 default_method=u.default_method,
+                roles=tuple(sorted(u.roles)),
                 phones=tuple(
                     SnapshotPhone(phone_type=t, phone_number=u.phones[t].number, sms=u.phones[t].sms)
                     for t in PHONE_TYPES
@@ -612,11 +654,18 @@ class Tenant:
 
     @classmethod
     def from_snapshot(
-        cls, data: dict[str, Any], *, clock: Callable[[], float] = time.monotonic, replication_lag_s: float = 0.0
+        cls,
+        data: dict[str, Any],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        replication_lag_s: float = 0.0,
+        lenient_numbers: bool = True,
     ) -> "Tenant":
         """A tenant holding the snapshot's state; ``SnapshotError`` when it breaks a rule."""
         snap = parse_snapshot(data)
-        tenant = cls(tenant_id=snap.tenant_id, clock=clock, replication_lag_s=replication_lag_s)
+        tenant = cls(
+            tenant_id=snap.tenant_id, clock=clock, replication_lag_s=replication_lag_s, lenient_numbers=lenient_numbers
+        )
         if snap.sms_policy is not None:
             try:
                 tenant._set_policy({**default_sms_policy(), **snap.sms_policy})
@@ -638,6 +687,7 @@ class Tenant:
             raise SnapshotError(f"{where}: {exc.message}") from None
         user = self._users[created["id"]]
         user.default_method = raw.default_method
+        user.roles = frozenset(raw.roles)
         for p in raw.phones:
             if p.phone_type in user.phones:
                 raise SnapshotError(f"{where}: more than one {p.phone_type.value} phone")
@@ -678,10 +728,12 @@ class Tenant:
             raise _method_not_found(str(method_id))
         return phone_type
 
-    @staticmethod
-    def _check_number(value: Any) -> None:
-        if not is_graph_phone_number(value):
+    def _accept_number(self, value: Any) -> str:
+        """The number as stored, or 400 when this tenant's number format refuses it."""
+        stored = spaced_phone_number(value) if self.lenient_numbers else value
+        if not is_graph_phone_number(stored):
             raise _bad_request(_FORMAT_MESSAGE)
+        return str(stored)
 
     def _sms_mobile(self, user: _User, method_id: Any) -> _Phone:
         if not isinstance(method_id, str) or method_id.lower() != METHOD_IDS[PhoneType.MOBILE]:
@@ -842,6 +894,7 @@ def _exclude_target(target: dict[str, Any]) -> dict[str, Any]:
 __all__ = [
     "ALL_USERS",
     "PHONE_NUMBER_PATTERN",
+    "SMS_NOT_ALLOWED_MESSAGE",
     "PhoneType",
     "SmsRegistration",
     "Tenant",
@@ -851,4 +904,5 @@ __all__ = [
     "is_graph_phone_number",
     "mask_phone_number",
     "sms_key",
+    "spaced_phone_number",
 ]

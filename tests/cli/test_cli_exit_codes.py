@@ -184,7 +184,7 @@ def test_exit_4_token_without_the_needed_roles(contoso: Any, tmp_path: Path) -> 
     applied = cli(["apply", job, "--yes", "--run-dir", tmp_path / "run", "--log-format", "json"], env=env)
     assert contoso.stats()["writes_succeeded"] == 0
     assert (planned.exit_code, applied.exit_code) == (4, 4)
-    assert "Authorization_RequestDenied" in error_messages(applied)[0]
+    assert "accessDenied" in error_messages(applied)[0]
 
 
 def test_exit_4_token_that_may_read_but_not_write(contoso: Any, tmp_path: Path) -> None:

@@ -119,7 +119,7 @@ def test_error_translation(make_sandbox) -> None:
         async with reader:
             with pytest.raises(AuthError) as denied:
                 await reader.create_phone(UPN, PhoneType.OFFICE, "+1 2065550111")
-            assert denied.value.status == 403 and denied.value.code == "Authorization_RequestDenied"
+            assert denied.value.status == 403 and denied.value.code == "accessDenied"
             policy, reason = await reader.read_sms_policy()
             assert policy == UNREADABLE_SMS_POLICY and "can't read" in reason
         anonymous = inprocess_client(app, token="not-a-jwt")

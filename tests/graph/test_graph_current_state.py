@@ -124,7 +124,7 @@ def test_final_errors_become_failed_rows(make_sandbox, clock) -> None:
 
     users, policy, notes = asyncio.run(run())
     assert policy.readable
-    assert all(u.status is ReadStatus.FAILED and u.error_code == "Authorization_RequestDenied" for u in users.values())
+    assert all(u.status is ReadStatus.FAILED and u.error_code == "accessDenied" for u in users.values())
     assert notes.failed == 4
 
 

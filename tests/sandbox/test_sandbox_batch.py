@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
@@ -84,9 +85,9 @@ def test_a_failed_or_missing_dependency_gives_424_and_the_dependant_never_runs(a
         _post_batch(
             asgi_sandbox,
             [
-                _create_user("3", "third@contoso.com", dependsOn=["2"]),
                 _create_user("1", "not a upn"),
                 _create_user("2", "second@contoso.com", dependsOn=["1"]),
+                _create_user("3", "third@contoso.com", dependsOn=["2"]),
                 _create_user("4", "fourth@contoso.com", dependsOn=["missing"]),
                 _create_user("5", "fifth@contoso.com"),
             ],
@@ -161,20 +162,31 @@ def test_batch_through_the_sdk_adapter_over_loopback(sandbox: Any, graph_client:
     assert (rejected.response_status_code, rejected.error.code) == (400, "BadRequest")
 
 
-def test_dependants_run_after_their_dependencies_and_cycles_fail() -> None:
-    from provision.sandbox.batch import parse_batch, run_batch
+def test_a_dependency_on_a_later_item_or_on_two_items_rejects_the_batch() -> None:
+    from provision.sandbox.batch import BatchError, parse_batch
 
-    items = parse_batch(
-        {
-            "requests": [
-                {"id": "c", "method": "get", "url": "/x", "dependsOn": ["b"]},
-                {"id": "b", "method": "GET", "url": "/x", "dependsOn": "a"},
-                {"id": "a", "method": "GET", "url": "x"},
-                {"id": "loop1", "method": "GET", "url": "/x", "dependsOn": ["loop2"]},
-                {"id": "loop2", "method": "GET", "url": "/x", "dependsOn": ["LOOP1"]},
-            ]
-        }
-    )
+    def batch(*requests: dict[str, Any]) -> Any:
+        return parse_batch({"requests": list(requests)})
+
+    ok = batch({"id": "a", "method": "GET", "url": "x"}, {"id": "b", "method": "get", "url": "/x", "dependsOn": "A"})
+    assert ok[1].depends_on == ("A",) and ok[1].method == "GET" and ok[0].path == "/x"
+    for bad in (
+        [{"id": "c", "method": "GET", "url": "/x", "dependsOn": ["b"]}, {"id": "b", "method": "GET", "url": "/x"}],
+        [{"id": "loop", "method": "GET", "url": "/x", "dependsOn": ["loop"]}],
+        [{"id": "a", "method": "GET", "url": "/x"}, {"id": "b", "method": "GET", "url": "/x"}, {"id": "c", "method": "GET", "url": "/x", "dependsOn": ["a", "b"]}],
+    ):
+        with pytest.raises(BatchError):
+            batch(*bad)
+
+
+def test_dependants_run_after_their_dependencies_and_cycles_fail() -> None:
+    from provision.sandbox.batch import BatchItem, run_batch
+
+    def item(item_id: str, *depends: str) -> BatchItem:
+        return BatchItem(item_id, "GET", "/x", {}, None, depends)
+
+    # run_batch orders whatever it is given (parse_batch lets through only earlier dependencies).
+    items = [item("c", "b"), item("b", "a"), item("a"), item("loop1", "loop2"), item("loop2", "LOOP1")]
     ran: list[str] = []
 
     def execute(item: Any) -> int:
@@ -184,4 +196,3 @@ def test_dependants_run_after_their_dependencies_and_cycles_fail() -> None:
     outcomes = run_batch(items, execute, lambda item: 424, lambda status: status)
     assert ran == ["a", "b", "c"]
     assert [(o.item.id, o.result) for o in outcomes] == [("c", 200), ("b", 200), ("a", 200), ("loop1", 424), ("loop2", 424)]
-    assert items[2].path == "/x" and items[0].method == "GET"

@@ -49,7 +49,8 @@ def test_refusals_name_what_stats_count_them_under() -> None:
     wrong_method = service.resolve(APP, "PUT", split_path(f"/users/{user}"))
     masked_reader = decode_token(make_token(scp="UserAuthenticationMethod.Read.All", wids=[AUTHENTICATION_ADMINISTRATOR]))
     forbidden = service.resolve(masked_reader, "DELETE", split_path(f"/users/{user}"))
-    assert isinstance(missing, Refusal) and (missing.operation, missing.reply.status) == ("unknownRoute", 404)
+    assert isinstance(missing, Refusal) and (missing.operation, missing.reply.status) == ("unknownRoute", 400)
+    assert missing.reply.error == ("BadRequest", "Resource not found for the segment 'me'.")
     assert isinstance(wrong_method, Refusal) and (wrong_method.operation, wrong_method.reply.status) == ("user", 405)
     assert isinstance(forbidden, Refusal) and (forbidden.operation, forbidden.reply.status) == ("deleteUser", 403)
     masked = service.resolve(masked_reader, "GET", split_path(f"/users/{user}/authentication/phoneMethods"))
@@ -63,7 +64,7 @@ def test_routes_are_one_grammar_for_requests_and_items() -> None:
         "enableSmsSignIn",
         ("a@b.com", MOBILE),
     )
-    assert route("GET", ["$batch"]) == RouteMiss(404, "unknownRoute")
+    assert route("GET", ["$batch"]) == RouteMiss(400, "unknownRoute")
 
 
 def test_the_service_imports_no_http_framework() -> None:
