@@ -11,9 +11,11 @@ The package is a batch job whose packages follow the data:
     cli/       the command line (the only part that prints)
     sandbox/   a local Graph-compatible tenant: default target and test server
 
-``__all__`` below is what a script may import from ``provision`` itself; everything else
-is internal and may move. Names load on first use, so ``import provision`` stays cheap
-(no msgraph until a Graph client is needed).
+``validate``, ``plan`` and ``apply`` (``provision.api``) are the API for scripts and
+notebooks: rosters as paths or pandas DataFrames, results as DataFrames. ``__all__`` below
+is what a script may import from ``provision`` itself; everything else is internal and may
+move. Names load on first use, so ``import provision`` stays cheap (no msgraph until a
+Graph client is needed).
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ _EXPORTS: dict[str, str] = {
     "Roster": "provision.roster.reader",
     "read_roster": "provision.roster.reader",
     "normalise": "provision.roster.numbers",
-    "validate": "provision.roster.frame",
+    "validate": "provision.api",
+    "plan": "provision.api",
+    "apply": "provision.api",
+    "PlanResult": "provision.api",
+    "ApplyResult": "provision.api",
     "Job": "provision.run.jobs",
     "load_job": "provision.run.jobs",
     "RunDir": "provision.run.rundir",
@@ -64,6 +70,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "__version__",
     "ApplyOptions",
+    "ApplyResult",
     "AuthError",
     "ChangeKind",
     "ExitCode",
@@ -73,6 +80,7 @@ __all__ = [
     "PhoneType",
     "PlanMismatchError",
     "PlanMode",
+    "PlanResult",
     "ProvisionError",
     "Roster",
     "RosterReadError",
@@ -83,11 +91,13 @@ __all__ = [
     "SmsSignInState",
     "UsageError",
     "UserDecision",
+    "apply",
     "apply_job",
     "load_job",
     "mask",
     "mask_in_text",
     "normalise",
+    "plan",
     "plan_job",
     "read_roster",
     "report_run",
@@ -96,6 +106,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from provision.api import ApplyResult, PlanResult, apply, plan, validate
     from provision.errors import (
         AuthError,
         ExitCode,
@@ -109,7 +120,6 @@ if TYPE_CHECKING:
     )
     from provision.masking import mask, mask_in_text
     from provision.model import ChangeKind, PhoneType, PlanMode, RowOutcome, SmsIntent, SmsSignInState, UserDecision
-    from provision.roster.frame import validate
     from provision.roster.numbers import normalise
     from provision.roster.reader import Roster, read_roster
     from provision.run.jobs import Job, load_job

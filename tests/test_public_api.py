@@ -13,6 +13,7 @@ import provision
 PUBLIC = [
     "__version__",
     "ApplyOptions",
+    "ApplyResult",
     "AuthError",
     "ChangeKind",
     "ExitCode",
@@ -22,6 +23,7 @@ PUBLIC = [
     "PhoneType",
     "PlanMismatchError",
     "PlanMode",
+    "PlanResult",
     "ProvisionError",
     "Roster",
     "RosterReadError",
@@ -32,11 +34,13 @@ PUBLIC = [
     "SmsSignInState",
     "UsageError",
     "UserDecision",
+    "apply",
     "apply_job",
     "load_job",
     "mask",
     "mask_in_text",
     "normalise",
+    "plan",
     "plan_job",
     "read_roster",
     "report_run",
@@ -74,6 +78,8 @@ HEAVY = ("msgraph", "kiota_abstractions", "kiota_http", "msgraph_core", "azure.i
         "import provision.cli",
         "from provision import load_job, read_roster, PlanMode, ExitCode, mask",
         "import provision.cli.validate_cmd",
+        "import provision.api",
+        "from provision import validate, plan, apply",
     ],
 )
 def test_light_imports_do_not_load_the_graph_sdk(statement: str) -> None:

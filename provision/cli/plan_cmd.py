@@ -26,9 +26,9 @@ def plan(
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")] = LogFormat.AUTO,
 ) -> None:
     """Read the roster and the users' current phones, and write the plan of changes (no writes)."""
-    from provision.cli.plan_summary import plan_summary, render_plan_summary
+    from provision.cli.plan_summary import render_plan_summary
     from provision.run.jobs import load_job
-    from provision.run.pipeline import load_job_roster, plan_job
+    from provision.run.pipeline import load_job_roster, plan_job, plan_summary
     from provision.run.plan_stage import save_plan
 
     console: JsonConsole | RichConsole = console_for(log_format)

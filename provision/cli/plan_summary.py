@@ -7,46 +7,9 @@ from typing import Any
 from rich.console import Console as RichTerminal
 from rich.table import Table
 
-from provision.model import PHONE_TYPES, ChangeKind, RowStatus, Severity, UserDecision
-from provision.planner import summarize
-from provision.run.plan_stage import PlannedRun
+from provision.model import ChangeKind
 
 KINDS = tuple(ChangeKind)
-
-
-def plan_summary(planned: PlannedRun) -> dict[str, Any]:
-    """The summary as plain data (for JSON output and for the rich tables)."""
-    s = summarize(planned.plan)
-    roster = planned.roster
-    statuses = roster.status_counts()
-    return {
-        "job": planned.job.name,
-        "target": planned.target,
-        "mode": planned.job.mode.value,
-        "sms_sign_in": planned.job.sms_sign_in.value,
-        "rows": len(roster.rows),
-        "rows_ok": statuses[RowStatus.OK],
-        "rows_warning": statuses[RowStatus.WARNING],
-        "rows_error": statuses[RowStatus.ERROR],
-        "blank_rows": roster.blank_rows,
-        "row_problems": dict(roster.issue_counts(Severity.ERROR).most_common(5)),
-        "row_warnings": dict(roster.issue_counts(Severity.WARNING).most_common(5)),
-        "users": len(planned.plan.users),
-        "users_by_outcome": {o.value: s.by_outcome.get(o, 0) for o in UserDecision},
-        "changes": s.total_changes,
-        "changes_by_kind": {k.value: s.by_kind.get(k, 0) for k in KINDS},
-        "changes_by_phone_type": {
-            t.value: {k.value: n for k, n in s.by_phone_type[t].items() if n} for t in PHONE_TYPES
-        },
-        "top_errors": dict(s.top_errors),
-        "top_warnings": dict(s.top_warnings),
-        "safety": "ok" if planned.plan.safety.ok else planned.plan.safety.message,
-        "read": {
-            "round_trips": planned.read_notes.batches,
-            "operations": planned.read_notes.operations,
-            "throttled": planned.read_notes.throttled,
-        },
-    }
 
 
 def render_plan_summary(terminal: RichTerminal, summary: dict[str, Any]) -> None:

@@ -171,7 +171,8 @@ def rollback(
 
 
 def _show_plan(console: AnyConsole, planned: PlannedRun) -> None:
-    from provision.cli.plan_summary import plan_summary, render_plan_summary
+    from provision.cli.plan_summary import render_plan_summary
+    from provision.run.pipeline import plan_summary
 
     summary = plan_summary(planned)
     if isinstance(console, JsonConsole):

@@ -8,6 +8,10 @@ neutralised against formula injection by results.csv's rule (``report.layout.saf
 Exit 0 when no row has an error, 1 when some do, 2 when the roster (or the job file) can't
 be read at all. A roster without data rows (a header-only extract) exits 0 with a warning
 saying that ``plan`` and ``apply`` will refuse it.
+
+``--job`` takes the roster's path, sheet, default region and column mapping from a job
+file; ``--region``/``--sheet`` and each ``--column FIELD=HEADER`` win over it, so a header
+the recogniser doesn't know can be named without writing a job file.
 """
 
 from __future__ import annotations
@@ -56,6 +60,22 @@ class RosterSettings:
     columns: Mapping[str, str] | None = None
 
 
+def parse_columns(items: list[str] | None) -> dict[str, str]:
+    """``--column FIELD=HEADER`` options as a mapping; an unknown field or a missing ``=`` is a UsageError."""
+    from provision.roster.columns import FIELDS
+
+    columns: dict[str, str] = {}
+    for item in items or ():
+        name, sep, header = item.partition("=")
+        name, header = name.strip().lower(), header.strip()
+        if not sep or not header:
+            raise UsageError(f'--column {item!r}: give FIELD=HEADER, e.g. --column user="Work Email"')
+        if name not in FIELDS:
+            raise UsageError(f"--column {item!r}: unknown field {name!r}; fields are {', '.join(FIELDS)}")
+        columns[name] = header
+    return columns
+
+
 def roster_settings(job: Path | None) -> RosterSettings:
     if job is None:
         return RosterSettings()
@@ -75,17 +95,27 @@ def validate(
     ] = None,
     sheet: Annotated[str | None, typer.Option("--sheet", help="Excel sheet name (or 0-based index)")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the per-row report to this CSV file")] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--column",
+            metavar="FIELD=HEADER",
+            help="Read FIELD (user, mobile, alternate_mobile, office, region, sms_sign_in) from the column HEADER; "
+            "repeatable; wins over the job's [roster.columns]",
+        ),
+    ] = None,
 ) -> None:
     """Check a roster file and report every row's problems."""
     console = Console(highlight=False)
     with exits_on_error(PlainConsole(console)):
+        mapped = parse_columns(column)
         settings = roster_settings(job)
         path = roster or settings.path
         if path is None:
             raise UsageError("give a ROSTER file, or a --job whose [roster] has a path")
         result = read_roster(
             path,
-            columns=settings.columns,
+            columns={**(settings.columns or {}), **mapped} or None,
             default_region=region or settings.default_region,
             sheet=sheet if sheet is not None else settings.sheet,
         )

@@ -2,16 +2,19 @@
 
 The first stage of the pipeline, and the only one that reads HR files:
 
-``files``        a CSV/TSV or Excel file's cells, streamed one record at a time
+``files``        a CSV/TSV file (pyarrow), an Excel workbook (calamine) or a DataFrame as records
 ``columns``      which column holds which field (the job's mapping, then known headers)
 ``numbers``      one typed phone number -> Graph's ``+CC NSN[xEXT]`` form, or why not
 ``number_pool``  many phone cells normalised at once, in worker processes for big files
+``row_phones``   a row's phones as a compact read-only mapping
+``memory``       handing freed memory back to the OS after the big steps
 ``reader``       ``read_roster``: all of the above, plus the checks across rows
 
 Callers use ``read_roster`` and ``Roster``; the planner and the executor compare numbers
 with ``canonical_digits``. The names below are loaded on first use, so importing one
 submodule (the planner imports ``numbers``; worker processes import ``number_pool``)
-does not load openpyxl and the reader with it. Nothing here imports the Graph SDK.
+does not load the reader. pyarrow, pandas and openpyxl are imported only when a file
+needs them. Nothing here imports the Graph SDK.
 """
 
 from __future__ import annotations

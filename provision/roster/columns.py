@@ -1,15 +1,31 @@
 """Which roster column holds which field: the job's mapping first, then known headers.
 
-Headers are compared with case, spaces and punctuation ignored, so ``User Principal
-Name``, ``userPrincipalName`` and ``USER_PRINCIPAL_NAME`` are one header. Aliases cover
-the exports admins actually have: MSOnline (``UserPrincipalName``, ``PhoneNumber``,
-``AlternativePhoneNumber``), Active Directory (``mobile``, ``telephoneNumber``, ``c``)
-and plain HR sheets (``UPN``, ``Email``, ``Mobile Phone``, ``Work Phone``, ``Country``).
+Headers are compared with case, accents, spaces and punctuation ignored, so ``User
+Principal Name``, ``userPrincipalName`` and ``USER_PRINCIPAL_NAME`` are one header, and so
+are ``Büro``, ``buro`` and ``BURO``. Aliases cover the exports admins actually have:
+MSOnline (``UserPrincipalName``, ``PhoneNumber``, ``AlternativePhoneNumber``; Get-MsolUser's
+``MobilePhone``, ``PhoneNumber``, ``AlternateMobilePhones``), Active Directory (``mobile``,
+``telephoneNumber``, ``c``), plain HR sheets (``UPN``, ``Work Email``, ``Mobile Phone``,
+``Cell``, ``Office Tel``, ``Work Phone``, ``Country``) and their German, French, Spanish,
+Portuguese, Dutch and Nordic spellings (``Handy``, ``Mobil``, ``Portable``, ``Celular``,
+``Telefon``, ``Büro``, ``Téléphone``, ``Land``, ``Pays``, ``País``, ``Courriel``...).
+
+A bare "telephone" in any language (``Telefon``, ``Téléphone``, ``Teléfono``) is the office
+phone, never the mobile: HR sheets that mean a mobile say so (``Handy``, ``Portable``,
+``Celular``, ``Mobil``).
+
+When several columns match one field, the alias listed first below wins and the others stay
+passthrough columns; ``validate`` shows which header each field took. One case is a rule of
+its own: MSOnline's ``PhoneNumber`` is the mobile (the MFA phone of a
+StrongAuthenticationUserDetails export) unless the file also has an explicit mobile column
+such as ``MobilePhone``; then it is a Get-MsolUser export, where ``PhoneNumber`` is the
+office phone.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -25,27 +41,46 @@ PHONE_FIELDS: Mapping[str, PhoneType] = {
 }
 
 # In priority order: when a file has several of a field's aliases, the first one wins and
-# the others stay passthrough columns. MSOnline's PhoneNumber is the MFA phone (a mobile),
-# listed after the explicit "mobile" spellings.
+# the others stay passthrough columns. Keys are ``header_key`` forms (no accents, no case).
+# MSOnline's PhoneNumber is the MFA phone (a mobile), listed after the explicit "mobile"
+# spellings; it is also the office field's last alias, so a file that has both (a
+# Get-MsolUser export: MobilePhone and PhoneNumber) gets it as the office phone.
 ALIASES: Mapping[str, tuple[str, ...]] = {
     "user": (
         "user", "userprincipalname", "upn", "objectid", "userid", "username", "signinname",
+        "workemail", "workemailaddress", "businessemail", "workmail",
         "email", "emailaddress", "mail", "primarysmtpaddress",
+        "emailadresse", "emailadres", "adresseemail", "adressecourriel", "courriel",
+        "correoelectronico", "correo",
     ),
     "mobile": (
-        "mobile", "mobilephone", "mobilenumber", "mobilephonenumber", "cell", "cellphone",
-        "cellnumber", "phonenumber", "authenticationphone", "authenticationphonenumber",
+        "mobile", "mobilephone", "mobilenumber", "mobilephonenumber", "mobileno", "cell", "cellphone",
+        "cellnumber", "cellphonenumber",
+        # de, nl, nordic, fr, es, pt, it
+        "mobil", "mobiltelefon", "mobilnummer", "handy", "handynummer", "mobiel", "mobielnummer",
+        "portable", "telephoneportable", "celular", "telefonocelular", "telefonecelular", "movil",
+        "telefonomovil", "telemovel", "cellulare",
+        "phonenumber", "authenticationphone", "authenticationphonenumber",
     ),
     "alternate_mobile": (
-        "alternatemobile", "alternatemobilephone", "alternativephonenumber", "alternatephonenumber",
-        "alternatephone", "alternativephone", "altmobile", "secondarymobile", "mobile2",
+        "alternatemobile", "alternatemobilephone", "alternatemobilephones", "alternativephonenumber",
+        "alternatephonenumber", "alternatephone", "alternativephone", "altmobile", "secondarymobile", "mobile2",
         "othermobile", "alternateauthenticationphone",
     ),
     "office": (
-        "office", "officephone", "officenumber", "officephonenumber", "workphone", "workphonenumber",
-        "telephonenumber", "businessphone", "businessphones", "deskphone", "landline",
+        "office", "officephone", "officenumber", "officephonenumber", "officetel", "officetelephone",
+        "workphone", "workphonenumber", "worktel", "telephonenumber", "businessphone", "businessphones",
+        "deskphone", "landline",
+        # a bare "telephone" in any language is the office phone, never the mobile
+        "telephone", "tel", "burotelefon", "buerotelefon", "buro", "buero", "telefon", "telefonnummer",
+        "festnetz", "bureau", "telephonebureau", "telephoneprofessionnel", "telefono", "telefonofijo",
+        "telefone", "telefonefixo", "telefoon", "ufficio",
+        "phonenumber",
     ),
-    "region": ("region", "country", "countrycode", "regioncode", "usagelocation", "c"),
+    "region": (
+        "region", "country", "countrycode", "regioncode", "usagelocation", "c", "countryorregion",
+        "land", "pays", "pais", "paese",
+    ),
     "sms_sign_in": ("smssignin", "smssigninenabled", "enablesmssignin", "smssignon", "sms"),
 }
 
@@ -55,7 +90,10 @@ _SHOWN_CHARS = 32
 
 
 def header_key(header: str) -> str:
-    return _NOT_ALNUM.sub("", header.casefold())
+    """The form headers are compared in: case folded, accents dropped (``Büro`` -> ``buro``),
+    spaces and punctuation removed."""
+    decomposed = unicodedata.normalize("NFKD", header.casefold())
+    return _NOT_ALNUM.sub("", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +122,9 @@ def match_columns(headers: Sequence[str], columns: Mapping[str, str] | None = No
         position = _find(headers, keys, header)
         if position is None:
             raise RosterReadError(f"the {field_name} column {header!r} is not in the roster; columns found: {found}")
+        earlier = next((f for f, i in index.items() if i == position), None)
+        if earlier is not None:  # one column can't be two fields: say so rather than pick one
+            raise UsageError(f"the {earlier} and {field_name} fields are both mapped to the column {headers[position]!r}")
         index[field_name] = position
     taken = set(index.values())
     for field_name in FIELDS:
@@ -98,16 +139,22 @@ def match_columns(headers: Sequence[str], columns: Mapping[str, str] | None = No
     if "user" not in index:
         raise RosterReadError(
             "the roster has no user column (a UPN or object id; looked for "
-            f"{', '.join(ALIASES['user'][:6])}...); columns found: {found}"
+            f"{', '.join(ALIASES['user'][:8])}...); columns found: {found}; {how_to_map('user')}"
         )
     if not any(f in index for f in PHONE_FIELDS):
         raise RosterReadError(
             "the roster has no phone column (mobile, alternate_mobile or office; looked for e.g. "
-            f"Mobile, PhoneNumber, AlternativePhoneNumber, telephoneNumber, Work Phone); columns found: {found}"
+            f"Mobile, Cell, PhoneNumber, AlternativePhoneNumber, telephoneNumber, Office Phone); columns found: {found}; "
+            f"{how_to_map('mobile')}"
         )
     names = {f: headers[i] for f, i in index.items()}
     extra = tuple((i, _unique_name(headers, i)) for i in range(len(headers)) if i not in taken)
     return ColumnMap(index=index, names=names, extra=extra)
+
+
+def how_to_map(field_name: str) -> str:
+    """The hint that ends a missing-column error: the two ways to name the column."""
+    return f'map one with --column {field_name}=HEADER or [roster.columns] {field_name} = "HEADER" in the job'
 
 
 def _found(headers: Sequence[str]) -> str:

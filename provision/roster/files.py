@@ -1,20 +1,25 @@
-"""A roster file's cells, as text, one record at a time, with their spreadsheet row numbers.
+"""A roster's cells, as text, one record at a time, with their spreadsheet row numbers.
 
 Delimited text (.csv/.tsv/.txt, delimiter sniffed among ``,`` ``;`` tab ``|``; UTF-8
-with or without BOM, UTF-16 with BOM, else cp1252) goes through the csv module: it
-hands over each record as it is, so a ragged row becomes a row problem rather than a
-skipped or fatal line, and memory stays flat for a million rows. Excel workbooks
-(.xlsx/.xlsm) go through openpyxl in read-only mode with cached formula values; numbers
-come out as their digits (never ``2065550100.0``) and are marked so a lost ``+`` can be
-recovered. Whatever the extension says, the first bytes decide the format.
+with or without BOM, UTF-16 with BOM, else cp1252; a PowerShell ``#TYPE`` line above the
+header skipped) is parsed column-wise by pyarrow's multi-threaded CSV reader, the engine
+behind ``pandas.read_csv(engine="pyarrow")``. A file it can't take as it is (a row wider
+or narrower than the header, a blank line, a runaway cell) is read, as a whole, by the
+csv module instead: it hands over each record as it is, so a ragged row becomes a row
+problem with its row number rather than a skipped or fatal line. Excel workbooks
+(.xlsx/.xlsm) are read by calamine (``pandas.read_excel(engine="calamine")``'s engine)
+with their cell types: numbers come out as their digits (never ``2065550100.0``) and are
+marked so a lost ``+`` or leading zero can be recovered; openpyxl only looks at the
+formulas of a workbook that has some. A DataFrame (``frame_table``) is read as if it were
+a sheet. Whatever the extension says, the first bytes decide the format.
 
 A file that can't be read as a roster at all (damaged or truncated workbook, a zip that is
 no workbook, a password-protected or legacy workbook, binary data, text that doesn't
 decode, a header wider than ``MAX_COLUMNS``, a cell longer than ``MAX_CELL_CHARS``)
 raises ``RosterReadError`` naming the file, the row when it is known, and the reason,
 whenever the damage shows: at open, or half-way through the rows. Only the exceptions the
-csv module, zipfile/zlib, the XML parser and openpyxl raise on bad input are translated,
-and only around their own calls.
+csv module, zipfile/zlib, the XML parser, calamine and openpyxl raise on bad input are
+translated, and only around their own calls.
 """
 
 from __future__ import annotations
@@ -30,15 +35,14 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Protocol, TypeVar
+from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Protocol, TypeVar
 from xml.etree.ElementTree import ParseError
 
-import openpyxl
-from openpyxl.utils.exceptions import InvalidFileException
-from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
+import python_calamine
 
 from provision.errors import RosterReadError
 from provision.masking import mask_in_text
+from provision.roster.memory import give_back_freed_memory
 
 DELIMITERS = (",", ";", "\t", "|")
 # Excel's own limit for one cell: no roster cell typed or exported by Excel is longer, so a
@@ -54,6 +58,7 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls, or an encrypted (password-protected) .xlsx
 _ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")  # the OLE stream of an encrypted workbook
 _FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
+_HEADER_SEARCH_ROWS = 1_000  # rows of a sheet searched for a header when only that is wanted
 _REASON_CHARS = 160  # of a library's error message, in ours
 _T = TypeVar("_T")
 
@@ -73,7 +78,7 @@ _DAMAGED_WORKBOOK: tuple[type[BaseException], ...] = (
     zlib.error,
     lzma.LZMAError,
     ParseError,
-    InvalidFileException,
+    python_calamine.CalamineError,
     NotImplementedError,
     EOFError,
     OSError,
@@ -90,11 +95,10 @@ _DAMAGED_TEXT: tuple[type[BaseException], ...] = (csv.Error, UnicodeDecodeError,
 warnings.filterwarnings("ignore", category=UserWarning, module=r"openpyxl(\.|$)")
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One row of the file. ``numeric``: positions of spreadsheet number cells;
     ``uncached``: formula cells with no saved value; ``overflow``: non-empty cells past
-    the header's width."""
+    the header's width. A named tuple: a million of them are made per million rows."""
 
     row: int
     cells: tuple[str, ...]
@@ -125,8 +129,12 @@ class Table:
             closable.close()
 
 
-def open_table(path: Path, sheet: str | int | None = None) -> Table:
-    """Open a roster file; raise RosterReadError when it can't be read at all."""
+FRAME_PATH = Path("<DataFrame>")
+
+
+def open_table(path: Path, sheet: str | int | None = None, *, header_only: bool = False) -> Table:
+    """Open a roster file; raise RosterReadError when it can't be read at all.
+    ``header_only``: a workbook sheet's first rows only (to look for a header)."""
     try:
         with path.open("rb") as f:
             magic = f.read(4)
@@ -137,7 +145,7 @@ def open_table(path: Path, sheet: str | int | None = None) -> Table:
     except OSError as exc:
         raise RosterReadError(f"can't read the roster file {path}: {exc.strerror or exc}") from None
     if magic == _ZIP_MAGIC:
-        return _open_workbook(path, sheet)
+        return _open_workbook(path, sheet, header_only)
     if magic == _OLE_MAGIC:
         if _is_encrypted(path):
             raise RosterReadError(f"{path.name} is a password-protected workbook; save a copy without the password")
@@ -192,6 +200,50 @@ def _checked_header(values: tuple[str, ...], path: Path, row: int) -> tuple[str,
     return values
 
 
+# -- a DataFrame ---------------------------------------------------------------------------
+
+
+def frame_table(frame: Any) -> Table:
+    """A pandas DataFrame as if it were a sheet with its header on row 1: the column names
+    are the headers, rows are 2..n+1, every value is text (NaN/None/NA blank), and an
+    int or float value counts as a spreadsheet number cell (its ``+`` may be lost)."""
+    header = _checked_header(tuple(str(name).strip() for name in frame.columns), FRAME_PATH, 1)
+    width = len(header)
+    texts: list[list[str]] = []
+    numeric: list[list[bool]] = []
+    for i in range(width):
+        pairs = [_frame_cell(v) for v in frame.iloc[:, i].tolist()]
+        texts.append([t for t, _ in pairs])
+        numeric.append([n for _, n in pairs])
+    return Table(header=header, header_row=1, records=_frame_records(texts, numeric), sheet=None)
+
+
+def _frame_records(texts: list[list[str]], numeric: list[list[bool]]) -> Iterator[Record]:
+    flags = list(zip(*numeric))
+    for k, cells in enumerate(zip(*texts)):
+        numbers = frozenset(i for i, n in enumerate(flags[k]) if n) if any(flags[k]) else _NO_INDEXES
+        yield Record(k + 2, cells, numbers)
+
+
+def _frame_cell(value: object) -> tuple[str, bool]:
+    if value is None or value is _pandas_na():
+        return "", False
+    item = getattr(value, "item", None)
+    if item is not None and type(value).__module__ == "numpy":  # numpy scalar -> Python value
+        value = item()
+    if isinstance(value, float) and value != value:  # NaN
+        return "", False
+    if type(value).__name__ in {"NaTType"}:
+        return "", False
+    return cell_text(value)
+
+
+def _pandas_na() -> object:
+    import pandas
+
+    return pandas.NA
+
+
 # -- delimited text -----------------------------------------------------------------------
 
 
@@ -215,10 +267,17 @@ def _open_delimited(path: Path) -> Table:
     except BaseException:
         f.close()
         raise
+    # Only the #TYPE line may sit above the header on the fast path: pyarrow would not count
+    # blank lines there the way the spreadsheet row numbers do.
+    typed = sample.lstrip("\ufeff").startswith("#TYPE")
+    fast = header_row == 1 or (header_row == 2 and typed)
+    records = _arrow_records(path, encoding, delimiter, header_row, len(header)) if fast else None
+    if records is not None:
+        f.close()
     return Table(
         header=header,
         header_row=header_row,
-        records=_delimited_records(reader, header_row, len(header), path),
+        records=records if records is not None else _delimited_records(reader, header_row, len(header), path),
         sheet=None,
         encoding=encoding,
         delimiter=delimiter,
@@ -254,7 +313,7 @@ def _decodes(f: BinaryIO, encoding: str) -> bool:
 
 def _sniff_delimiter(sample: str, *, prefer_tab: bool) -> str:
     lines = sample.splitlines()[:-1] if len(sample) >= _SNIFF_CHARS else sample.splitlines()
-    lines = [line for line in lines if line.strip()][:50]
+    lines = [line for line in lines if line.strip() and not line.lstrip().startswith("#TYPE")][:50]
     if not lines:
         return "\t" if prefer_tab else ","
     best, best_score = ("\t" if prefer_tab else ","), (0, 0.0, 0)
@@ -273,9 +332,17 @@ def _sniff_delimiter(sample: str, *, prefer_tab: bool) -> str:
 
 def _first_nonblank(reader: Iterator[list[str]]) -> tuple[int, list[str] | None]:
     for number, record in enumerate(reader, start=1):
+        if number == 1 and _is_type_line(record):
+            continue
         if any(cell.strip() for cell in record):
             return number, record
     return 0, None
+
+
+def _is_type_line(record: list[str]) -> bool:
+    """PowerShell's ``Export-Csv`` (Windows PowerShell 5.1, ``-IncludeTypeInformation`` later)
+    writes ``#TYPE <.NET type>`` above the header: not a header, and not a data row."""
+    return len(record) == 1 and record[0].lstrip().startswith("#TYPE")
 
 
 def _unreadable_text(path: Path, exc: BaseException, row: int | None) -> RosterReadError:
@@ -307,35 +374,104 @@ def _delimited_records(reader: Iterator[list[str]], header_row: int, width: int,
         raise _unreadable_text(path, exc, row + 1) from None
 
 
+def _arrow_records(path: Path, encoding: str, delimiter: str, header_row: int, width: int) -> Iterator[Record] | None:
+    """The data records through pyarrow's multi-threaded CSV parser, or None when the file
+    needs the tolerant csv-module path: a blank line (pyarrow would skip it and shift the
+    row numbers), a row wider or narrower than the header, a cell past ``MAX_CELL_CHARS``,
+    text that doesn't decode. The choice is made once per file, before any record is
+    handed over, so the tolerant path still reports each malformed row by its number."""
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+    from pyarrow import csv as pacsv
+
+    names = [f"c{i}" for i in range(width)]
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                encoding=encoding, skip_rows=header_row, column_names=names, block_size=4 << 20
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False),
+            # The system allocator hands the parsed buffers back once the rows are built
+            # (pyarrow's default pool keeps them for reuse: hundreds of MB at 1M rows).
+            memory_pool=pa.system_memory_pool(),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                null_values=[],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        too_long = max((pc.max(pc.utf8_length(table.column(n))).as_py() or 0 for n in names), default=0)
+        if too_long > MAX_CELL_CHARS:
+            return None
+    except (pa.ArrowException, UnicodeError, LookupError):
+        return None
+    batches = table.to_batches()
+    del table
+    return _batch_records(batches, header_row)
+
+
+def _batch_records(batches: list[Any], header_row: int) -> Iterator[Record]:
+    """Records from pyarrow record batches, each trimmed and converted to Python a batch at a
+    time and released once its rows are handed over (memory falls as the file is read)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pool = pa.system_memory_pool()
+    row = header_row
+    batches.reverse()
+    while batches:
+        batch = batches.pop()
+        texts = [pc.utf8_trim_whitespace(column, memory_pool=pool).to_pylist() for column in batch.columns]
+        del batch
+        for cells in zip(*texts):
+            row += 1
+            yield Record(row, cells)
+    give_back_freed_memory()  # the parser threads' arenas
+
+
 # -- Excel --------------------------------------------------------------------------------
 
 
-def _open_workbook(path: Path, sheet: str | int | None) -> Table:
+def _open_workbook(path: Path, sheet: str | int | None, header_only: bool = False) -> Table:
     closables: list[_Closable] = []
     try:
-        return _workbook_table(path, sheet, closables)
+        return _workbook_table(path, sheet, closables, header_only)
     except BaseException:
         for closable in reversed(closables):
             closable.close()
         raise
 
 
-def _workbook_table(path: Path, sheet: str | int | None, closables: list[_Closable]) -> Table:
-    """The workbook's Table; everything opened is added to ``closables`` as it opens."""
-    # A file object, not the path: openpyxl refuses paths whose extension isn't .xlsx,
-    # and a workbook saved as "roster.csv" is still a workbook.
-    values_book = _load_workbook(path, data_only=True, closables=closables)
-    title = _pick_sheet(values_book.sheetnames, sheet, path)
-    values = _guard(path, lambda: values_book[title])
-    values.reset_dimensions()  # some exporters write a wrong <dimension>; don't trust it
+def sheet_names(path: Path) -> list[str]:
+    """A workbook's sheet names, in order."""
+    book = _guard(path, lambda: python_calamine.CalamineWorkbook.from_path(str(path)))
+    try:
+        return list(book.sheet_names)
+    finally:
+        book.close()
+
+
+def _workbook_table(path: Path, sheet: str | int | None, closables: list[_Closable], header_only: bool) -> Table:
+    """The workbook's Table; everything opened is added to ``closables`` as it opens.
+
+    calamine (Rust) reads the cached values with their types: a number cell stays a float
+    (so a lost ``+`` or leading zero shows), a text cell stays text. It can't see formulas,
+    so a workbook holding any is also read by openpyxl in formula mode, to tell a formula
+    with no cached value from an empty cell.
+    """
+    book = _guard(path, lambda: python_calamine.CalamineWorkbook.from_path(str(path)))
+    closables.append(book)
+    title = _pick_sheet(list(book.sheet_names), sheet, path)
+    limit = _HEADER_SEARCH_ROWS if header_only else None
+    grid = _guard(path, lambda: book.get_sheet_by_name(title).to_python(skip_empty_area=False, nrows=limit))
     formulas_sheet = None
-    if _guard(path, lambda: _has_formulas(path)):
-        # The cached value and the formula live in two different openpyxl modes: a formula
-        # with no cached value reads as an empty cell unless the formulas are read too.
-        formulas_book = _load_workbook(path, data_only=False, closables=closables)
+    if not header_only and _guard(path, lambda: _has_formulas(path)):
+        formulas_book = _load_formulas(path, closables=closables)
         formulas_sheet = _guard(path, lambda: formulas_book[title])
-        formulas_sheet.reset_dimensions()
-    rows = _sheet_records(_guarded(values.iter_rows(values_only=True), path), formulas_sheet, path)
+        formulas_sheet.reset_dimensions()  # some exporters write a wrong <dimension>; don't trust it
+    rows = _sheet_records(_drain(grid), formulas_sheet, path)
     for record in rows:
         if any(record.cells):
             header = _checked_header(record.cells, path, record.row)
@@ -349,18 +485,35 @@ def _workbook_table(path: Path, sheet: str | int | None, closables: list[_Closab
     raise RosterReadError(f"sheet {title!r} of {path.name} has no header row (the sheet is empty)")
 
 
-def _load_workbook(path: Path, *, data_only: bool, closables: list[_Closable]) -> Any:
+def _drain(grid: list[Any]) -> Iterator[tuple[object, ...]]:
+    """The sheet's rows, each released once read (the grid is the largest thing held)."""
+    grid.reverse()
+    while grid:
+        yield tuple(grid.pop())
+
+
+def _load_formulas(path: Path, *, closables: list[_Closable]) -> Any:
+    import openpyxl
+
+    # A file object, not the path: openpyxl refuses paths whose extension isn't .xlsx,
+    # and a workbook saved as "roster.csv" is still a workbook.
     handle = path.open("rb")
     closables.append(handle)
-    book = _guard(path, lambda: openpyxl.load_workbook(handle, read_only=True, data_only=data_only))
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        book = _guard(path, lambda: openpyxl.load_workbook(handle, read_only=True, data_only=False))
+    except InvalidFileException as exc:
+        raise _damaged(path, exc) from None
     closables.append(book)
     return book
 
 
 def _damaged(path: Path, exc: BaseException) -> RosterReadError:
-    if isinstance(exc, KeyError):  # zipfile: "There is no item named 'xl/workbook.xml' in the archive"
+    # zipfile: "There is no item named 'xl/workbook.xml' in the archive"; calamine: "File not found '_rels/.rels'"
+    if isinstance(exc, KeyError) or (isinstance(exc, python_calamine.CalamineError) and "not found" in str(exc)):
         return RosterReadError(f"{path.name} is not a readable Excel workbook (a part is missing: {_library_reason(exc)})")
-    if isinstance(exc, (zipfile.BadZipFile, zlib.error, EOFError)):
+    if isinstance(exc, (zipfile.BadZipFile, zlib.error, EOFError, python_calamine.ZipError)):
         return RosterReadError(f"{path.name} is not a readable Excel workbook: it is damaged or truncated ({_library_reason(exc)})")
     return RosterReadError(f"{path.name} is not a readable Excel workbook ({_library_reason(exc)})")
 
@@ -426,6 +579,9 @@ def _sheet_records(values: Iterator[tuple[object, ...]], formulas_sheet: Any, pa
         cells: list[str] = []
         numeric: set[int] = set()
         for i, value in enumerate(row):
+            if type(value) is str:  # most cells: no call needed
+                cells.append(value.strip())
+                continue
             text, is_number = cell_text(value)
             cells.append(text)
             if is_number:
@@ -440,7 +596,7 @@ def _sheet_records(values: Iterator[tuple[object, ...]], formulas_sheet: Any, pa
             missing = {
                 i
                 for i, f in enumerate(formula_row)
-                if (i >= len(row) or row[i] is None) and _is_formula(f)
+                if (i >= len(row) or row[i] is None or row[i] == "") and _is_formula(f)
             }
             uncached = frozenset(missing) if missing else _NO_INDEXES
             for i in missing:
@@ -450,6 +606,8 @@ def _sheet_records(values: Iterator[tuple[object, ...]], formulas_sheet: Any, pa
 
 
 def _is_formula(value: object) -> bool:
+    from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
+
     return isinstance(value, (ArrayFormula, DataTableFormula)) or (isinstance(value, str) and value.startswith("="))
 
 

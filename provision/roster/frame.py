@@ -53,16 +53,18 @@ def roster_frame(roster: Roster) -> "pandas.DataFrame":
 
 
 def validate(
-    roster: str | Path,
+    roster: "str | Path | pandas.DataFrame",
     *,
     region: str | None = None,
     sheet: str | int | None = None,
     columns: Mapping[str, str] | None = None,
 ) -> "pandas.DataFrame":
-    """Read and check a roster file without touching any tenant: one DataFrame row per data row.
+    """Read and check a roster file (or a DataFrame laid out like one: see ``read_roster``)
+    without touching any tenant: one DataFrame row per data row.
 
     The same columns as ``provision validate --out``; ``status`` is ok / warning / error and
     ``problems`` names each problem with its code. The numbers are the roster's own data,
     in full: mask them (``provision.mask``) before logging any.
     """
-    return roster_frame(read_roster(Path(roster), columns=columns, default_region=region, sheet=sheet))
+    source = Path(roster) if isinstance(roster, str) else roster
+    return roster_frame(read_roster(source, columns=columns, default_region=region, sheet=sheet))

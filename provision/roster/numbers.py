@@ -30,7 +30,7 @@ from phonenumbers import (
     phonenumberutil,
 )
 
-from provision.masking import fold
+from provision.masking import fold, mask
 from provision.model import PhoneType
 
 __all__ = [
@@ -55,6 +55,13 @@ _NOT_MOBILE_TYPES = frozenset(
     }
 )
 _MOBILE_SLOTS = frozenset({PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE})
+# The number types that fit each column, for a spreadsheet number with two valid readings.
+_MOBILE_KINDS = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+_FITS: dict[PhoneType, frozenset[int]] = {
+    PhoneType.MOBILE: _MOBILE_KINDS,
+    PhoneType.ALTERNATE_MOBILE: _MOBILE_KINDS,
+    PhoneType.OFFICE: frozenset({PhoneNumberType.FIXED_LINE, PhoneNumberType.FIXED_LINE_OR_MOBILE, PhoneNumberType.VOIP}),
+}
 
 # What Excel writes into a CSV once a long number has been displayed as "2.06555E+09":
 # the digits past the sixth are gone for good.
@@ -193,32 +200,53 @@ def _parse(text: str, region: str | None, phone_type: PhoneType | None) -> Norma
 
 
 def _lost_plus(digits: str, region: str | None, phone_type: PhoneType | None) -> NormalisedPhone:
-    """A spreadsheet number: national reading with the row's region, or ``+digits``."""
-    international = _attempt("+" + digits, None, phone_type)
+    """A spreadsheet number: national reading with the row's region, or ``+digits``.
+
+    When both readings are valid and differ, the column decides if exactly one reading
+    fits it (a mobile column: the one libphonenumber types as mobile; an office column:
+    the one it types as a fixed line); otherwise the national reading is kept with a
+    warning naming both (masked).
+    """
+    international, international_kind = _attempt_typed("+" + digits, None, phone_type)
     if region is None:
         return international if international.ok else _attempt(digits, None, phone_type)
-    national = _attempt(digits, region, phone_type)
+    national, national_kind = _attempt_typed(digits, region, phone_type)
     if not international.ok or national.graph == international.graph:
         return national
-    if not national.ok:
+    if not national.ok or national.graph is None or international.graph is None:
         return international
+    fits = _FITS.get(phone_type) if phone_type is not None else None
+    if fits is not None:
+        national_fits, international_fits = national_kind in fits, international_kind in fits
+        if national_fits != international_fits:
+            return national if national_fits else international
     return NormalisedPhone(
         graph=national.graph,
         warning="ambiguous_lost_plus",
-        reason=sys.intern(
-            f"the cell is a spreadsheet number that reads both as a {region} number and as an "
-            "international number whose '+' was lost; the national reading was kept"
+        reason=(
+            f"the cell is a spreadsheet number that reads both as the {region} number {mask(national.graph)} "
+            f"and as {mask(international.graph)} (an international number whose '+' was lost); "
+            f"the {region} reading was kept: type the number as text with its + to choose"
         ),
     )
 
 
 def _attempt(text: str, region: str | None, phone_type: PhoneType | None) -> NormalisedPhone:
+    return _attempt_typed(text, region, phone_type)[0]
+
+
+def _attempt_typed(text: str, region: str | None, phone_type: PhoneType | None) -> tuple[NormalisedPhone, int]:
+    """The outcome, and libphonenumber's type for the number (UNKNOWN when it isn't valid)."""
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as exc:
-        return _parse_failure(exc, text, region)
+        return _parse_failure(exc, text, region), PhoneNumberType.UNKNOWN
     # The type is UNKNOWN exactly when is_valid_number() is False; one call does both.
     kind = _number_type(number)
+    return _typed(number, kind, phone_type), kind
+
+
+def _typed(number: phonenumbers.PhoneNumber, kind: int, phone_type: PhoneType | None) -> NormalisedPhone:
     if kind == PhoneNumberType.UNKNOWN:
         return _invalid(number)
     extension = number.extension or ""

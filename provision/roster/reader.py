@@ -12,19 +12,23 @@ normalised ahead (in worker processes for big files), its rows are built, and it
 are dropped. Each row stays a plain draft tuple until the checks across rows (repeated
 users, shared mobiles) have run, and only then becomes a ``RosterRow``.
 
-This is the only module that may import pandas; it currently doesn't need to (see
-``provision.roster.files`` for why the csv module and openpyxl read the cells).
+The source may also be a pandas DataFrame (``provision.roster.files.frame_table``). The
+cyclic garbage collector is paused while a roster is built, and memory the build freed
+is handed back before the rows are made: a million rows fit in about 1 GB with workers.
 """
 
 from __future__ import annotations
 
+import gc
 import re
 from collections import Counter, deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
+from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 from provision.errors import RosterReadError, UsageError
 from provision.masking import mask
@@ -38,7 +42,8 @@ from provision.model import (
 )
 from provision.roster import numbers as phones
 from provision.roster.columns import PHONE_FIELDS, ColumnMap, match_columns
-from provision.roster.files import Record, open_table
+from provision.roster.files import FRAME_PATH, Record, Table, frame_table, open_table, sheet_names
+from provision.roster.memory import give_back_freed_memory
 from provision.roster.number_pool import (
     BatchNormaliser,
     CellKey,
@@ -47,6 +52,10 @@ from provision.roster.number_pool import (
     default_workers,
     normalise_now,
 )
+from provision.roster.row_phones import SLOT, RowPhones
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = ["Roster", "read_roster", "user_key", "parse_sms_sign_in"]
 
@@ -57,11 +66,15 @@ _NO = frozenset({"no", "n", "false", "0", "off", "disable", "disabled"})
 _NO_EXTRA: Mapping[str, str] = MappingProxyType({})
 
 CHUNK_ROWS = 20_000
+# A file this big holds more than one chunk in any layout seen: its workers are started
+# before it is read (a CSV row is ~50 bytes, a workbook row ~30 compressed).
+WARM_UP_BYTES = 1_500_000
 
 _OK, _WARNING, _ERROR = 0, 1, 2
 # (row, user, key, phones, sms_sign_in, passthrough): a row until its status is final.
-_Draft = tuple[int, str, str | None, dict[PhoneType, str | None], bool | None, Mapping[str, str]]
+_Draft = tuple[int, str, str | None, Mapping[PhoneType, str | None], bool | None, Mapping[str, str]]
 _STATUS = (RowStatus.OK, RowStatus.WARNING, RowStatus.ERROR)
+_FREED: _Draft = (0, "", None, {}, None, _NO_EXTRA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +118,8 @@ def user_key(value: str) -> str | None:
     if guid:
         return guid.group(1).lower()
     if _UPN.fullmatch(text):
-        return text.casefold()
+        folded = text.casefold()
+        return text if folded == text else folded  # one string, not two, for a lower-case UPN
     return None
 
 
@@ -122,37 +136,108 @@ def parse_sms_sign_in(value: str) -> bool | None:
 
 
 def read_roster(
-    path: str | Path,
+    source: str | Path | "pandas.DataFrame",
     *,
     columns: Mapping[str, str] | None = None,
     default_region: str | None = None,
     sheet: str | int | None = None,
     workers: int | None = None,
 ) -> Roster:
-    """Read a roster file. Raises RosterReadError when it can't be read at all (missing,
-    unreadable, no header, no user column or no phone column), UsageError for an unknown
-    default region or field name. Everything else is a ``RowIssue``.
+    """Read a roster file, or a DataFrame laid out like one. Raises RosterReadError when it
+    can't be read at all (missing, unreadable, no header, no user column or no phone
+    column), UsageError for an unknown default region or field name. Everything else is a
+    ``RowIssue``.
+
+    A DataFrame's column names are the headers and its rows are numbered 2..n+1, as if it
+    were a sheet with its header on row 1; ``Roster.path`` is then ``<DataFrame>``.
+    A workbook read without ``sheet`` whose first sheet has no roster header (a cover
+    page) is read from the one sheet that has one; with several, the error names them.
 
     ``workers``: processes that normalise phone cells of files over ``CHUNK_ROWS`` rows
     (``None``: one per CPU, up to 4; ``0``: all in this process). The result is the same.
     """
-    path = Path(path)
     region = None
     if default_region:
         region = phones.region_for(default_region)
         if region is None:
             raise UsageError(f"unknown default region {default_region!r}: use an ISO 3166 code such as US, GB, DE")
-    table = open_table(path, sheet)
-    try:
+    with BatchNormaliser(default_workers() if workers is None else workers) as normaliser:
+        if isinstance(source, (str, PathLike)):
+            path = Path(source)
+            if _size(path) >= WARM_UP_BYTES:
+                normaliser.warm_up()  # the workers start (~0.3 s each) while the file is read
+            table = open_table(path, sheet)
+        else:
+            path = FRAME_PATH
+            if len(source) > CHUNK_ROWS:
+                normaliser.warm_up()
+            table = frame_table(source)
         try:
-            colmap = match_columns(table.header, columns)
-        except RosterReadError as exc:  # name the file: the one line must say which roster
-            where = f"{path.name} [sheet {table.sheet}]" if table.sheet else path.name
-            raise RosterReadError(f"{where}: {exc}") from None
-        with BatchNormaliser(default_workers() if workers is None else workers) as normaliser:
-            return _Builder(path, table.sheet, colmap, region).build(table.records, normaliser)
+            try:
+                colmap = match_columns(table.header, columns)
+            except RosterReadError as exc:
+                if table.sheet is None or sheet is not None:
+                    raise RosterReadError(f"{_where(path, table.sheet)}: {exc}") from None
+                replacement = _roster_sheet(path, table.sheet, columns, exc)
+                table.close()
+                table = replacement
+                colmap = match_columns(table.header, columns)
+            with _no_cycle_collection():
+                return _Builder(path, table.sheet, colmap, region).build(table.records, normaliser)
+        finally:
+            table.close()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # open_table says what is wrong with it
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused while a roster is built: a million rows are
+    millions of new, acyclic objects, and each full collection walks all of them (about
+    half of the main process's time, measured). Reference counting still frees them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
-        table.close()
+        if enabled:
+            gc.enable()
+
+
+def _where(path: Path, sheet: str | None) -> str:
+    """The file (and sheet) an error is about: the one line must say which roster."""
+    return f"{path.name} [sheet {sheet}]" if sheet else path.name
+
+
+def _roster_sheet(path: Path, first: str, columns: Mapping[str, str] | None, why: RosterReadError) -> Table:
+    """The one sheet of a workbook whose header names a user and a phone column, when the
+    first sheet's doesn't (a cover page, a read-me); else an error naming the candidates."""
+    found: list[str] = []
+    for name in sheet_names(path):
+        if name == first:
+            continue
+        try:
+            table = open_table(path, name, header_only=True)  # an empty sheet raises too
+            try:
+                match_columns(table.header, columns)
+            finally:
+                table.close()
+        except RosterReadError:
+            continue
+        found.append(name)
+    if len(found) == 1:
+        return open_table(path, found[0])
+    listed = ", ".join(repr(n) for n in found)
+    if found:
+        hint = f"sheets {listed} hold a user and a phone column; pick one with --sheet (or the job's sheet setting)"
+    else:
+        hint = "no other sheet holds a user and a phone column either"
+    raise RosterReadError(f"{_where(path, first)}: {why}; {hint}")
 
 
 def _quote(value: str) -> str:
@@ -178,6 +263,8 @@ class _Layout:
     mobile: int | None
     phones: tuple[tuple[PhoneType, str, int], ...]
     extra: tuple[tuple[int, str], ...]
+    types: tuple[PhoneType, ...]  # the phone columns present: every row's RowPhones keys
+    slots: tuple[tuple[int, PhoneType, str, int], ...]  # (RowPhones slot, type, field, position)
 
     @classmethod
     def of(cls, colmap: ColumnMap) -> _Layout:
@@ -189,6 +276,8 @@ class _Layout:
             mobile=index.get("mobile"),
             phones=tuple((PHONE_FIELDS[f], f, index[f]) for f in colmap.phone_fields),
             extra=colmap.extra,
+            types=tuple(PHONE_FIELDS[f] for f in colmap.phone_fields),
+            slots=tuple((SLOT[PHONE_FIELDS[f]], PHONE_FIELDS[f], f, index[f]) for f in colmap.phone_fields),
         )
 
 
@@ -227,10 +316,15 @@ class _Builder:
         # the next chunks are read; rows are built in file order as results come back.
         pending: deque[tuple[list[Record], list[str | None], PendingCells]] = deque()
         depth = normaliser.workers + 1
-        for number, chunk in enumerate(_chunks(records, CHUNK_ROWS)):
+        chunks = _chunks(records, CHUNK_ROWS)
+        first = next(chunks, [])
+        second = next(chunks, [])
+        # A file of one chunk never starts a pool; a bigger one sends every chunk to it,
+        # the first included, so the workers start while the rest is read.
+        alone = not second
+        for chunk in chain((first,), (second,) if second else (), chunks):
             regions, keys = self._phone_keys(chunk)
-            # Small files never start a pool: the first chunk is always done here.
-            results = normalise_now(keys) if number == 0 else normaliser.submit(keys)
+            results = normalise_now(keys) if alone else normaliser.submit(keys)
             pending.append((chunk, regions, results))
             while len(pending) > depth:
                 chunk, regions, results = pending.popleft()
@@ -238,8 +332,10 @@ class _Builder:
         while pending:
             chunk, regions, results = pending.popleft()
             self._rows(chunk, regions, results())
+        self.first_by_key.clear()  # a million entries, not needed past here: freed before the users are made
         self._check_repeats()
         self._check_shared_mobiles()
+        give_back_freed_memory()  # the file's buffers and the chunks' results, before the rows are made
         return self._finish()
 
     # -- one chunk of records --------------------------------------------------------------
@@ -329,22 +425,21 @@ class _Builder:
 
     def _numbers(
         self, i: int, record: Record, region: str | None, results: Mapping[CellKey, CellResult]
-    ) -> dict[PhoneType, str | None]:
+    ) -> RowPhones:
         """The row's phones in Graph's form (None: blank or unusable), and their problems."""
         cells = record.cells
-        numbers: dict[PhoneType, str | None] = {}
-        for phone_type, field_name, at in self.at.phones:
+        found: list[str | None] = [None, None, None]
+        for slot, phone_type, field_name, at in self.at.slots:
             raw = cells[at]
             if not raw:
-                numbers[phone_type] = None
                 continue
             graph, problem, reason, warning = results[(raw, region, phone_type, at in record.numeric)]
-            numbers[phone_type] = graph
+            found[slot] = graph
             if problem:
                 self.issue(i, record.row, field_name, Severity.ERROR, problem, reason)
             elif warning:
                 self.issue(i, record.row, field_name, Severity.WARNING, warning, reason)
-        return numbers
+        return RowPhones(self.at.types, found[0], found[1], found[2])
 
     def _sms_sign_in(self, i: int, row: int, value: str) -> bool | None:
         """The SMS sign-in cell (None: blank), or None with an error for the row."""
@@ -450,13 +545,15 @@ class _Builder:
         severity = self.severity
         rows: list[RosterRow] = []
         users: dict[str, DesiredUser] = {}
-        for i, (row, user, key, numbers, sms, passthrough) in enumerate(drafts):
+        for i in range(len(drafts)):
+            row, user, key, numbers, sms, passthrough = drafts[i]
             level = severity[i]
             rows.append(RosterRow(row, sheet, user, key, numbers, sms, _STATUS[level], passthrough))
             if key is not None and level != _ERROR and key not in users:
-                positions = self.repeats.get(key)
+                positions = self.repeats.get(key)  # this row's and later ones: none freed yet
                 row_numbers = tuple(drafts[p][0] for p in positions) if positions else (row,)
                 users[key] = DesiredUser(key, user, numbers, sms, row_numbers)
+            drafts[i] = _FREED  # its memory goes to the rows being made, not on top of them
         drafts.clear()
         issues = sorted(self.issues, key=lambda issue: issue.row)
         return Roster(

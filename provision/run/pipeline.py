@@ -9,6 +9,8 @@ command in order, so the CLI only parses options, renders and picks the exit cod
   run directory, journal and apply, and write the reports.
 - ``resume_job``: continue a run directory's journal, then write the reports.
 - ``report_run``: re-render a run directory's reports.
+- ``plan_summary``: a plan's summary as plain data (counts, reasons, safety; no numbers), what
+  ``plan`` and ``apply`` show and ``provision.api.plan`` returns.
 - ``rollback_job``: plan the inverse of what a run directory applied (``run.rollback``),
   then show, check, confirm, lock, journal, apply and report it as ``apply_job`` does, in
   a new run directory ``<job>-rollback-<UTC time>`` that names the run it reverses
@@ -35,11 +37,12 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from provision.errors import Cancelled
 from provision.executor.dispatch import ExecutionResult
-from provision.planner import check_safety
+from provision.model import PHONE_TYPES, ChangeKind, RowStatus, Severity, UserDecision
+from provision.planner import check_safety, summarize
 from provision.roster.reader import Roster
 from provision.run.apply_stage import apply_planned, resume_run
 from provision.run.console import Console, NullConsole
@@ -209,6 +212,41 @@ def _name_reversed_run(run: RunDir, outcome: RunOutcome) -> RunOutcome:
     return outcome
 
 
+def plan_summary(planned: PlannedRun) -> dict[str, Any]:
+    """The plan's summary as plain data: the JSON result event, the rich tables and the API's ``.summary``."""
+    s = summarize(planned.plan)
+    roster = planned.roster
+    statuses = roster.status_counts()
+    return {
+        "job": planned.job.name,
+        "target": planned.target,
+        "mode": planned.job.mode.value,
+        "sms_sign_in": planned.job.sms_sign_in.value,
+        "rows": len(roster.rows),
+        "rows_ok": statuses[RowStatus.OK],
+        "rows_warning": statuses[RowStatus.WARNING],
+        "rows_error": statuses[RowStatus.ERROR],
+        "blank_rows": roster.blank_rows,
+        "row_problems": dict(roster.issue_counts(Severity.ERROR).most_common(5)),
+        "row_warnings": dict(roster.issue_counts(Severity.WARNING).most_common(5)),
+        "users": len(planned.plan.users),
+        "users_by_outcome": {o.value: s.by_outcome.get(o, 0) for o in UserDecision},
+        "changes": s.total_changes,
+        "changes_by_kind": {k.value: s.by_kind.get(k, 0) for k in ChangeKind},
+        "changes_by_phone_type": {
+            t.value: {k.value: n for k, n in s.by_phone_type[t].items() if n} for t in PHONE_TYPES
+        },
+        "top_errors": dict(s.top_errors),
+        "top_warnings": dict(s.top_warnings),
+        "safety": "ok" if planned.plan.safety.ok else planned.plan.safety.message,
+        "read": {
+            "round_trips": planned.read_notes.batches,
+            "operations": planned.read_notes.operations,
+            "throttled": planned.read_notes.throttled,
+        },
+    }
+
+
 def load_job_roster(job: Job, roster_path: Path | None = None) -> Roster:
     """The job's roster (or ``roster_path`` instead of the job's ``roster.path``)."""
     return load_roster(job, roster_path)
@@ -222,6 +260,7 @@ __all__ = [
     "load_job_roster",
     "plan_job",
     "plan_rollback_job",
+    "plan_summary",
     "report_run",
     "resume_job",
     "rollback_job",
