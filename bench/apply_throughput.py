@@ -12,6 +12,7 @@ share of write operations (target <= 5%).
 
     python -m bench.apply_throughput            # 60 s per R
     python -m bench.apply_throughput --quick    # 20 s per R
+    python -m bench.apply_throughput --rates "" --windows 450/15   # a sliding-window quota
 
 This module also holds the helpers the other apply benches share (sandbox process,
 snapshot, changes, one executor run).
@@ -72,10 +73,16 @@ def write_snapshot(path: Path, users: int) -> None:
     path.write_text(json.dumps(snapshot))
 
 
-def profile_text(*, writes_per_second: float = 0, read_ms: float = 0, write_ms: float = 0, jitter: float = 0) -> str:
+def profile_text(*, writes_per_second: float = 0, read_ms: float = 0, write_ms: float = 0, jitter: float = 0,
+                 window_seconds: float | None = None) -> str:
+    """A profile limiting writes to ``writes_per_second``: a token bucket of 1 s, or with
+    ``window_seconds`` a sliding window of ``writes_per_second * window_seconds`` writes."""
+    throttle: dict[str, Any] = {"writes_per_second": writes_per_second, "burst_seconds": 1}
+    if window_seconds is not None:
+        throttle = {"writes_per_second": writes_per_second, "algorithm": "window", "window_seconds": window_seconds}
     return profile_toml(
         "bench",
-        throttle={"writes_per_second": writes_per_second, "burst_seconds": 1},
+        throttle=throttle,
         latency={"read_ms": read_ms, "write_ms": write_ms, "jitter": jitter},
     )
 
@@ -172,11 +179,12 @@ def write_operations(stats: dict[str, Any]) -> int:
 
 
 # -- the throughput bench -----------------------------------------------------------------
-def run_one(rate: float, seconds: float) -> dict[str, float]:
+def run_one(rate: float, seconds: float, window_seconds: float | None = None) -> dict[str, float]:
     n_changes = int(max(10 * rate, seconds * rate))
     users = int(n_changes / 1.5) + 1
     changes = onboarding_changes(0, users)
-    with sandbox_process(profile_text(writes_per_second=rate, read_ms=150, write_ms=200, jitter=0.2), users) as root:
+    profile = profile_text(writes_per_second=rate, read_ms=150, write_ms=200, jitter=0.2, window_seconds=window_seconds)
+    with sandbox_process(profile, users) as root:
         measured = asyncio.run(apply_changes(root, changes))
         stats = sandbox_stats(root)
     writes = write_operations(stats)
@@ -200,13 +208,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20 s per R instead of 60 s")
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--rates", default="20,100,400")
+    parser.add_argument("--windows", default="", metavar="N/S,...",
+                        help="also sliding-window limits of N writes per S seconds (R = N/S), each with "
+                             "--window-count windows of work; e.g. 450/15")
+    parser.add_argument("--window-count", type=float, default=4.0)
     args = parser.parse_args(argv)
     seconds = args.seconds or (20.0 if args.quick else 60.0)
     ok = True
     print(f"apply throughput: write limit R, latency 200 ms (jitter 0.2), ~{seconds:g} s of work per R")
     print(f"{'R':>6} {'changes':>8} {'wall s':>8} {'writes/s':>9} {'ratio':>6} {'steady':>6} {'429s':>6} {'429 share':>9}")
-    for rate in (float(r) for r in args.rates.split(",")):
-        row = run_one(rate, seconds)
+    cases: list[tuple[float, float, float | None]] = [(float(r), seconds, None) for r in args.rates.split(",") if r]
+    for window in (w for w in args.windows.split(",") if w):
+        capacity, length = (float(x) for x in window.split("/"))
+        cases.append((capacity / length, args.window_count * length, length))
+    for rate, work_s, window_s in cases:
+        row = run_one(rate, work_s, window_s)
+        if window_s is not None:
+            print(f"sliding window {rate * window_s:g} writes / {window_s:g} s (R = {rate:g}/s, "
+                  f"{args.window_count:g} windows of work):")
         good = row["ratio"] >= 0.95 and row["throttled_share"] <= 0.05 and row["done"] == row["changes"]
         ok = ok and good
         print(

@@ -328,6 +328,122 @@ def test_invalid_use_is_refused(run_virtual: Any) -> None:
         PacingSettings(cut=1.5)
 
 
+# a window quota (N writes per W seconds): long Retry-After --------------------------------
+
+
+async def _fill_window(pacer: Pacer, loop: VirtualTimeLoop, quota: int) -> tuple[float, float, float]:
+    """Four workers send 10-write batches, all admitted, until ``quota`` got through; the
+    next batch finds the window full: 429 on every item, Retry-After 14 s (a 15 s window
+    filled in its first seconds). Returns (first request's time, the 429's time, the
+    write rate limit just before it)."""
+    first = loop.time()
+    admitted = 0
+
+    async def worker() -> None:
+        nonlocal admitted
+        while admitted < quota:
+            async with pacer.slot(Lane.WRITE, 10) as slot:
+                admitted += 10
+                await asyncio.sleep(0.2)
+                slot.report(200)
+
+    await asyncio.gather(*(worker() for _ in range(4)))
+    rate = pacer.snapshot().lanes[Lane.WRITE].rate_limit
+    async with pacer.slot(Lane.WRITE, 10) as slot:
+        slot.report(200, throttled=10, retry_after=14)
+    return first, loop.time(), rate
+
+
+async def _grants(pacer: Pacer, loop: VirtualTimeLoop, seconds: float) -> list[float]:
+    """Eight workers (more than the rate needs) sending 5-write batches, all admitted, for
+    ``seconds`` from now: when each batch was let go."""
+    until = loop.time() + seconds
+    granted: list[float] = []
+
+    async def worker() -> None:
+        while loop.time() < until:
+            async with pacer.slot(Lane.WRITE, 5) as slot:
+                granted.append(loop.time())
+                await asyncio.sleep(0.2)
+                slot.report(200)
+
+    await asyncio.gather(*(worker() for _ in range(8)))
+    return granted
+
+
+def test_after_a_long_retry_after_it_resumes_at_the_rate_the_window_admitted(run_virtual: Any) -> None:
+    # 450 writes got through in the first ~2 s, then the server said "come back in 14 s":
+    # a window of ~15 s admits 450, so ~30 writes/s, far above the floor a halving (or a
+    # single probe request) would restart from, and far below the rate that filled it.
+    async def main(loop: VirtualTimeLoop) -> tuple[float, float, float, list[float]]:
+        pacer = Pacer(clock=loop.time)
+        first, throttled_at, sending = await _fill_window(pacer, loop, 450)
+        granted = await _grants(pacer, loop, 14 + 10)
+        return first, throttled_at, sending, granted
+
+    first, throttled_at, sending, granted = run_virtual(main)
+    comeback = throttled_at + 14
+    window_rate = 450 / (comeback - first)
+    assert throttled_at - first < 4 and window_rate < 0.3 * sending  # it was sending far faster
+    assert min(granted) == pytest.approx(comeback, abs=0.5)  # back when the window reopens
+    after = [t for t in granted if comeback <= t < comeback + 10]
+    achieved = 5 * len(after) / 10  # operations/s over the 10 s after the comeback
+    # (Retry-After is rounded up to whole seconds: the window may have reopened up to 1 s
+    # before the comeback, so the rate it admitted may be a few % above ``window_rate``.)
+    assert 0.9 * window_rate <= achieved <= 1.15 * window_rate
+
+
+def test_after_a_long_retry_after_it_does_not_burst_into_the_window(run_virtual: Any) -> None:
+    # The window it comes back to frees its items at the rate they entered: what a burst
+    # would get through is what just left. So the first second back carries about one
+    # second of the admitted rate (plus the Retry-After's rounding), spread over it.
+    async def main(loop: VirtualTimeLoop) -> tuple[float, float, list[float]]:
+        pacer = Pacer(clock=loop.time)
+        first, throttled_at, _ = await _fill_window(pacer, loop, 450)
+        granted = await _grants(pacer, loop, 14 + 3)
+        return first, throttled_at, granted
+
+    first, throttled_at, granted = run_virtual(main)
+    comeback = throttled_at + 14
+    window_rate = 450 / (comeback - first)
+    first_second = [t for t in granted if comeback <= t < comeback + 1]
+    assert 5 * len(first_second) <= 1.5 * window_rate + 5
+    halves = [sum(1 for t in first_second if t < comeback + 0.5), sum(1 for t in first_second if t >= comeback + 0.5)]
+    assert min(halves) >= 1  # spread over the second, not all at the start
+
+
+def test_a_window_full_before_anything_got_through_teaches_no_rate() -> None:
+    # Another run of the same app filled the window: the first request gets a long
+    # Retry-After. Nothing of ours got through, so nothing says how fast the window admits:
+    # wait it out, and do not restart at the floor.
+    clock = FakeClock(100.0)
+
+    async def main() -> Any:
+        pacer = Pacer(clock=clock, sleep=clock.sleep)
+        async with pacer.slot(Lane.WRITE, 10) as slot:
+            slot.report(200, throttled=10, retry_after=60)
+        async with pacer.slot(Lane.WRITE, 10) as slot:
+            slot.report(200)
+        return pacer.snapshot().lanes[Lane.WRITE]
+
+    write = asyncio.run(main())
+    assert clock.now >= 160
+    assert write.rate_limit == PacingSettings().initial_rate
+
+
+@pytest.mark.parametrize(("quota", "window", "seconds"), [(450, 15, 60), (1500, 60, 240)])
+def test_converges_to_a_sliding_window_quota(quota: int, window: int, seconds: int) -> None:
+    # The same defaults as against the token bucket; four windows of a server admitting
+    # ``quota`` writes in any ``window`` seconds. Counts and the pacer's state only (the
+    # achieved rate is bench/pacing_sim.py's verdict).
+    rate = quota / window
+    result = simulate(Scenario(rate=rate, duration=seconds, seed=7, window_s=window))
+    assert result.cuts <= 4  # one per window at most: no sawtooth of short throttles
+    assert result.throttled <= 0.03 * result.operations
+    assert result.estimated_limit is not None and 0.9 * rate <= result.estimated_limit <= 1.05 * rate
+    assert result.succeeded >= 0.95 * rate * seconds
+
+
 # convergence against a simulated token-bucket server ---------------------------------------
 
 
