@@ -11,7 +11,9 @@ same run, on fresh users of the same tenant:
   (the generated request builders and models, kiota middleware; RetryHandler off), 16 at
   a time; CPU / operations.
 
-Targets: executor <= 0.3 ms per operation, and >= 10x less than the SDK loop.
+Targets: executor <= 0.2 ms per operation, and >= 10x less than the SDK loop. On a
+shared machine one run's figure moves by 10-15%: compare two versions by alternating
+their runs and taking medians (``PYTHONPATH=<other tree> python -m bench.apply_cpu``).
 
     python -m bench.apply_cpu [--users 6000] [--sdk-users 600] [--profile]
 """
@@ -44,7 +46,7 @@ from bench.apply_throughput import (  # noqa: E402
 )
 from provision.executor.journal import JournalChange  # noqa: E402
 
-TARGET_MS = 0.3
+TARGET_MS = 0.2
 TARGET_RATIO = 10.0
 
 

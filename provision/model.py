@@ -205,6 +205,7 @@ class CurrentUser:
     masked: bool = False  # numbers were masked by the service: never diff against them
     error_code: str | None = None
     error_message: str | None = None
+    http_status: int | None = None  # of a failed read: 403 is a refusal whatever its code says
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from provision.executor.progress import Tally
 from provision.executor.readback import Phones, sms_state, verify_user
 from provision.executor.schedule import Schedule
 from provision.executor.settings import ExecutorSettings
+from provision.executor.turns import NumberTurns
 from provision.graph import ops as graph_ops
 from provision.graph.batch import OpResult
 from provision.graph.retry import unreached
@@ -79,6 +80,7 @@ class Actions:
         self.held: list[tuple[ChangeItem, int]] = []  # (refused write, writes landed before it)
         self.landed = 0  # writes of this run that landed (answered 2xx or confirmed by read-back)
         self.denied_in_row = 0  # 401/403 write answers since the last write landed
+        self.turns = NumberTurns(())  # the run's shared mobile numbers (set when its chains load)
 
     # -- write answers ------------------------------------------------------------------
     def on_write(self, item: ChangeItem, res: OpResult, now: float, out: Answered) -> None:
@@ -277,6 +279,16 @@ class Actions:
         out.after.append(partial(self.schedule.read, item.user, Purpose.REFUSED, now + wait))
 
     # -- chains -------------------------------------------------------------------------
+    def queue(self, item: ChangeItem) -> None:
+        """Send ``item`` now, or once the earlier users given its mobile number are done with it."""
+        if self.turns.may_send(item, self.settled):
+            self.schedule.write(item)
+
+    def settled(self, item: ChangeItem) -> bool:
+        """Whether ``item`` is finished, its user's chain ended, or it waits on permission."""
+        user = item.user
+        return user.ended or user.pos > item.index or any(held is item for held, _ in self.held)
+
     def advance(self, item: ChangeItem, now: float) -> None:
         """The item is done: queue the user's next change (or finish the user)."""
         user = item.user
@@ -299,7 +311,7 @@ class Actions:
             # Graph refuses an alternateMobile until it has replicated the user's new mobile.
             self.schedule.write_at(now + settings.alternate_settle_s, nxt)
         else:
-            self.schedule.write(nxt)
+            self.queue(nxt)
 
     def fail(self, item: ChangeItem, out: Answered, error: GraphError | None, *, sms_state_after: str | None = None) -> None:
         """The item failed: record it, and skip the rest of its user's chain."""

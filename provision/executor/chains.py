@@ -12,7 +12,7 @@ from typing import Iterable
 
 from provision.errors import GraphError
 from provision.executor.answers import Purpose
-from provision.executor.journal import ChangeResult, ChangeStatus, JournalChange, JournalEntry
+from provision.executor.journal import ChangeResult, ChangeStatus, JournalChange
 from provision.graph import ops as graph_ops
 from provision.graph.batch import Op
 from provision.model import ChangeKind, PhoneType
@@ -91,15 +91,17 @@ class UserChain:
         return self.items[self.pos]
 
 
-def load_chains(entries: Iterable[JournalEntry]) -> tuple[dict[str, UserChain], dict[str, ChangeStatus]]:
-    """Every user's chain (in planned order) and every change's status, from the journal."""
+def load_chains(
+    planned: Iterable[tuple[JournalChange, ChangeStatus]],
+) -> tuple[dict[str, UserChain], dict[str, ChangeStatus]]:
+    """Every user's chain (in planned order) and every change's status, from the journal's
+    ``planned()``."""
     users: dict[str, UserChain] = {}
     statuses: dict[str, ChangeStatus] = {}
-    for entry in entries:
-        change = entry.change
+    for change, status in planned:
         user = users.get(change.user)
         if user is None:
             user = users[change.user] = UserChain(change.user, change.target)
         user.items.append(ChangeItem(change, user, len(user.items)))
-        statuses[change.id] = entry.status
+        statuses[change.id] = status
     return users, statuses

@@ -15,7 +15,10 @@ next change goes into a later batch once its predecessor is done. We never use
 sequential or fully parallel, so mixing several users' dependsOn chains in one batch is
 risky on real Graph; and a failed dependency would cost a 424 per dependent item. With
 many users there is always enough independent work to fill batches, so chaining across
-batches costs no throughput, only a user's own latency. Several batches are in flight at
+batches costs no throughput, only a user's own latency. The one order across users: a
+mobile number the roster gives several users is written for them in roster order
+(``provision.executor.turns``), so the same user ends up signing in by SMS with it whatever
+order Graph runs a batch's items in. Several batches are in flight at
 once; every request goes through the client's shared ``Pacer`` (writes in the write lane,
 read-backs in the read lane), which sets the pace and honours Retry-After globally.
 
@@ -73,6 +76,7 @@ from provision.executor.outcome import ExecutionResult, RunStatus, ending_messag
 from provision.executor.progress import ProgressEvent, ProgressMeter, Tally
 from provision.executor.schedule import Schedule
 from provision.executor.settings import ExecutorSettings
+from provision.executor.turns import NumberTurns
 from provision.graph import ops as graph_ops
 from provision.graph.batch import Op, OpResult
 from provision.graph.client import GraphClient
@@ -150,7 +154,8 @@ class _Run:
     # -- setup --------------------------------------------------------------------------
     def load(self) -> None:
         """Take up every unfinished chain: a fresh run and a resume are the same."""
-        users, statuses = load_chains(self.journal.changes())
+        users, statuses = load_chains(self.journal.planned())
+        self.actions.turns = NumberTurns(item for user in users.values() for item in user.items)
         self.tally.total = len(statuses)
         verified = self.journal.verifications() if self.settings.verify else {}
         distrust_pending = self.journal.unclean_restart
@@ -190,7 +195,7 @@ class _Run:
         if statuses[head.change.id] is ChangeStatus.IN_FLIGHT or distrust_pending:
             self.schedule.read(user, Purpose.RESUMED, now + self.settings.settle_s)
         else:
-            self.schedule.write(head)
+            self.actions.queue(head)
 
     # -- batches ------------------------------------------------------------------------
     async def _ask(self, ops: list[Op]) -> list[OpResult] | None:
@@ -303,8 +308,9 @@ class _Run:
             action()
 
     async def _journal(self, method: Callable[..., None], *args: object) -> None:
-        # A commit is usually sub-millisecond, but a WAL checkpoint can take tens of ms:
-        # off the event loop, so other batches' answers keep flowing meanwhile.
+        # A commit is sub-millisecond (the journal checkpoints in a thread of its own) unless
+        # the disk is slow or sync="full"; in a worker thread none stalls the event loop, at
+        # about a tenth of the client's CPU per operation (bench/apply_cpu.py).
         if self.settings.journal_in_thread:
             await asyncio.to_thread(method, *args)
         else:
@@ -370,6 +376,7 @@ class _Run:
                     if not self.stopping:
                         self._check_reachable()
                     if not self.stopping:
+                        self._unpark()
                         self.schedule.release(now)
                         self._dispatch()
                     self.emit(now)
@@ -385,6 +392,14 @@ class _Run:
             if stop_task is not None:
                 stop_task.cancel()
         return self._ending(interrupted)
+
+    def _unpark(self) -> None:
+        """Queue the writes of shared mobile numbers whose turn has come (all of them when
+        nothing else is left to send or answer: nothing could free them any more)."""
+        turns = self.actions.turns
+        if turns.parked:
+            for item in turns.unparked(self.actions.settled, all_=not self.tasks and not self.schedule):
+                self.schedule.write(item)
 
     def _check_reachable(self) -> None:
         """Open the circuit breaker once the target has answered nothing for the bound."""

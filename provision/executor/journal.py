@@ -41,7 +41,7 @@ Why writes are cheap: the database runs in WAL mode with ``synchronous=NORMAL``.
 appends to the WAL through the operating system's page cache and returns without
 ``fsync``; the data survives the death of the process (``kill -9``, a crash, Ctrl-C) because
 it is already in the kernel. Only a power loss or an operating-system crash can lose the
-commits made since the WAL was last synced to disk (at each checkpoint, every ~1,000 pages);
+commits made since the WAL was last synced to disk (at each checkpoint, every ~100 commits);
 SQLite still comes back to a consistent, earlier state. Acceptable because the issue's
 promise is about the job being killed, which loses nothing; and because what a lost
 commit can hide is bounded and detectable: an in-flight mark lost that way means resume sees
@@ -53,9 +53,11 @@ power-loss durability per commit pass ``sync="full"`` (one ``fsync`` per transac
 Grouping: ``mark_in_flight`` and ``record_results`` each commit one transaction per call
 (callers pass one ``$batch``'s worth); ``record_event`` and ``record_verifications`` are
 buffered and ride along with the next transaction, or ``flush()`` / ``close()``. A call
-typically takes a fraction of a millisecond, but a checkpoint on a busy disk can hold one
-for tens of milliseconds: an async executor that must not stall its event loop calls the
-journal through ``asyncio.to_thread`` (all methods are thread-safe).
+typically takes a fraction of a millisecond: a commit appends to the WAL, and the
+checkpoints that copy it back into the database (and sync both files: tens of ms on a busy
+disk) run in a thread of the writer's own, every ``_CHECKPOINT_EVERY`` commits, so no call
+waits for one. With ``sync="full"`` every commit syncs the WAL: an async caller then calls
+the journal through ``asyncio.to_thread`` (all methods are thread-safe).
 
 The file holds phone numbers (``before``/``after``) because resume compares read-backs with
 them: it is created ``0600`` and must stay in a protected run directory. Event details and
@@ -131,6 +133,7 @@ class ChangeStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+_STATUSES = {status.value: status for status in ChangeStatus}  # faster than calling the enum
 _TERMINAL = frozenset({ChangeStatus.DONE, ChangeStatus.FAILED, ChangeStatus.SKIPPED})
 # A result may return a change to the queue (PENDING) or end it; it can't re-open a finished one.
 _RESULT_STATUSES = _TERMINAL | {ChangeStatus.PENDING}
@@ -360,6 +363,7 @@ _SCHEMA: tuple[str, ...] = (
     """,
 )
 
+_PLANNED_COLUMNS = "id, user, target, kind, phone_type, before, after, depends_on, rows, status"
 _CHANGE_COLUMNS = (
     "id, user, target, kind, phone_type, before, after, depends_on, rows, seq, status, attempts,"
     " last_http_status, graph_code, message, request_id, first_started, last_updated, finished,"
@@ -390,6 +394,10 @@ _USER_SQL = (
     " ON CONFLICT (key) DO UPDATE SET verified = excluded.verified, detail = excluded.detail,"
     " time = excluded.time"
 )
+
+# Commits between two background checkpoints: about SQLite's default of 1,000 WAL pages at
+# the few pages an executor's transaction writes.
+_CHECKPOINT_EVERY = 100
 
 # Meta keys the journal maintains itself.
 _META_CREATED = "created"
@@ -458,6 +466,41 @@ class _WriterLock:
             self._file = None
 
 
+class _Checkpointer:
+    """Copies the WAL back into the database file from a thread of its own, so that no
+    commit waits for it: a checkpoint syncs both files, tens of ms on a busy disk, while a
+    commit (``synchronous=NORMAL``) only appends to the WAL. The writer's connection has
+    SQLite's automatic checkpoints off and pokes this every ``_CHECKPOINT_EVERY`` commits;
+    the writer's own close, the database's last, does the final one."""
+
+    def __init__(self, db: Path) -> None:
+        self._conn = _connect(db, read_only=False)
+        self._due = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="journal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._due.set()
+
+    def _run(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._stopping:
+                return
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass  # the next checkpoint (or the writer's close) copies what this one could not
+
+    def close(self) -> None:
+        self._stopping = True
+        self._due.set()
+        self._thread.join()
+        self._conn.close()
+
+
 class Journal:
     """The SQLite run journal. Build one with ``Journal.create`` or ``Journal.open``.
 
@@ -486,6 +529,8 @@ class Journal:
         self._users: list[tuple[Any, ...]] = []
         self._unclean_restart = unclean_restart
         self._closed = False
+        self._commits = 0
+        self._checkpointer = None if read_only else _Checkpointer(path)
 
     # ---------------------------------------------------------------- construction
 
@@ -726,6 +771,8 @@ class Journal:
                     self._conn.execute("PRAGMA optimize")
             finally:
                 self._closed = True
+                if self._checkpointer is not None:
+                    self._checkpointer.close()
                 self._conn.close()
                 if self._writer_lock is not None:
                     self._writer_lock.release()
@@ -783,15 +830,14 @@ class Journal:
 
         Iterate inside ``snapshot()`` to read one consistent state alongside ``counts()``.
         """
-        with self._lock:
-            cur = self._conn.execute(f"SELECT {_CHANGE_COLUMNS} FROM changes ORDER BY seq")
-        while True:
-            with self._lock:
-                chunk = cur.fetchmany(1000)
-            if not chunk:
-                return
-            for row in chunk:
-                yield _entry(row)
+        for row in self._stream(f"SELECT {_CHANGE_COLUMNS} FROM changes ORDER BY seq"):
+            yield _entry(row)
+
+    def planned(self) -> Iterator[tuple[JournalChange, ChangeStatus]]:
+        """Every change in planned order with its status, streamed: what the executor takes
+        up (``changes()`` without the times, counts and details it has no use for)."""
+        for row in self._stream(f"SELECT {_PLANNED_COLUMNS} FROM changes ORDER BY seq"):
+            yield _change(row), _STATUSES[row[9]]
 
     def events(self, *, change_id: str | None = None) -> Iterator[JournalEvent]:
         """The event log in order (committed events only), optionally for one change."""
@@ -815,6 +861,17 @@ class Journal:
         return {
             k: UserVerification(key=k, ok=v == "ok", detail=json.loads(d) if d else {}) for k, v, d in rows
         }
+
+    def _stream(self, sql: str) -> Iterator[tuple[Any, ...]]:
+        """The rows of a query, fetched in chunks (the lock is held per chunk, not throughout)."""
+        with self._lock:
+            cur = self._conn.execute(sql)
+        while True:
+            with self._lock:
+                chunk = cur.fetchmany(1000)
+            if not chunk:
+                return
+            yield from chunk
 
     @contextmanager
     def snapshot(self) -> Iterator[Journal]:
@@ -859,6 +916,9 @@ class Journal:
                 raise
             self._events.clear()
             self._users.clear()
+            self._commits += 1
+            if self._checkpointer is not None and self._commits % _CHECKPOINT_EVERY == 0:
+                self._checkpointer.poke()
 
     @staticmethod
     def _refusal(conn: sqlite3.Connection, ids: list[str], action: str) -> str:
@@ -886,6 +946,7 @@ def _configure_writer(conn: sqlite3.Connection, sync: str) -> None:
     if str(mode).lower() != "wal":  # pragma: no cover (a filesystem without shared memory)
         raise UsageError(f"can't use WAL mode for the run journal (got {mode!r})")
     conn.execute(f"PRAGMA synchronous = {'FULL' if sync == 'full' else 'NORMAL'}")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")  # the journal's _Checkpointer does them
 
 
 def _check_identity(conn: sqlite3.Connection, db: Path) -> None:
@@ -916,18 +977,24 @@ def _remove_database(db: Path) -> None:
             pass
 
 
+def _change(row: tuple[Any, ...]) -> JournalChange:
+    """The change of a row whose first columns are ``_PLANNED_COLUMNS``."""
+    id_, user, target, kind, phone_type, before, after, depends_on, rows = row[:9]
+    return JournalChange(
+        id=id_, user=user, target=target, kind=kind, phone_type=phone_type, before=before,
+        after=after, depends_on=depends_on, rows=tuple(json.loads(rows)),
+    )
+
+
 def _entry(row: tuple[Any, ...]) -> JournalEntry:
     (
-        id_, user, target, kind, phone_type, before, after, depends_on, rows, seq, status, attempts,
-        http, code, message, request_id, first_started, last_updated, finished, sms, verified, detail,
-    ) = row
+        seq, status, attempts, http, code, message, request_id, first_started, last_updated, finished, sms,
+        verified, detail,
+    ) = row[9:]
     return JournalEntry(
-        change=JournalChange(
-            id=id_, user=user, target=target, kind=kind, phone_type=phone_type, before=before,
-            after=after, depends_on=depends_on, rows=tuple(json.loads(rows)),
-        ),
+        change=_change(row),
         seq=seq,
-        status=ChangeStatus(status),
+        status=_STATUSES[status],
         attempts=attempts,
         last_http_status=http,
         graph_code=code,

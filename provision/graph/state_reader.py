@@ -361,6 +361,7 @@ def _user_outcome(key: str, acc: _UserAcc) -> CurrentUser:
             id=acc.id,
             error_code=(err.code or str(err.status)) if err else "notRead",
             error_message=err.message if err else "phone methods were not read",
+            http_status=(err.status or None) if err else None,
         )
     masked = any(is_masked(p.number) for p in acc.phones.values())
     return CurrentUser(key, ReadStatus.OK, id=acc.id, phones=acc.phones, masked=masked)
@@ -397,7 +398,12 @@ def _outcomes(keys: list[str], accs: dict[str, _UserAcc], counters: _Counters) -
 
 
 # Graph's codes for "the caller may not do this" (directory and authentication-methods APIs).
+# The status decides (a 403 is a refusal whatever its code); these codes on another status too.
 DENIED_CODES = frozenset({"Authorization_RequestDenied", "accessDenied", "Forbidden"})
+
+
+def _denied(user: CurrentUser) -> bool:
+    return user.status is ReadStatus.FAILED and (user.http_status == 403 or user.error_code in DENIED_CODES)
 
 
 def refuse_if_denied_everywhere(current: Mapping[str, CurrentUser], permission: str) -> None:
@@ -406,7 +412,7 @@ def refuse_if_denied_everywhere(current: Mapping[str, CurrentUser], permission: 
     One user refused can be legitimate (a delegated admin may not manage a privileged
     user); all of them means the credential lacks ``permission``: stop with exit 4.
     """
-    if not current or not all(c.status is ReadStatus.FAILED and c.error_code in DENIED_CODES for c in current.values()):
+    if not current or not all(_denied(c) for c in current.values()):
         return
     sample = next(iter(current.values()))
     raise AuthError(
