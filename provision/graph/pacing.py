@@ -12,17 +12,21 @@ discovers the limit and then stays just under it, with:
 A lane's rate goes through three phases (four against a window quota):
 
 ``startup``    no throttle yet: the rate doubles while it is what holds callers back;
-``recovery``   after the first throttle: halved, or set to what got through since the start
-               if that is lower (the server's burst allowance hid the limit while we
-               overshot it); after a long ramp (a high limit, often reached with
-               concurrency, not the rate, binding) set to that figure outright. Then
-               growing 5% a second until the next throttle;
-``steady``     from the second throttle on, the lane knows what got through between two
-               throttles (the server's bucket was empty at both, so that is what it
-               refilled: its limit, less any refill that overflowed while we ran below
-               it). It restarts a little above that and probes upwards, slowly at first
-               and faster the longer nothing is throttled (as TCP CUBIC does), so
-               throttles come every 15-30 s and cost an item or two each.
+``recovery``   after the first throttle: halved, or lower, to the limit R for which a
+               server bucket holding a second of R, full at our first request, would have
+               run dry just then given what we sent (the server's burst allowance hid the
+               limit while we overshot it; what got through per second would count it,
+               and miss what overflowed while we ramped up below R); after a long ramp (a
+               high limit, often reached with concurrency, not the rate, binding) set to
+               what got through outright. Then growing 15% a second until the next throttle;
+``steady``     from the second throttle on, the lane knows what the server refilled
+               between two throttles: its bucket was empty at both, so that is what we
+               sent in between plus the debt the first left (throttled items still take
+               tokens), counted by dispatch (the order the server saw), less any refill
+               that overflowed while we ran below it: its limit. It restarts a little
+               above that and probes upwards, slowly at first and faster the longer nothing
+               is throttled (as TCP CUBIC does), so throttles come every 15-30 s and cost
+               an item or two each.
 
 A long ``Retry-After`` (``long_retry_after_s``, 5 s, or more) says the server counts over a
 window instead (a quota of N writes per W seconds, the shape of Graph's identity write
@@ -116,11 +120,13 @@ class PacingSettings:
     """Tuning constants, chosen with ``bench/pacing_sim.py`` (virtual time, a token-bucket
     server that charges throttled items, 150-300 ms latency, write batches formed as the
     executor forms them): with these same values, over 60 s runs (5 seeds), the achieved
-    write rate is >= 0.95 of a limit of 20, 100 or 400 operations/s with <= 2% of operations
-    throttled for a burst allowance of 1-1.5 s (2 s at 100-400/s); a 20/s limit with a 2 s
-    allowance gets 0.93 of it with up to 6% throttled. Against a sliding window (450/15 s,
-    1,500/60 s, 3,000/150 s, four windows long) they get >= 0.95 of its average rate with
-    <= 2% throttled."""
+    write rate is >= 0.97 of a limit of 20, 55, 100, 250 or 400 operations/s for a burst
+    allowance of 1-2 s, with <= 2% of operations throttled (2.8% at 20/s with a 2 s
+    allowance). Over 20 s runs, finding the limit costs more: >= 0.93 of it (1 s allowance),
+    >= 0.965 (1.5-2 s), with up to 4.6% throttled (7% at 20/s with a 2 s allowance: at that
+    limit one batch formed at the startup rate is a good part of the allowance). Against a
+    sliding window (450/15 s, 1,500/60 s, 3,000/150 s, four windows long) they get >= 0.95
+    of its average rate with <= 2% throttled."""
 
     initial_rate: float = 50.0
     """Operations/s per lane before anything is known. Low enough that a 20 ops/s tenant
@@ -141,17 +147,26 @@ class PacingSettings:
     because the server's burst allowance hides its limit until we are well above it."""
     first_cut: float = 0.5
     """At the first throttle (and at a repeated one before any estimate exists) the rate
-    is halved, or set to what got through since the start if that is lower."""
+    is halved, or set lower (what got through since the start, ``assumed_burst_s``)."""
     long_ramp_s: float = 3.0
     """A first throttle this long after the first request restarts the lane at what got
     through since the start (not at half the throttled rate): the burst allowance, spread
     over that long, inflates the figure by a third of a second's worth of the limit at most."""
+    assumed_burst_s: float = 1.0
+    """...and after a shorter one to at most the limit for which a server bucket holding this
+    many seconds of it, full at our first request, would have run dry at the throttled
+    request given what we sent. The least allowance we expect: a longer one makes the
+    restart err high, and the next throttle (a throttle-to-throttle figure) corrects it at
+    the cost of an item or two; erring low would leave the server's bucket to overflow."""
     unsure_refill: float = 0.5
     """After a throttle with no throttle-to-throttle figure yet, our bucket assumes the
     server refills at this fraction of the (already cut) rate while we are paused."""
+    unsure_head_wait_s: float = 0.3
+    """...and a request as big as the throttled one (the executor's batches formed before
+    the cut are) waits up to this much longer after the pause for it to refill that much."""
     restart_bump: float = 0.04
-    """Later throttles restart the rate at (what got through between the last two
-    throttles) * (1 + bump): slightly above the limit, so the allowance the server refilled
+    """Later throttles restart the rate at (what the server refilled between the last two
+    throttles, per second) * (1 + bump): slightly above the limit, so the allowance the server refilled
     during the pause is used rather than wasted, and the next throttle is far away."""
     cut: float = 0.9
     lookback_s: float = 1.0
@@ -163,10 +178,13 @@ class PacingSettings:
     """A throttle within ``min_estimate_s`` of the previous one (steady phase) cuts this much."""
     max_cut: float = 0.95
     """Every throttle lowers the rate to at most this times the rate that was throttled."""
-    min_estimate_s: float = 2.0
-    """Shortest interval between two throttles that yields an admitted-rate figure."""
-    recovery_linear: float = 0.05
-    """After the first throttle the rate grows by 5% of its restart value per second."""
+    min_estimate_s: float = 1.0
+    """Shortest interval between two throttles that yields an admitted-rate figure (a pause
+    is at least 1 s: a throttle right after it still yields one)."""
+    recovery_linear: float = 0.15
+    """After the first throttle the rate grows by 15% of its restart value per second: a
+    restart below the limit climbs back to it before the server's bucket, refilling
+    meanwhile, overflows (and the next throttle measures the limit anyway)."""
     probe_linear: float = 0.0
     probe_quadratic: float = 0.00015
     """After later throttles it grows by restart * (linear * t + quadratic * t^2) after t
@@ -265,6 +283,8 @@ class _LaneState:
     first_sent_at: float | None = None
     head_need: int = 0
     sent_since_event: int = 0
+    crossing_candidates: list[Slot] = field(default_factory=list)
+    ramp_log: list[Slot] = field(default_factory=list)
     comeback_at: float | None = None
     ok_since_comeback: int = 0
     window_len: float | None = None
@@ -296,14 +316,20 @@ class _LaneState:
 class Slot:
     """Permission for one HTTP request carrying ``operations`` operations."""
 
-    __slots__ = ("_pacer", "lane", "operations", "dispatched_at", "rate_at_dispatch", "_reported", "_released")
+    __slots__ = ("_pacer", "lane", "operations", "dispatched_at", "rate_at_dispatch", "sent_before",
+                 "throttled_ops", "ok_ops", "_reported", "_released")
 
-    def __init__(self, pacer: Pacer, lane: Lane, operations: int, dispatched_at: float, rate: float) -> None:
+    def __init__(self, pacer: Pacer, lane: Lane, operations: int, dispatched_at: float, rate: float,
+                 sent_before: int = 0) -> None:
         self._pacer = pacer
         self.lane = lane
         self.operations = operations
         self.dispatched_at = dispatched_at
         self.rate_at_dispatch = rate
+        self.sent_before = sent_before
+        """Operations the lane dispatched before this request (its place in the sequence)."""
+        self.throttled_ops = 0
+        self.ok_ops = 0
         self._reported = False
         self._released = False
 
@@ -329,6 +355,8 @@ class Slot:
         n_throttled = min(throttled or 0, self.operations)
         n_unavailable = min(unavailable or 0, self.operations - n_throttled)
         self._reported = True
+        self.throttled_ops = n_throttled
+        self.ok_ops = self.operations - n_throttled - n_unavailable
         self._pacer._on_report(self, status, n_throttled, n_unavailable, retry_after)
 
     def release(self) -> None:
@@ -437,9 +465,11 @@ class Pacer:
                     self._silent_since = now
                 lane.in_flight += 1
                 lane.requests += 1
+                slot = Slot(self, lane.lane, operations, now, lane.rate, lane.operations)
                 lane.operations += operations
-                slot = Slot(self, lane.lane, operations, now, lane.rate)
                 lane.live.add(slot)
+                if lane.phase is LanePhase.STARTUP and now - lane.first_sent_at < self.settings.long_ramp_s:
+                    lane.ramp_log.append(slot)
                 if lane.must_probe:
                     lane.probe = slot
                 return slot
@@ -605,6 +635,13 @@ class Pacer:
         on_the_way = sum(o.operations for o in lane.live if o is not slot and o.dispatched_at > slot.dispatched_at)
         at_pause_end = refill * (now + pause - slot.dispatched_at) - throttled - on_the_way
         lane.tokens = min(lane.tokens, at_pause_end - lane.rate * pause)
+        short = slot.operations - at_pause_end
+        if not sure and short > 0:
+            # ...and one as big as this one (batches formed before the cut still are) only
+            # once the server has refilled that much at that fraction: our rate would say
+            # sooner. Within reason: that fraction may be far below the server's rate.
+            extra_wait = min(short / refill, self.settings.unsure_head_wait_s)
+            lane.tokens = min(lane.tokens, slot.operations - lane.rate * (pause + extra_wait))
 
     def _cut(self, lane: _LaneState, now: float, slot: Slot, retry_after: float) -> None:
         s = self.settings
@@ -612,21 +649,16 @@ class Pacer:
         # The rate held a moment before the throttled request left: while the server's
         # burst allowance drained, the rate kept climbing, so the last rate overstates.
         held = min(throttled_rate, lane.rate_at(slot.dispatched_at - s.lookback_s))
-        admitted: float | None = None
-        interval = math.inf if lane.event_at is None else now - lane.event_at
-        if lane.event_at is not None and interval >= s.min_estimate_s:
-            # The server's bucket was empty at the previous throttle and is empty now:
-            # what we sent in between (pause included) is what it refilled, less what
-            # overflowed while we ran below its limit. A lower bound of the limit.
-            admitted = lane.sent_since_event / (now - lane.event_at)
+        admitted = self._throttle_to_throttle(lane, slot)
         # Unless the lane restarts from a throttle-to-throttle figure, its rate may still
         # be far off: after the pause, send one request and wait for its answer first.
+        # (That answer's round trip lets the server's bucket overflow: not when it does.)
         # Not after the first throttle unless the server is a second or more in debt: at
         # high limits that answer's round trip costs more than it saves.
         if lane.phase is LanePhase.STARTUP:
             lane.must_probe = retry_after >= 2
         else:
-            lane.must_probe = lane.phase is not LanePhase.STEADY or admitted is None
+            lane.must_probe = admitted is None
         if lane.phase is LanePhase.STARTUP:
             new_rate = throttled_rate * s.first_cut
             lane.measured = False
@@ -642,8 +674,10 @@ class Pacer:
                     new_rate = got_through
                     lane.measured = True
                 else:
-                    new_rate = min(new_rate, got_through)
+                    # The allowance dominates what got through: take it out.
+                    new_rate = min(new_rate, got_through, self._ramp_estimate(lane, slot, throttled_rate))
             lane.phase = LanePhase.RECOVERY
+            lane.ramp_log.clear()
         elif admitted is None:
             # Throttled again right after a pause: the restart rate was too high (far too
             # high if no throttle-to-throttle figure was ever made).
@@ -653,10 +687,11 @@ class Pacer:
             # allowance is used, not wasted), or below the rate held before the throttle
             # if that says more (what got through understates the limit when we ran below it).
             new_rate = admitted * (1 + s.restart_bump)
-            if slot.dispatched_at - lane.resumed_at >= s.held_min_quiet_s:
+            if lane.phase is LanePhase.STEADY and slot.dispatched_at - lane.resumed_at >= s.held_min_quiet_s:
                 # Sending a while after the last pause without a throttle means the limit
                 # is near the held rate; what got through understates it if we spent part
-                # of the interval below it. (Right after a pause, the held rate means nothing.)
+                # of the interval below it. (Right after a pause, the held rate means
+                # nothing; nor in recovery, whose fast growth the refilled bucket hides.)
                 new_rate = max(new_rate, held * s.cut)
             lane.phase = LanePhase.STEADY
         new_rate = min(new_rate, throttled_rate * s.max_cut)
@@ -668,10 +703,58 @@ class Pacer:
         lane.last_cut_at = now
         lane.event_at = now
         lane.sent_since_event = 0
+        # Where the server's bucket ran dry this time: the throttled request or one sent
+        # before it whose answer is still on its way (the next throttle tells which).
+        lane.crossing_candidates = [o for o in lane.live if o.sent_before <= slot.sent_before]
         lane.cuts += 1
         lane.unavailable_share = 0.0
         lane.window_start = now
         lane.bound_s = 0.0
+
+    def _ramp_estimate(self, lane: _LaneState, slot: Slot, ceiling: float) -> float:
+        """The limit R for which a server bucket holding ``assumed_burst_s`` of R, full at
+        our first request, would have run dry exactly at ``slot`` given what we sent: unlike
+        what got through per second, this counts what overflowed while we ramped up below R."""
+        before = [o for o in lane.ramp_log if o.sent_before < slot.sent_before]
+        if not (slot.ok_ops or any(o.ok_ops or not o._reported for o in before)):
+            return ceiling  # throttled before anything got through: its bucket was not full
+        sends = [(o.dispatched_at, o.operations) for o in before]
+        sends.append((slot.dispatched_at, slot.ok_ops))
+        burst_s = self.settings.assumed_burst_s
+
+        def left(rate: float) -> float:
+            capacity = rate * burst_s
+            tokens, last = capacity, sends[0][0]
+            for at, ops in sends:
+                tokens = min(capacity, tokens + rate * (at - last)) - ops
+                last = at
+            return tokens
+
+        low, high = self.settings.min_rate, max(ceiling, self.settings.min_rate)
+        if left(high) < 0:
+            return high
+        for _ in range(30):  # what is left grows with R: bisect for where it is 0
+            mid = (low + high) / 2
+            low, high = (mid, high) if left(mid) < 0 else (low, mid)
+        return high
+
+    def _throttle_to_throttle(self, lane: _LaneState, slot: Slot) -> float | None:
+        """What the server refilled per second between the previous throttle and this one
+        (None if that span is too short to say): its bucket was empty at both, so it refilled
+        what we sent in between, plus the debt the previous one left (its throttled items
+        still took tokens), less what overflowed while we ran below its limit (so a lower
+        bound). Counted by dispatch, not by answer: an answer's latency moves it across an
+        event, not the server's bucket. (If a request sent just before this one, still
+        unanswered, ran it dry, the figure counts that request too: a batch or so high.)"""
+        throttled = [o for o in lane.crossing_candidates if o.throttled_ops]
+        if not throttled:
+            return None
+        dry = min(throttled, key=lambda o: o.sent_before)  # the first request it throttled
+        span = slot.dispatched_at - dry.dispatched_at
+        if span < self.settings.min_estimate_s:
+            return None
+        between = slot.sent_before - dry.sent_before - dry.operations
+        return (dry.throttled_ops + between + slot.ok_ops) / span
 
     def _window_cut(self, lane: _LaneState, now: float, slot: Slot, retry_after: float) -> None:
         # The server counts over a window: full now, it admits again when the pause ends.
@@ -702,6 +785,7 @@ class Pacer:
             lane.last_cut_at = now
             return
         lane.window_len = window_len
+        lane.ramp_log.clear()
         admitted = in_window / window_len
         self._set_rate(lane, now, min(admitted, slot.rate_at_dispatch))
         # Evenly from the comeback on: items leave the window at the rate they entered it,

@@ -132,6 +132,76 @@ def test_a_first_throttle_after_a_long_ramp_restarts_at_what_got_through(run_vir
     assert (after.phase, after.cuts) == (LanePhase.RECOVERY, 1)
 
 
+async def _send_at(pacer: Pacer, loop: VirtualTimeLoop, at: float, operations: int, **report: Any) -> float:
+    """Wait until ``at``, then send one request (answered 0.2 s later); its dispatch time."""
+    await asyncio.sleep(max(0.0, at - loop.time()))
+    async with pacer.slot(Lane.WRITE, operations) as slot:
+        sent_at = loop.time()
+        await asyncio.sleep(0.2)
+        slot.report(200, **report)
+    return sent_at
+
+
+def test_a_first_throttle_restarts_where_a_full_bucket_would_have_run_dry(run_virtual: Any) -> None:
+    # 5 writes at 0 s and at 1 s, then 10 at 2 s of which 4 are throttled. A server bucket
+    # holding a second of R (``assumed_burst_s``), full at the start, runs dry at 2 s for
+    # R = 6: it was full again at 1 s and at 2 s (what it refilled above that overflowed),
+    # so it held R and let 6 through. What got through per second (20 in 2.2 s) says 9.
+    async def main(loop: VirtualTimeLoop) -> Any:
+        pacer = Pacer(clock=loop.time)
+        await _send_at(pacer, loop, 0.0, 5)
+        await _send_at(pacer, loop, 1.0, 5)
+        await _send_at(pacer, loop, 2.0, 10, throttled=4, retry_after=1)
+        return pacer.snapshot().lanes[Lane.WRITE]
+
+    write = run_virtual(main)
+    assert PacingSettings().assumed_burst_s == 1.0
+    assert (write.phase, write.cuts) == (LanePhase.RECOVERY, 1)
+    assert write.rate_limit == pytest.approx(6.0, rel=1e-3)
+
+
+def test_throttle_to_throttle_counts_the_debt_the_first_throttle_left(run_virtual: Any) -> None:
+    # The server's bucket was empty when the first throttled item arrived and again when
+    # the second throttle's first throttled item did: in between it refilled the first
+    # request's throttled items (they took tokens too), what was sent after it, and what the
+    # second throttled request got through. Counted by dispatch time.
+    async def main(loop: VirtualTimeLoop) -> tuple[float, Any]:
+        pacer = Pacer(clock=loop.time)
+        await _send_at(pacer, loop, 0.0, 10)
+        dry_at = await _send_at(pacer, loop, 0.2, 10, throttled=6, retry_after=1)
+        for at in (3.0, 3.5, 4.0):
+            await _send_at(pacer, loop, at, 5)
+        second_at = await _send_at(pacer, loop, 4.5, 5, throttled=3, retry_after=1)
+        refilled = 6 + 3 * 5 + 2
+        return refilled / (second_at - dry_at), pacer.snapshot().lanes[Lane.WRITE]
+
+    admitted, write = run_virtual(main)
+    assert (write.phase, write.cuts) == (LanePhase.STEADY, 2)
+    assert write.estimated_limit == pytest.approx(admitted * (1 + PacingSettings().restart_bump), rel=1e-6)
+
+
+def test_while_unsure_a_batch_as_big_as_the_throttled_one_waits_a_little_longer(run_virtual: Any) -> None:
+    # After the first throttle the lane assumes the server refills at ``unsure_refill`` of
+    # its (cut) rate: a batch as big as the throttled one waits until that refill would
+    # cover it, at most ``unsure_head_wait_s`` more than its own rate asks.
+    async def main(loop: VirtualTimeLoop) -> tuple[float, float, Any]:
+        pacer = Pacer(clock=loop.time)
+        await _send_at(pacer, loop, 0.0, 10)
+        await _send_at(pacer, loop, 0.2, 10, throttled=2, retry_after=1)
+        resumes_at = loop.time() + 1
+        cut = pacer.snapshot().lanes[Lane.WRITE]
+        sent_at = await _send_at(pacer, loop, 0.0, 10)
+        return resumes_at, sent_at, cut
+
+    resumes_at, sent_at, cut = run_virtual(main)
+    settings = PacingSettings()
+    # The cut rate is 15 (a full one-second bucket runs dry at 0.2 s after 18 writes); the
+    # server, refilling at half that from the throttled request's dispatch, has 7 tokens when
+    # the pause ends: our own rate would send the batch of 10 0.2 s later.
+    assert cut.rate_limit == pytest.approx(15.0, rel=1e-3)
+    assert sent_at == pytest.approx(resumes_at + settings.unsure_head_wait_s, abs=1e-3)
+
+
 def test_rate_drops_on_throttle_and_climbs_back_while_healthy(run_virtual: Any) -> None:
     async def main(loop: VirtualTimeLoop) -> list[Any]:
         pacer = Pacer(clock=loop.time)
