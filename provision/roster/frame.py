@@ -3,23 +3,22 @@ rows as a pandas DataFrame for scripts, notebooks and schedulers.
 
 ``validation_table(roster)`` is the one definition of that table (columns ``row, user,
 mobile, alternate_mobile, office, status, problems`` and the passthrough columns, phones in
-Graph form); the CLI's CSV and ``validate()`` both render it. pandas is imported only when
+Graph form); the CLI's CSV and ``provision.api.validate`` both render it. pandas is imported only when
 a DataFrame is asked for, so the reader and the CLI don't pay for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from provision.model import FIELD_BY_PHONE_TYPE, PHONE_TYPES
-from provision.roster.reader import Roster, read_roster
+from provision.roster.reader import Roster
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["roster_frame", "validate", "validation_table"]
+__all__ = ["roster_frame", "validation_table"]
 
 Cell = int | str
 
@@ -51,20 +50,3 @@ def roster_frame(roster: Roster) -> "pandas.DataFrame":
     text = [name for name in header if name != "row"]
     return frame.astype({"row": "int64", **{name: "string" for name in text}})
 
-
-def validate(
-    roster: "str | Path | pandas.DataFrame",
-    *,
-    region: str | None = None,
-    sheet: str | int | None = None,
-    columns: Mapping[str, str] | None = None,
-) -> "pandas.DataFrame":
-    """Read and check a roster file (or a DataFrame laid out like one: see ``read_roster``)
-    without touching any tenant: one DataFrame row per data row.
-
-    The same columns as ``provision validate --out``; ``status`` is ok / warning / error and
-    ``problems`` names each problem with its code. The numbers are the roster's own data,
-    in full: mask them (``provision.mask``) before logging any.
-    """
-    source = Path(roster) if isinstance(roster, str) else roster
-    return roster_frame(read_roster(source, columns=columns, default_region=region, sheet=sheet))

@@ -4,8 +4,15 @@ libphonenumber is pure Python (about 25 µs a number); a million-row roster hold
 1.5 million phone cells, each different. A chunk's distinct cells therefore go, in pieces
 of ``_PIECE``, to a process pool (one worker per core) while the caller carries on
 reading; on 2 cores this reads 1M rows in ~0.5x the in-process time (bench.roster_read).
-Cells and answers cross the process boundary as flat lists, cheap to pickle. A failing
-pool falls back to doing the work in-process, so the result never depends on the pool.
+Cells and answers cross the process boundary as flat lists, cheap to pickle. The cells
+are distinct already, so they go through ``normalise_distinct`` (no cache to fill). A
+failing pool falls back to doing the work in-process, so the result never depends on the
+pool.
+
+Worker start-up was measured (``python -X importtime``): a worker imports this module,
+``provision.model`` and phonenumbers in ~45 ms and loads its regions' metadata in ~20 ms,
+~80 ms with the interpreter, so a forkserver with phonenumbers preloaded would save ~60 ms
+of CPU per read and leave a server process behind: not worth it.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Sequence
 
 from provision.model import PhoneType
-from provision.roster.numbers import normalise
+from provision.roster.numbers import normalise_distinct
 
 # (raw cell, region, phone type, cell was a spreadsheet number)
 CellKey = tuple[str, str | None, PhoneType | None, bool]
@@ -40,7 +47,7 @@ def normalise_cells(keys: Sequence[CellKey]) -> dict[CellKey, CellResult]:
     """(graph, problem, reason, warning) for each cell, in this process."""
     out: dict[CellKey, CellResult] = {}
     for key in keys:
-        r = normalise(key[0], key[1], key[2], from_number=key[3])
+        r = normalise_distinct(key[0], key[1], key[2], from_number=key[3])
         out[key] = (r.graph, r.problem, r.reason, r.warning)
     return out
 
@@ -124,9 +131,12 @@ _Wire = tuple[list[str], list[str | None], list[str | None], list[bool]]
 _Answers = tuple[list[str | None], list[int], list[tuple[str | None, str, str | None]]]
 
 
+_TYPE_VALUE: dict[PhoneType | None, str | None] = {t: t.value for t in PhoneType}
+
+
 def _to_wire(keys: Sequence[CellKey]) -> _Wire:
     raws, regions, types, numbers = zip(*keys)
-    return list(raws), list(regions), [t.value if t else None for t in types], list(numbers)
+    return list(raws), list(regions), list(map(_TYPE_VALUE.get, types)), list(numbers)
 
 
 def _ready() -> None:
@@ -140,7 +150,7 @@ def _work(wire: _Wire) -> _Answers:
     index: dict[tuple[str | None, str, str | None], int] = {}
     phone_types = {t.value: t for t in PhoneType}
     for raw, region, type_value, number in zip(raws, regions, types, numbers):
-        r = normalise(raw, region, phone_types[type_value] if type_value else None, from_number=number)
+        r = normalise_distinct(raw, region, phone_types[type_value] if type_value else None, from_number=number)
         graphs.append(r.graph)
         codes.append(index.setdefault((r.problem, r.reason, r.warning), len(index)))
     return graphs, codes, list(index)

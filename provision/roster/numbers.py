@@ -125,11 +125,27 @@ def normalise(
     ``from_number`` says the cell was a spreadsheet number, which may have lost its
     leading ``+``: the digits are then also tried as an international number.
     """
+    return _normalise_cached(raw, _known_region(region), phone_type, from_number)
+
+
+def normalise_distinct(
+    raw: str,
+    region: str | None,
+    phone_type: PhoneType | None = None,
+    *,
+    from_number: bool = False,
+) -> NormalisedPhone:
+    """``normalise`` without its cache, for cells already made distinct (the roster
+    reader's): there the cache would only hold memory and never be hit."""
+    return _normalise(raw, _known_region(region), phone_type, from_number)
+
+
+def _known_region(region: str | None) -> str | None:
     if region:
         region = _REGION_ALIASES.get(region.upper(), region.upper())
-        if region not in phonenumbers.SUPPORTED_REGIONS:
-            region = None
-    return _normalise_cached(raw, region or None, phone_type, from_number)
+        if region in phonenumbers.SUPPORTED_REGIONS:
+            return region
+    return None
 
 
 def canonical_digits(number: str) -> str:
@@ -168,8 +184,7 @@ def region_for(value: str) -> str | None:
 # -- implementation ---------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1 << 16)
-def _normalise_cached(raw: str, region: str | None, phone_type: PhoneType | None, from_number: bool) -> NormalisedPhone:
+def _normalise(raw: str, region: str | None, phone_type: PhoneType | None, from_number: bool) -> NormalisedPhone:
     text = fold(raw).strip()
     if not text:
         return BLANK
@@ -184,6 +199,10 @@ def _normalise_cached(raw: str, region: str | None, phone_type: PhoneType | None
     if from_number and text.isdigit() and not text.startswith("0"):
         return _lost_plus(text, region, phone_type)
     return _parse(text, region, phone_type)
+
+
+# The planner and single lookups repeat numbers; the reader's cells are distinct already.
+_normalise_cached = lru_cache(maxsize=1 << 16)(_normalise)
 
 
 def _parse(text: str, region: str | None, phone_type: PhoneType | None) -> NormalisedPhone:

@@ -7,28 +7,40 @@ and its user is in ``Roster.users`` unless the row has an error ``RowIssue``; bl
 are counted. Row numbers are the ones a spreadsheet shows (the header is row 1 when it
 is on the first line).
 
-The file streams in ``CHUNK_ROWS`` records at a time: a chunk's distinct phone cells are
-normalised ahead (in worker processes for big files), its rows are built, and its records
-are dropped. Each row stays a plain draft tuple until the checks across rows (repeated
-users, shared mobiles) have run, and only then becomes a ``RosterRow``.
+The file arrives in column-wise batches (``files.Batch``, ``BATCH_ROWS`` records). A
+batch's distinct phone cells (cell, region, phone type, number cell) go out for
+normalising (to worker processes for big files) while the next batches are read; cells
+answered in an earlier batch are not sent again (up to ``KNOWN_CELLS`` answers are kept).
+When its answers are back, every check a row's own cells decide runs over whole columns
+(user keys, regions, SMS flags parsed once per distinct cell, the answers mapped back,
+the warnings that need a mobile) and only rows with a problem are looked at one by one;
+then the batch's ``RosterRow`` values, and ``DesiredUser`` for users met for the first
+time, are made in one pass each. The checks across rows (a user on several rows, a
+mobile shared by users) run at the end and only rewrite the rows they concern.
 
-The source may also be a pandas DataFrame (``provision.roster.files.frame_table``). The
-cyclic garbage collector is paused while a roster is built, and memory the build freed
-is handed back before the rows are made: a million rows fit in about 1 GB with workers.
+pandas is not used here: its import alone costs ~0.3 s and ~50 MB (measured), a sixth of
+a 100k-row workbook's whole budget, and the column operations needed are plain Python
+over lists (the UPN check with ``re`` over a column measured 3x faster than pyarrow's
+vectorised regex once the column is converted). The source may also be a pandas
+DataFrame (``provision.roster.files.frame_table``). The cyclic garbage collector is
+paused while a roster is built; the workers are stopped before the last batch's rows are made,
+and a million-row CSV peaks at about 0.9 GB for the whole process tree (bench.roster_read).
 """
 
 from __future__ import annotations
 
 import gc
 import re
+from bisect import bisect_left
 from collections import Counter, deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from itertools import chain, islice
+from dataclasses import dataclass, field, replace
+from itertools import chain, repeat
+from operator import attrgetter, itemgetter
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence, cast
 
 from provision.errors import RosterReadError, UsageError
 from provision.masking import mask
@@ -42,7 +54,7 @@ from provision.model import (
 )
 from provision.roster import numbers as phones
 from provision.roster.columns import PHONE_FIELDS, ColumnMap, match_columns
-from provision.roster.files import FRAME_PATH, Record, Table, frame_table, open_table, sheet_names
+from provision.roster.files import BATCH_ROWS, FRAME_PATH, Batch, Table, frame_table, open_table, sheet_names
 from provision.roster.memory import give_back_freed_memory
 from provision.roster.number_pool import (
     BatchNormaliser,
@@ -65,16 +77,15 @@ _YES = frozenset({"yes", "y", "true", "1", "on", "enable", "enabled"})
 _NO = frozenset({"no", "n", "false", "0", "off", "disable", "disabled"})
 _NO_EXTRA: Mapping[str, str] = MappingProxyType({})
 
-CHUNK_ROWS = 20_000
+# Answers kept across batches (~40 MB at most), so a number repeated far apart in the file
+# is not normalised again; all of a million-row file's would take ~350 MB.
+KNOWN_CELLS = 200_000
 # A file this big holds more than one chunk in any layout seen: its workers are started
 # before it is read (a CSV row is ~50 bytes, a workbook row ~30 compressed).
 WARM_UP_BYTES = 1_500_000
 
 _OK, _WARNING, _ERROR = 0, 1, 2
-# (row, user, key, phones, sms_sign_in, passthrough): a row until its status is final.
-_Draft = tuple[int, str, str | None, Mapping[PhoneType, str | None], bool | None, Mapping[str, str]]
 _STATUS = (RowStatus.OK, RowStatus.WARNING, RowStatus.ERROR)
-_FREED: _Draft = (0, "", None, {}, None, _NO_EXTRA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +164,7 @@ def read_roster(
     A workbook read without ``sheet`` whose first sheet has no roster header (a cover
     page) is read from the one sheet that has one; with several, the error names them.
 
-    ``workers``: processes that normalise phone cells of files over ``CHUNK_ROWS`` rows
+    ``workers``: processes that normalise phone cells of files over ``BATCH_ROWS`` rows
     (``None``: one per CPU, up to 4; ``0``: all in this process). The result is the same.
     """
     region = None
@@ -169,7 +180,7 @@ def read_roster(
             table = open_table(path, sheet)
         else:
             path = FRAME_PATH
-            if len(source) > CHUNK_ROWS:
+            if len(source) > BATCH_ROWS:
                 normaliser.warm_up()
             table = frame_table(source)
         try:
@@ -183,7 +194,7 @@ def read_roster(
                 table = replacement
                 colmap = match_columns(table.header, columns)
             with _no_cycle_collection():
-                return _Builder(path, table.sheet, colmap, region).build(table.records, normaliser)
+                return _Builder(path, table.sheet, colmap, region).build(table.batches, normaliser)
         finally:
             table.close()
 
@@ -247,15 +258,11 @@ def _quote(value: str) -> str:
     return repr(value[:20])
 
 
-def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
-    while chunk := list(islice(records, size)):
-        yield chunk
-
-
 @dataclass(frozen=True, slots=True)
 class _Layout:
-    """Where each field sits in a record: the ColumnMap's positions, looked up once per file.
-    ``phones``: (phone type, field name, position) per phone column present."""
+    """Where each field sits in a batch: the ColumnMap's positions, looked up once per file.
+    ``phones``: (phone type, field name, position) per phone column present, in RowPhones'
+    slot order."""
 
     user: int
     region: int | None
@@ -264,29 +271,46 @@ class _Layout:
     phones: tuple[tuple[PhoneType, str, int], ...]
     extra: tuple[tuple[int, str], ...]
     types: tuple[PhoneType, ...]  # the phone columns present: every row's RowPhones keys
-    slots: tuple[tuple[int, PhoneType, str, int], ...]  # (RowPhones slot, type, field, position)
+    column_at: Mapping[int, str]  # position -> header, for issues about any cell
 
     @classmethod
     def of(cls, colmap: ColumnMap) -> _Layout:
         index = colmap.index
+        fields = sorted(colmap.phone_fields, key=lambda f: SLOT[PHONE_FIELDS[f]])
         return cls(
             user=index["user"],
             region=index.get("region"),
             sms_sign_in=index.get("sms_sign_in"),
             mobile=index.get("mobile"),
-            phones=tuple((PHONE_FIELDS[f], f, index[f]) for f in colmap.phone_fields),
+            phones=tuple((PHONE_FIELDS[f], f, index[f]) for f in fields),
             extra=colmap.extra,
             types=tuple(PHONE_FIELDS[f] for f in colmap.phone_fields),
-            slots=tuple((SLOT[PHONE_FIELDS[f]], PHONE_FIELDS[f], f, index[f]) for f in colmap.phone_fields),
+            column_at={**dict(colmap.extra), **{at: colmap.names[f] for f, at in index.items()}},
         )
 
 
-class _Builder:
-    """Turns records into rows, then checks rows against each other.
+@dataclass(slots=True)
+class _Prepared:
+    """A batch whose phone cells are out for normalising: its blank records dropped, each
+    record's region, and each phone column's cells as normalisation keys (None: blank)."""
 
-    Per row it keeps a draft and a severity byte (``_OK`` / ``_WARNING`` / ``_ERROR``,
-    only ever raised); the cross-row checks read and raise those, and ``_finish`` turns
-    drafts into ``RosterRow`` values and the users whose rows have no error.
+    batch: Batch
+    regions: list[str | None] | None  # None: every record has the default region
+    bad_regions: list[int]
+    cells: list[list[CellKey | None]]
+    known: dict[CellKey, CellResult]  # answers of earlier batches, for cells not sent again
+
+
+_Found = list[tuple[int, RowIssue]]  # (index in the batch, issue)
+
+
+class _Builder:
+    """Turns batches into rows column by column, then checks rows against each other.
+
+    Per batch: every check a row's own cells decide runs over whole columns, each row gets
+    its severity byte (``_OK`` / ``_WARNING`` / ``_ERROR``), its ``RosterRow`` and, for the
+    first row of a user without error, its ``DesiredUser``. The checks across rows
+    (repeated users, shared mobiles) run at the end and only touch the rows they concern.
     """
 
     def __init__(self, path: Path, sheet: str | None, colmap: ColumnMap, region: str | None) -> None:
@@ -296,275 +320,404 @@ class _Builder:
         self.at = _Layout.of(colmap)
         self.region = region
         self.names = colmap.names
+        self.rows: list[RosterRow] = []
+        self.users: dict[str, DesiredUser] = {}
         self.issues: list[RowIssue] = []
         self.severity = bytearray()
+        self.mobiles: list[str | None] = []  # each row's mobile in Graph form
         self.blank_rows = 0
-        self.drafts: list[_Draft] = []
-        self.first_by_key: dict[str, int] = {}
-        self.repeats: dict[str, list[int]] = {}  # key -> draft positions, for users on several rows
-        self.region_cache: dict[str, str | None] = {}
+        # Users seen so far are the keys of ``users`` (first row without error) and of
+        # ``first_error`` (first row with one): no third map of a million keys.
+        self.first_error: dict[str, int] = {}  # key -> position of its first row
+        self.repeats: dict[str, list[int]] = {}  # key -> row positions, for users on several rows
+        self.owner: dict[str, str] = {}  # mobile -> the first user (of a row without error) with it
+        self.shared: dict[str, set[str]] = {}  # mobile -> its users, when more than one
+        self.region_cache: dict[str, str | None] = {"": region}
+        self.sms_cache: dict[str, bool | None] = {}
+        self.answered: dict[CellKey, CellResult] = {}
+        self.bad_sms: set[str] = set()
 
-    def issue(self, i: int, row: int, field_name: str | None, severity: Severity, code: str, reason: str) -> None:
-        column = self.names.get(field_name) if field_name else None
-        self.issues.append(RowIssue(row, self.sheet, column, severity, code, reason))
-        level = _ERROR if severity is Severity.ERROR else _WARNING
-        if self.severity[i] < level:
-            self.severity[i] = level
-
-    def build(self, records: Iterator[Record], normaliser: BatchNormaliser) -> Roster:
-        # Phone cells of a chunk are normalised (in worker processes for big files) while
-        # the next chunks are read; rows are built in file order as results come back.
-        pending: deque[tuple[list[Record], list[str | None], PendingCells]] = deque()
+    def build(self, batches: Iterator[Batch], normaliser: BatchNormaliser) -> Roster:
+        # Phone cells of a batch are normalised (in worker processes for big files) while
+        # the next batches are read; rows are made in file order as results come back.
+        pending: deque[tuple[_Prepared, PendingCells]] = deque()
         depth = normaliser.workers + 1
-        chunks = _chunks(records, CHUNK_ROWS)
-        first = next(chunks, [])
-        second = next(chunks, [])
-        # A file of one chunk never starts a pool; a bigger one sends every chunk to it,
+        first = next(batches, None)
+        second = next(batches, None)
+        # A file of one batch never starts a pool; a bigger one sends every batch to it,
         # the first included, so the workers start while the rest is read.
-        alone = not second
-        for chunk in chain((first,), (second,) if second else (), chunks):
-            regions, keys = self._phone_keys(chunk)
-            results = normalise_now(keys) if alone else normaliser.submit(keys)
-            pending.append((chunk, regions, results))
+        alone = second is None
+        ahead = (b for b in (first, second) if b is not None)
+        for batch in chain(ahead, batches):
+            prepared, keys = self._prepare(batch)
+            pending.append((prepared, normalise_now(keys) if alone else normaliser.submit(keys)))
             while len(pending) > depth:
-                chunk, regions, results = pending.popleft()
-                self._rows(chunk, regions, results())
+                prepared, results = pending.popleft()
+                self._make_rows(prepared, results())
+        self.answered.clear()  # nothing more to send
         while pending:
-            chunk, regions, results = pending.popleft()
-            self._rows(chunk, regions, results())
-        self.first_by_key.clear()  # a million entries, not needed past here: freed before the users are made
+            prepared, results = pending.popleft()
+            answers = results()
+            if not pending:  # the last answers in: the workers go before the last rows are made
+                normaliser.close()
+            self._make_rows(prepared, answers)
+        self.first_error.clear()
         self._check_repeats()
         self._check_shared_mobiles()
-        give_back_freed_memory()  # the file's buffers and the chunks' results, before the rows are made
+        give_back_freed_memory()  # the file's buffers and the batches' results
         return self._finish()
 
-    # -- one chunk of records --------------------------------------------------------------
+    # -- one batch: what each row's own cells say, column by column -------------------------
 
-    def _region(self, value: str) -> str | None:
-        cache = self.region_cache
-        if value not in cache:
-            cache[value] = phones.region_for(value)
-        return cache[value]
-
-    def _phone_keys(self, chunk: list[Record]) -> tuple[list[str | None], list[CellKey]]:
-        """Each record's region and the chunk's distinct phone cells."""
-        region_at = self.at.region
-        phone_at = self.at.phones
-        default_region = self.region
-        regions: list[str | None] = []
-        keys: dict[CellKey, None] = {}
-        for record in chunk:
-            cells = record.cells
-            region = default_region
-            if region_at is not None and cells[region_at]:
-                region = self._region(cells[region_at])
-            regions.append(region)
-            for phone_type, _, at in phone_at:
-                raw = cells[at]
-                if raw:
-                    keys[(raw, region, phone_type, at in record.numeric)] = None
-        return regions, list(keys)
-
-    def _rows(self, chunk: list[Record], regions: list[str | None], results: Mapping[CellKey, CellResult]) -> None:
-        """A draft per non-blank record of the chunk; blank records are only counted."""
-        for record, region in zip(chunk, regions):
-            if any(record.cells):
-                self._add_row(record, region, results)
-            else:
-                self.blank_rows += 1
-
-    # -- one row: what its own cells say -----------------------------------------------------
-
-    def _add_row(self, record: Record, region: str | None, results: Mapping[CellKey, CellResult]) -> None:
-        """The record's draft, and every problem the record shows on its own.
-
-        A row's issues are recorded in a fixed order (user, region, phones, SMS sign-in,
-        cells, then what needs a mobile), which ``Roster.issues`` keeps within the row.
-        """
+    def _prepare(self, batch: Batch) -> tuple[_Prepared, list[CellKey]]:
+        """The batch without its blank records, and its distinct phone cells."""
+        batch = self._without_blanks(batch)
         at = self.at
-        cells = record.cells
-        row = record.row
-        i = len(self.drafts)
-        self.severity.append(_OK)
-        user = cells[at.user]
-        key = self._user_key(i, row, user)
-        if region is None and at.region is not None and cells[at.region]:
-            self._bad_region(i, row, cells[at.region])
-        numbers = self._numbers(i, record, region, results)
-        sms = self._sms_sign_in(i, row, cells[at.sms_sign_in]) if at.sms_sign_in is not None else None
-        if record.uncached:
-            self._uncached(i, row, record.uncached)
-        if record.overflow:
-            self._overflow(i, row, record.overflow)
-        if (sms or numbers.get(PhoneType.ALTERNATE_MOBILE)) and (at.mobile is None or not cells[at.mobile]):
-            self._without_mobile(i, row, numbers, sms)
-        passthrough = {name: cells[position] for position, name in at.extra} if at.extra else _NO_EXTRA
-        if key is not None:
-            self._note_user(key, i)
-        self.drafts.append((row, user, key, numbers, sms, passthrough))
-
-    def _user_key(self, i: int, row: int, user: str) -> str | None:
-        """The user cell's matching key, or None with an error for the row."""
-        if not user:
-            self.issue(i, row, "user", Severity.ERROR, "missing_user", "the row has no user (UPN or object id)")
-            return None
-        key = user_key(user)
-        if key is None:
-            self.issue(
-                i, row, "user", Severity.ERROR, "invalid_user",
-                "the user is neither a UPN (name@domain) nor an object id (GUID)",
+        regions: list[str | None] | None = None
+        bad_regions: list[int] = []
+        if at.region is not None:
+            column = batch.columns[at.region]
+            cache = self.region_cache
+            for value in set(column).difference(cache):
+                cache[value] = phones.region_for(value)
+            regions = list(map(cache.__getitem__, column))
+            if None in regions:
+                bad_regions = [k for k, (value, region) in enumerate(zip(column, regions)) if region is None and value]
+        cells: list[list[CellKey | None]] = []
+        for phone_type, _, position in at.phones:
+            raw = batch.columns[position]
+            numbers = batch.numeric.get(position)
+            flags = [k in numbers for k in range(len(raw))] if numbers else repeat(False)
+            in_region = regions if regions is not None else repeat(self.region)
+            cells.append(
+                [(cell, region, phone_type, number) if cell else None for cell, region, number in zip(raw, in_region, flags)]
             )
-        return key
+        distinct = dict.fromkeys(chain.from_iterable(cells))
+        distinct.pop(None, None)
+        keys = cast("list[CellKey]", list(distinct))
+        answered = self.answered
+        known = {key: answered[key] for key in keys if key in answered} if answered else {}
+        fresh = [key for key in keys if key not in known] if known else keys
+        return _Prepared(batch, regions, bad_regions, cells, known), fresh
 
-    def _bad_region(self, i: int, row: int, value: str) -> None:
-        self.issue(
-            i, row, "region", Severity.WARNING, "invalid_region",
-            f"{_quote(value)} is not a country code (ISO 3166 like GB, or a calling code like +44); "
-            "only numbers written with +country code can be read on this row",
+    def _without_blanks(self, batch: Batch) -> Batch:
+        """The batch without its blank records (only counted); most rows have a user, so
+        only the others are looked at cell by cell."""
+        columns = batch.columns
+        blank = [k for k, user in enumerate(columns[self.at.user]) if not user and not any(c[k] for c in columns)]
+        if not blank:
+            return batch
+        self.blank_rows += len(blank)
+        dropped = set(blank)
+        keep = [k for k in range(len(batch.rows)) if k not in dropped]
+        new = {old: k for k, old in enumerate(keep)}
+        return Batch(
+            [batch.rows[k] for k in keep],
+            [[column[k] for k in keep] for column in columns],
+            {p: frozenset(new[k] for k in ks if k in new) for p, ks in batch.numeric.items()},
+            {new[k]: v for k, v in batch.uncached.items() if k in new},
+            {new[k]: v for k, v in batch.overflow.items() if k in new},
         )
 
-    def _numbers(
-        self, i: int, record: Record, region: str | None, results: Mapping[CellKey, CellResult]
-    ) -> RowPhones:
-        """The row's phones in Graph's form (None: blank or unusable), and their problems."""
-        cells = record.cells
-        found: list[str | None] = [None, None, None]
-        for slot, phone_type, field_name, at in self.at.slots:
-            raw = cells[at]
-            if not raw:
-                continue
-            graph, problem, reason, warning = results[(raw, region, phone_type, at in record.numeric)]
-            found[slot] = graph
-            if problem:
-                self.issue(i, record.row, field_name, Severity.ERROR, problem, reason)
-            elif warning:
-                self.issue(i, record.row, field_name, Severity.WARNING, warning, reason)
-        return RowPhones(self.at.types, found[0], found[1], found[2])
+    def _remember(self, results: dict[CellKey, CellResult]) -> None:
+        """Keep a batch's answers for the batches after it, up to ``KNOWN_CELLS`` of them:
+        a number repeated across the file (a site's switchboard) is normalised once per
+        that many distinct cells, and the cache's memory stays bounded."""
+        if len(self.answered) + len(results) > KNOWN_CELLS:
+            self.answered.clear()
+        self.answered.update(results)
 
-    def _sms_sign_in(self, i: int, row: int, value: str) -> bool | None:
-        """The SMS sign-in cell (None: blank), or None with an error for the row."""
-        try:
-            return parse_sms_sign_in(value)
-        except ValueError:
-            self.issue(
-                i, row, "sms_sign_in", Severity.ERROR, "invalid_sms_sign_in",
-                f"{_quote(value)} is not yes, no or blank",
-            )
-            return None
-
-    def _uncached(self, i: int, row: int, positions: frozenset[int]) -> None:
-        by_position = {at: f for f, at in self.colmap.index.items()}
-        for at in sorted(positions):
-            field_name = by_position.get(at)
-            column = self.names.get(field_name) if field_name else dict(self.colmap.extra).get(at)
-            self.issues.append(
-                RowIssue(
-                    row, self.sheet, column, Severity.ERROR, "formula_without_value",
+    def _make_rows(self, prepared: _Prepared, results: dict[CellKey, CellResult]) -> None:
+        self._remember(results)
+        if prepared.known:
+            results = {**results, **prepared.known}
+        batch = prepared.batch
+        at = self.at
+        rows = list(batch.rows)  # one int per row number, shared by the row, its user and issues
+        columns = batch.columns
+        users = columns[at.user]
+        found: _Found = []
+        keys = self._user_keys(users, rows, found)
+        for k in prepared.bad_regions:
+            self._add(found, k, rows[k], "region", Severity.WARNING, "invalid_region", _bad_region(columns[at.region][k]))  # type: ignore[index]
+        graphs = {t: self._phones(t, name, cells, results, rows, found) for (t, name, _), cells in zip(at.phones, prepared.cells)}
+        sms = self._sms_sign_in(columns[at.sms_sign_in], rows, found) if at.sms_sign_in is not None else None
+        for k in sorted(batch.uncached):
+            for position in sorted(batch.uncached[k]):
+                found.append((k, RowIssue(
+                    rows[k], self.sheet, at.column_at.get(position), Severity.ERROR, "formula_without_value",
                     "the cell is a formula the workbook never calculated (open and save it in Excel first)",
+                )))
+        for k in sorted(batch.overflow):
+            self._add(
+                found, k, rows[k], None, Severity.ERROR, "extra_cells",
+                f"the row has {batch.overflow[k]} non-empty cell(s) beyond the header's columns "
+                "(an unquoted delimiter inside a value?)",
+            )
+        self._without_mobile(columns[at.mobile] if at.mobile is not None else None, graphs, sms, rows, found)
+        found.sort(key=_first)  # stable: a row's issues keep the order they were found in
+        severity = bytearray(len(rows))
+        for k, issue in found:
+            level = _ERROR if issue.severity is Severity.ERROR else _WARNING
+            if severity[k] < level:
+                severity[k] = level
+        self.issues.extend(issue for _, issue in found)
+        self._add_rows(batch._replace(rows=rows), keys, graphs, sms, severity)
+
+    def _add(self, found: _Found, k: int, row: int, field_name: str | None, severity: Severity, code: str, reason: str) -> None:
+        column = self.names.get(field_name) if field_name else None
+        found.append((k, RowIssue(row, self.sheet, column, severity, code, reason)))
+
+    def _user_keys(self, users: list[str], rows: Sequence[int], found: _Found) -> list[str | None]:
+        """Each user cell's matching key (``user_key``): the UPNs in one pass over the column,
+        then the rest (object ids, errors) one by one."""
+        upn = _UPN.fullmatch
+        keys: list[str | None] = [
+            (user if (folded := user.casefold()) == user else folded) if upn(user) else None for user in users
+        ]
+        for k in [k for k, key in enumerate(keys) if key is None]:
+            user = users[k]
+            if not user:
+                self._add(found, k, rows[k], "user", Severity.ERROR, "missing_user", "the row has no user (UPN or object id)")
+                continue
+            keys[k] = user_key(user)
+            if keys[k] is None:
+                self._add(
+                    found, k, rows[k], "user", Severity.ERROR, "invalid_user",
+                    "the user is neither a UPN (name@domain) nor an object id (GUID)",
                 )
-            )
-            self.severity[i] = _ERROR
+        return keys
 
-    def _overflow(self, i: int, row: int, overflow: int) -> None:
-        self.issue(
-            i, row, None, Severity.ERROR, "extra_cells",
-            f"the row has {overflow} non-empty cell(s) beyond the header's columns "
-            "(an unquoted delimiter inside a value?)",
+    def _phones(
+        self,
+        phone_type: PhoneType,
+        field_name: str,
+        cells: list[CellKey | None],
+        results: Mapping[CellKey, CellResult],
+        rows: Sequence[int],
+        found: _Found,
+    ) -> list[str | None]:
+        """A phone column in Graph's form (None: blank or unusable), and its cells' problems."""
+        answers = list(map(results.get, cells))  # type: ignore[arg-type]  # a blank cell (None) has no answer
+        for k in [k for k, a in enumerate(answers) if a is not None and (a[1] or a[3])]:
+            _, problem, reason, warning = answers[k]  # type: ignore[misc]
+            if problem:
+                self._add(found, k, rows[k], field_name, Severity.ERROR, problem, reason)
+            else:
+                self._add(found, k, rows[k], field_name, Severity.WARNING, warning, reason)  # type: ignore[arg-type]
+        return [a[0] if a is not None else None for a in answers]
+
+    def _sms_sign_in(self, column: list[str], rows: Sequence[int], found: _Found) -> list[bool | None]:
+        """The SMS sign-in column (None: blank), each distinct cell parsed once; an
+        unreadable cell is None with an error for its row."""
+        cache = self.sms_cache
+        for value in set(column).difference(cache):
+            try:
+                cache[value] = parse_sms_sign_in(value)
+            except ValueError:
+                cache[value] = None
+                self.bad_sms.add(value)
+        values = list(map(cache.__getitem__, column))
+        bad = self.bad_sms
+        if bad and not bad.isdisjoint(column):
+            for k in [k for k, value in enumerate(column) if value in bad]:
+                self._add(
+                    found, k, rows[k], "sms_sign_in", Severity.ERROR, "invalid_sms_sign_in",
+                    f"{_quote(column[k])} is not yes, no or blank",
+                )
+        return values
+
+    def _without_mobile(
+        self,
+        mobile_cells: list[str] | None,
+        graphs: Mapping[PhoneType, list[str | None]],
+        sms: list[bool | None] | None,
+        rows: Sequence[int],
+        found: _Found,
+    ) -> None:
+        """Warnings for what needs a mobile on rows whose mobile cell is empty (or absent)."""
+        alternates = graphs.get(PhoneType.ALTERNATE_MOBILE)
+        if alternates is not None:
+            for k in [k for k, g in enumerate(alternates) if g and (mobile_cells is None or not mobile_cells[k])]:
+                self._add(
+                    found, k, rows[k], "alternate_mobile", Severity.WARNING, "alternate_without_mobile",
+                    "an alternate mobile needs a mobile first; it can only be added if the user already has one",
+                )
+        if sms is not None:
+            for k in [k for k, s in enumerate(sms) if s and (mobile_cells is None or not mobile_cells[k])]:
+                self._add(
+                    found, k, rows[k], "sms_sign_in", Severity.WARNING, "sms_sign_in_without_mobile",
+                    "SMS sign-in works only on a mobile; it can only be enabled if the user already has one",
+                )
+
+    def _add_rows(
+        self,
+        batch: Batch,
+        keys: list[str | None],
+        graphs: Mapping[PhoneType, list[str | None]],
+        sms: list[bool | None] | None,
+        severity: bytearray,
+    ) -> None:
+        """The batch's RosterRows, its new users, and what the checks across rows need."""
+        at = self.at
+        columns = batch.columns
+        users = columns[at.user]
+        nothing = repeat(None)
+        mobiles = graphs.get(PhoneType.MOBILE)
+        phone_values = list(
+            map(
+                RowPhones,
+                repeat(at.types),
+                mobiles if mobiles is not None else nothing,
+                graphs.get(PhoneType.ALTERNATE_MOBILE, nothing),
+                graphs.get(PhoneType.OFFICE, nothing),
+            )
         )
-
-    def _without_mobile(self, i: int, row: int, numbers: Mapping[PhoneType, str | None], sms: bool | None) -> None:
-        """Warnings for what needs a mobile on a row whose mobile cell is empty (or absent)."""
-        if numbers.get(PhoneType.ALTERNATE_MOBILE):
-            self.issue(
-                i, row, "alternate_mobile", Severity.WARNING, "alternate_without_mobile",
-                "an alternate mobile needs a mobile first; it can only be added if the user already has one",
+        if at.extra:
+            names = [name for _, name in at.extra]
+            extras: Iterable[Mapping[str, str]] = [
+                dict(zip(names, cells)) for cells in zip(*(columns[p] for p, _ in at.extra))
+            ]
+        else:
+            extras = repeat(_NO_EXTRA)
+        sms_values = sms if sms is not None else [None] * len(keys)
+        base = len(self.rows)
+        self.rows.extend(
+            map(
+                RosterRow,
+                batch.rows,
+                repeat(self.sheet),
+                users,
+                keys,
+                phone_values,
+                sms_values,
+                map(_STATUS.__getitem__, severity),
+                extras,
             )
-        if sms:
-            self.issue(
-                i, row, "sms_sign_in", Severity.WARNING, "sms_sign_in_without_mobile",
-                "SMS sign-in works only on a mobile; it can only be enabled if the user already has one",
-            )
+        )
+        self.severity += severity
+        self.mobiles.extend(mobiles if mobiles is not None else [None] * len(keys))
+        desired = self.users
+        first_error = self.first_error
+        rows = batch.rows
+        for k, key in enumerate(keys):
+            if key is None:
+                continue
+            if key in desired or key in first_error:
+                self._repeat(key, base + k)
+            elif severity[k] == _ERROR:
+                first_error[key] = base + k
+            else:
+                desired[key] = DesiredUser(key, users[k], phone_values[k], sms_values[k], (rows[k],))
+        if mobiles is not None:
+            self._note_mobiles(mobiles, keys, severity)
 
-    def _note_user(self, key: str, i: int) -> None:
-        """Remember where each user is, so users on several rows can be checked at the end."""
-        first = self.first_by_key.setdefault(key, i)
-        if first != i:
-            self.repeats.setdefault(key, [first]).append(i)
+    def _repeat(self, key: str, i: int) -> None:
+        """Row position ``i`` holds a user already seen."""
+        positions = self.repeats.get(key)
+        if positions is not None:
+            positions.append(i)
+            return
+        first = self.first_error.get(key)
+        if first is None:  # its first row is the user's: found by row number (rows are in order)
+            first = bisect_left(self.rows, self.users[key].rows[0], key=_row_of)
+        self.repeats[key] = [first, i]
+
+    def _note_mobiles(self, mobiles: list[str | None], keys: list[str | None], severity: bytearray) -> None:
+        """Which user has each mobile, over the rows without error, as the rows come."""
+        owner = self.owner.setdefault
+        shared = self.shared
+        for number, key, level in zip(mobiles, keys, severity):
+            if number is None or key is None or level == _ERROR:
+                continue
+            first = owner(number, key)
+            if first != key:
+                shared.setdefault(number, {first}).add(key)
 
     # -- rows against each other -----------------------------------------------------------
 
+    def _raise(self, i: int, issue: RowIssue) -> None:
+        """An issue found across rows: recorded, and the row's status raised if it must be."""
+        self.issues.append(issue)
+        level = _ERROR if issue.severity is Severity.ERROR else _WARNING
+        if self.severity[i] < level:
+            self.severity[i] = level
+            self.rows[i] = replace(self.rows[i], status=_STATUS[level])
+
     def _check_repeats(self) -> None:
         """A user on several rows is applied once if the rows agree; else none is applied."""
-        drafts = self.drafts
+        rows = self.rows
         severity = self.severity
-        for positions in self.repeats.values():
-            first = drafts[positions[0]]
+        column = self.names.get("user")
+        mobiles_dropped = False
+        for key, positions in self.repeats.items():
+            first = rows[positions[0]]
             identical = all(
-                severity[p] != _ERROR and drafts[p][3] == first[3] and drafts[p][4] == first[4] for p in positions
+                severity[p] != _ERROR and rows[p].phones == first.phones and rows[p].sms_sign_in == first.sms_sign_in
+                for p in positions
             )
+            numbers = tuple(rows[p].row for p in positions)
             if identical:
+                user = self.users[key]
+                self.users[key] = replace(user, rows=numbers)
                 continue
-            rows = [drafts[p][0] for p in positions]
             broken = any(severity[p] == _ERROR for p in positions)
             why = "one of them has errors" if broken else "with different values"
+            self.users.pop(key, None)
             for p in positions:
-                others = ", ".join(str(r) for r in rows if r != drafts[p][0])
-                self.issue(
-                    p, drafts[p][0], "user", Severity.ERROR, "duplicate_user_conflict",
+                mobiles_dropped = mobiles_dropped or (severity[p] != _ERROR and self.mobiles[p] is not None)
+                others = ", ".join(str(r) for r in numbers if r != rows[p].row)
+                self._raise(p, RowIssue(
+                    rows[p].row, self.sheet, column, Severity.ERROR, "duplicate_user_conflict",
                     f"the same user is also on row(s) {others}, {why}; none of them is applied",
-                )
+                ))
+        if mobiles_dropped:  # rows that counted as owners of a mobile no longer do: count again
+            self.owner.clear()
+            self.shared.clear()
+            self._note_mobiles(self.mobiles, [r.key for r in rows], self.severity)
 
     def _check_shared_mobiles(self) -> None:
         """A mobile on the rows of several users: SMS sign-in can only work for one of them."""
-        drafts = self.drafts
-        severity = self.severity
-        mobile = PhoneType.MOBILE
-        owner: dict[str, str] = {}
-        shared: dict[str, set[str]] = {}
-        for i, (_, _, key, numbers, _, _) in enumerate(drafts):
-            number = numbers.get(mobile)
-            if number is None or key is None or severity[i] == _ERROR:
-                continue
-            first = owner.setdefault(number, key)
-            if first != key:
-                shared.setdefault(number, {first}).add(key)
+        self.owner.clear()
+        shared = self.shared
         if not shared:
             return
-        for i, (row, _, _, numbers, _, _) in enumerate(drafts):
-            number = numbers.get(mobile)
-            if number is not None and number in shared and severity[i] != _ERROR:
-                self.issue(
-                    i, row, "mobile", Severity.WARNING, "duplicate_mobile",
-                    f"{mask(number)} is the mobile of {len(shared[number])} users; "
-                    "SMS sign-in can work for only one of them",
-                )
+        severity = self.severity
+        column = self.names.get("mobile")
+        hits = [(i, number) for i, number in enumerate(self.mobiles) if number in shared and severity[i] != _ERROR]
+        for i, number in hits:
+            assert number is not None  # only numbers are shared
+            self._raise(i, RowIssue(
+                self.rows[i].row, self.sheet, column, Severity.WARNING, "duplicate_mobile",
+                f"{mask(number)} is the mobile of {len(shared[number])} users; "
+                "SMS sign-in can work for only one of them",
+            ))
 
     def _finish(self) -> Roster:
-        drafts = self.drafts
-        sheet = self.sheet
-        severity = self.severity
-        rows: list[RosterRow] = []
-        users: dict[str, DesiredUser] = {}
-        for i in range(len(drafts)):
-            row, user, key, numbers, sms, passthrough = drafts[i]
-            level = severity[i]
-            rows.append(RosterRow(row, sheet, user, key, numbers, sms, _STATUS[level], passthrough))
-            if key is not None and level != _ERROR and key not in users:
-                positions = self.repeats.get(key)  # this row's and later ones: none freed yet
-                row_numbers = tuple(drafts[p][0] for p in positions) if positions else (row,)
-                users[key] = DesiredUser(key, user, numbers, sms, row_numbers)
-            drafts[i] = _FREED  # its memory goes to the rows being made, not on top of them
-        drafts.clear()
-        issues = sorted(self.issues, key=lambda issue: issue.row)
+        issues = sorted(self.issues, key=_row_of)  # stable: each row's issues keep their order
+        self.issues.clear()
+        rows = tuple(self.rows)
+        self.rows.clear()
         return Roster(
             path=self.path,
-            sheet=sheet,
+            sheet=self.sheet,
             columns=dict(self.names),
             extra_columns=tuple(name for _, name in self.colmap.extra),
-            rows=tuple(rows),
-            users=users,
+            rows=rows,
+            users=self.users,
             issues=tuple(issues),
             blank_rows=self.blank_rows,
             default_region=self.region,
             phone_types=tuple(PHONE_FIELDS[f] for f in self.colmap.phone_fields),
         )
+
+
+def _bad_region(value: str) -> str:
+    return (
+        f"{_quote(value)} is not a country code (ISO 3166 like GB, or a calling code like +44); "
+        "only numbers written with +country code can be read on this row"
+    )
+
+
+_first = itemgetter(0)
+_row_of = attrgetter("row")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from support.roster_writers import write_csv
 
-from provision.roster.reader import CHUNK_ROWS, read_roster
+from provision.roster.files import BATCH_ROWS
+from provision.roster.reader import read_roster
 
 TYPED = ["+1 206 555 {:04d}", "(425) 555-{:04d}", "07911 12{:04d}", "020 7946 {:04d}", "+33 6 12 34 {:04d}", "n/a {}", "55{}"]
 REGIONS = ["US", "US", "GB", "GB", "", "US", "US"]
@@ -16,7 +17,7 @@ REGIONS = ["US", "US", "GB", "GB", "", "US", "US"]
 @pytest.mark.slow
 def test_worker_processes_give_the_same_roster(tmp_path: Path) -> None:
     rows = [["UPN", "Mobile", "Office", "Country"]]
-    total = CHUNK_ROWS + 5_000  # the second chunk goes to the workers
+    total = BATCH_ROWS + 5_000  # the second batch goes to the workers
     for i in range(total):
         k = i % len(TYPED)
         mobile = TYPED[k].format((i // 7) % 3_000) if i % 3 else ""  # repeats after 21,000 rows

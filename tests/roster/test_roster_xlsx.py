@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,33 @@ def test_empty_sheet_is_unreadable(tmp_path: Path) -> None:
     path = write_xlsx(tmp_path / "empty.xlsx", {"Sheet": []})
     with pytest.raises(RosterReadError, match="no header row"):
         read_roster(path)
+
+
+def test_a_workbook_without_formulas_reads_the_same_cells(tmp_path: Path) -> None:
+    # No formula anywhere: the values are converted column by column, not row by row.
+    rows = [
+        [],  # the header is on row 2
+        HEADER,
+        ["int@contoso.com", 2065550100, None, "US", True, dt.date(2024, 5, 1)],  # 3
+        ["  Float@Contoso.com ", 442079460958.0, "  020 7946 0958 ", "GB", False, 1002.0],  # 4
+        [None, None, None, None, None, None],  # 5 blank
+        ["wide@contoso.com", "+1 206 555 0101", None, "US", None, None, "note"],  # 6 a cell past the header's names
+        ["sci@contoso.com", "2.06555E+09", None, "US", "maybe", None],  # 7
+    ]
+    roster = read_roster(write_xlsx(tmp_path / "values.xlsx", {"Staff": rows}))
+
+    assert [r.row for r in roster.rows] == [3, 4, 6, 7] and roster.blank_rows == 1
+    users = roster.users
+    assert users["int@contoso.com"].phones == {M: "+1 2065550100", O: None}
+    assert users["int@contoso.com"].sms_sign_in is True
+    assert users["float@contoso.com"].phones == {M: "+44 2079460958", O: "+44 2079460958"}
+    assert users["float@contoso.com"].user == "Float@Contoso.com" and users["float@contoso.com"].sms_sign_in is False
+    assert [r.extra["Employee"] for r in roster.rows[:2]] == ["2024-05-01", "1002"]
+    assert roster.extra_columns == ("Employee", "column 7") and roster.rows[2].extra["column 7"] == "note"
+    found = {(i.row, i.column, i.code) for i in roster.issues}
+    assert found == {
+        (4, "Mobile", "fixed_line_in_mobile_slot"),
+        (7, "Mobile", "scientific_notation"),
+        (7, "SMS", "invalid_sms_sign_in"),
+    }
+    assert [r.status for r in roster.rows] == [RowStatus.OK, RowStatus.WARNING, RowStatus.OK, RowStatus.ERROR]
