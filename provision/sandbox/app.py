@@ -52,7 +52,7 @@ def answer_request(
 ) -> Answer:
     """Answer one HTTP request to a Graph path (``segs``: its path segments, version first)."""
     gateway = sandbox.gateway
-    if not segs or segs[0] not in API_VERSIONS:
+    if not segs or segs[0] not in API_VERSIONS:  # evidence: G28 (an unknown API version stays 404 UnknownError)
         return gateway.record(UNKNOWN_ROUTE, error_reply(404, "UnknownError", NOT_FOUND_MESSAGE))
     try:
         principal = sandbox.auth.authenticate(authorization)
@@ -81,6 +81,7 @@ def _answer_batch(sandbox: Sandbox, principal: Principal, body: bytes, crid: str
     sandbox.stats.batches += 1
     gateway = sandbox.gateway
 
+    # evidence: G41 (each item passes the same throttle as a direct request; 429s inside a 200 envelope)
     def run(item: BatchItem) -> Answer:
         return gateway.handle(principal, item.method, split_path(item.path), item.body, read_item_body)
 

@@ -57,14 +57,16 @@ class AuthFailure(Exception):
     message: str
 
 
+# evidence: G31 (401 InvalidAuthenticationToken, as field reports quote it)
 def _unauthenticated(message: str) -> AuthFailure:
     return AuthFailure(401, "InvalidAuthenticationToken", message)
 
 
 # The directory's refusal (/users, the policy route) and the authentication-method
 # routes' refusal, which is a different service's.
+# evidence: G32 (the directory's 403 shape, documented in the JSON batching example)
 FORBIDDEN = AuthFailure(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
-# evidence: msgraph-sdk-go#441, msgraph-sdk-powershell#2602, azure-docs#114024 quote it on authentication-method routes
+# evidence: G32 (msgraph-sdk-go#441, msgraph-sdk-powershell#2602, azure-docs#114024 quote it on these routes)
 AUTH_METHODS_FORBIDDEN = AuthFailure(403, "accessDenied", "Request Authorization failed")
 
 
@@ -97,6 +99,7 @@ def _perm(*names: str) -> frozenset[str]:
 
 
 # Roles that see phone numbers unmasked; Authentication Administrator alone sees them masked.
+# evidence: G10 (documented for the Authentication Administrator; the other roles see numbers whole)
 _UNMASKED_READ_ROLES = _perm(PRIVILEGED_AUTHENTICATION_ADMINISTRATOR, GLOBAL_ADMINISTRATOR, GLOBAL_READER)
 
 _PHONE_READ_APP = _perm(
@@ -116,7 +119,7 @@ _PHONE_WRITE_DELEGATED = _PHONE_WRITE_APP | _perm("UserAuthenticationMethod.Read
 _PHONE_WRITE_ROLES = _perm(AUTHENTICATION_ADMINISTRATOR, PRIVILEGED_AUTHENTICATION_ADMINISTRATOR, GLOBAL_ADMINISTRATOR)
 _PHONE_READ_ROLES = _PHONE_WRITE_ROLES | _perm(GLOBAL_READER)
 
-# evidence: the policy's get page names Policy.Read.AuthenticationMethod its least-privileged read permission
+# evidence: G33 (the policy's get page names Policy.Read.AuthenticationMethod its least-privileged read)
 _POLICY_READ = _perm("Policy.Read.All", "Policy.Read.AuthenticationMethod", "Policy.ReadWrite.AuthenticationMethod")
 _POLICY_WRITE = _perm("Policy.ReadWrite.AuthenticationMethod")
 _POLICY_READ_ROLES = _perm(AUTHENTICATION_POLICY_ADMINISTRATOR, GLOBAL_ADMINISTRATOR, GLOBAL_READER)
@@ -135,7 +138,7 @@ _DENIED = AUTH_METHODS_FORBIDDEN
 # qualifying role is Authentication Administrator manages only users whose roles are all in
 # AUTH_ADMIN_MANAGEABLE_ROLES (App-only callers aren't limited: the docs say nothing of them.)
 _ANY_TARGET_ROLES = _perm(PRIVILEGED_AUTHENTICATION_ADMINISTRATOR, GLOBAL_ADMINISTRATOR)
-# evidence: entra-docs permissions-reference: Authentication Administrator manages methods "for non-administrators and some roles"
+# evidence: G34 (permissions reference: Authentication Administrator manages "non-administrators and some roles")
 AUTH_ADMIN_MANAGEABLE_ROLES = _perm(
     AUTHENTICATION_ADMINISTRATOR,
     DIRECTORY_READERS,
@@ -148,6 +151,7 @@ AUTH_ADMIN_MANAGEABLE_ROLES = _perm(
 _PHONE_WRITES = frozenset(
     {"createPhoneMethod", "updatePhoneMethod", "deletePhoneMethod", "enableSmsSignIn", "disableSmsSignIn"}
 )
+# evidence: G33 (each operation accepts the union of the current and older pages' permissions)
 OPERATION_ACCESS: Mapping[str, OperationAccess] = {
     "listPhoneMethods": OperationAccess(
         _PHONE_READ_APP, _PHONE_READ_DELEGATED, _PHONE_READ_ROLES, phone_read=True, refusal=_DENIED
@@ -192,6 +196,7 @@ def limited_to_non_admins(principal: Principal, operation: str) -> bool:
     """Whether this caller (already authorized) may run this phone write only on users whose
     roles are all in ``AUTH_ADMIN_MANAGEABLE_ROLES``: a delegated Authentication
     Administrator without a role that manages every user."""
+    # evidence: G34 (the HTTP answer is unpublished: 403 accessDenied, delegated callers only)
     return principal.delegated and operation in _PHONE_WRITES and principal.wids.isdisjoint(_ANY_TARGET_ROLES)
 
 

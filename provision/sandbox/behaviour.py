@@ -29,6 +29,7 @@ from provision.sandbox.limits import (
 from provision.sandbox.service import Reply
 
 # Codes Graph might plausibly send and the client has never been taught: judged only by status.
+# evidence: G55, G07 (messages "can change at any time"; rule-refusal codes are unpublished)
 OPAQUE_CODES: tuple[str, ...] = ("serviceRejectedRequest", "operationNotCompleted", "requestNotProcessed")
 OPAQUE_MESSAGE = "The request could not be completed."
 # Statuses a rule violation answers with; throttling, 424 and 5xx keep their own codes.

@@ -26,6 +26,7 @@ from provision.sandbox.stats import Stats
 Answer = tuple[Reply, float]
 
 
+# evidence: G36, G37, G40 (documented 429 TooManyRequests with Retry-After, whole seconds by default)
 def throttled_reply(throttled: Throttled, fmt: RetryAfterFormat = RetryAfterFormat.WHOLE) -> Reply:
     return error_reply(
         429,
@@ -61,7 +62,7 @@ class Gateway:
         op = call.operation
         limits = self.limits
         throttled = limits.throttler.admit(principal.app_id, principal.tenant_id, op.kind)
-        if throttled is not None:
+        if throttled is not None:  # evidence: G42 (a 429 applies nothing: our choice)
             return self.record(op.name, throttled_reply(throttled, self._retry_after))
         # Draw order matters (one seeded RNG): the fault, then the latency.
         fault = limits.faults.operation_fault()
@@ -78,6 +79,7 @@ class Gateway:
 
     def _fault(self, call: Call, body: Any, read: BodyReader, fault: Fault) -> Reply:
         """An injected 503 (nothing done) or 504 (done or not: the answer is lost either way)."""
+        # evidence: G43 (503 and 504 documented; whether either was applied is unpublished)
         self.stats.faults_injected += 1
         if fault.status == 503:
             return error_reply(503, "serviceNotAvailable", "The service is temporarily unavailable. Please retry.")

@@ -30,6 +30,7 @@ class ProfileError(UsageError):
     """A profile file is missing, not TOML, or has an unknown/invalid key (the message names it)."""
 
 
+# evidence: G39 (refill and capacity unpublished: both readings are offered)
 class ThrottleAlgorithm(StrEnum):
     BUCKET = "bucket"  # token bucket: capacity rate * burst_seconds, refilled continuously
     WINDOW = "window"  # sliding window: at most rate * window_seconds admitted in any window
@@ -40,11 +41,12 @@ class ThrottleSettings:
     reads_per_second: float = 0.0  # 0 = unlimited
     writes_per_second: float = 0.0  # 0 = unlimited
     burst_seconds: float = 1.0  # bucket capacity = rate * burst_seconds
-    # evidence: the identity limits are documented as token buckets; "window" reads the quota table literally
+    # evidence: G39 (identity limits documented as a token bucket; "window" reads the quota table literally)
     algorithm: ThrottleAlgorithm = ThrottleAlgorithm.BUCKET
     window_seconds: float = 1.0  # window: capacity = rate * window_seconds
 
 
+# evidence: G45 (Graph's 60 s cut-off isn't modelled: latency comes only from the profile)
 @dataclass(frozen=True, slots=True)
 class LatencySettings:
     read_ms: float = 0.0  # median
@@ -67,6 +69,7 @@ class FaultSettings:
 _COUNT_KEYS = frozenset({"silent_after_writes", "gone_after_writes"})
 
 
+# evidence: G16 (replication delay unpublished: none by default, graph-like sets one)
 @dataclass(frozen=True, slots=True)
 class ConsistencySettings:
     replication_lag_ms: float = 0.0
@@ -99,15 +102,15 @@ class ListOrder(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class BehaviourSettings:
-    # evidence: docs say items "might" run and answer in any order; request order is one of them
+    # evidence: G48, G49 (items "might" run and answer in any order; request order is one of them)
     batch_order: BatchOrder = BatchOrder.REQUEST
-    # evidence: the current throttling page's sample is whole seconds (an older one had 2.128)
+    # evidence: G37 (the current throttling page's sample is whole seconds; an older one had 2.128)
     retry_after: RetryAfterFormat = RetryAfterFormat.WHOLE
-    # evidence: three production integrations send "+CCNSN" and read back "+CC NSN" (docs say rejected)
+    # evidence: G08 (two production integrations send "+CCNSN" and read back "+CC NSN"; docs say rejected)
     number_format: NumberFormat = NumberFormat.LENIENT
-    # evidence: rule-violation codes are undocumented; the sandbox's own are a stand-in
+    # evidence: G07, G55 (rule-refusal codes are unpublished; the sandbox's own are a stand-in)
     error_text: ErrorText = ErrorText.SANDBOX
-    # evidence: the v1.0 list example is in type order (the tutorial's is not: no guarantee)
+    # evidence: G12 (the v1.0 list example is in type order, the tutorial's is not: no guarantee)
     list_order: ListOrder = ListOrder.TYPE
 
     @property
@@ -266,6 +269,7 @@ class Throttled:
         return f"{max(math.ceil(self.wait * 1000 - 1e-6), 1) / 1000:.3f}"
 
 
+# evidence: G36, G39 (documented token bucket; usage is logged while throttled)
 class TokenBucket:
     """A token bucket that keeps counting usage while throttled.
 
@@ -301,6 +305,7 @@ class TokenBucket:
 _EPSILON = 1e-9
 
 
+# evidence: G39 (the quota table read literally; not counting rejected requests is our choice)
 class SlidingWindow:
     """At most ``capacity`` admitted requests in any window of ``window`` seconds (a sliding log).
 
@@ -358,6 +363,7 @@ class Throttler:
         wait = limiter.take(now)
         if wait is None:
             return None
+        # evidence: G40 (x-ms-throttle-* headers, documented for the identity service)
         if kind is OperationKind.WRITE:
             scope, info = f"Tenant_Application/Write/{app_id}/{tenant_id}", "WriteLimitExceeded"
         else:
@@ -432,6 +438,7 @@ class FaultInjector:
         return s.http_503 > 0 or s.http_504 > 0 or s.connection_reset > 0
 
     def operation_fault(self) -> Fault | None:
+        # evidence: G43 (503 applies nothing; whether a 504 applied is unpublished: 50/50)
         s = self._settings
         if s.http_503 <= 0 and s.http_504 <= 0:
             return None
@@ -443,12 +450,14 @@ class FaultInjector:
         return None
 
     def connection_reset(self) -> ResetPoint | None:
+        # evidence: G44 (nothing public says whether a dropped request ran: before or after, 50/50)
         if self._settings.connection_reset <= 0 or self._rng.random() >= self._settings.connection_reset:
             return None
         return ResetPoint.AFTER if self._rng.random() < 0.5 else ResetPoint.BEFORE
 
     def batch_fault(self) -> int | None:
         """500 or 502 for a ``$batch`` whose items have run (None: answer it normally)."""
+        # evidence: G44 (a failed envelope after the items ran; which ran is unpublished)
         s = self._settings
         if s.batch_500 <= 0 and s.batch_502 <= 0:
             return None

@@ -51,6 +51,7 @@ _NO_ROUTE = RouteMiss(400, UNKNOWN_ROUTE)
 
 def split_path(path: str) -> list[str]:
     """Percent-decoded path segments; empty segments (``//``) are dropped."""
+    # evidence: G14 (whether Graph honours $filter on the phone list is unknown: callers drop query strings)
     return [unquote(s) if "%" in s else s for s in path.split("/") if s]
 
 

@@ -127,9 +127,9 @@ class OperationService:
 
 
 def _route_miss(miss: RouteMiss, method: str, segs: Sequence[str]) -> Reply:
-    if miss.status == 405:
+    if miss.status == 405:  # evidence: G29 (405 is in Graph's table; its code is our choice)
         return error_reply(405, "BadRequest", f"The HTTP method '{method}' is not allowed here.")
-    # evidence: several field collectors quote this 400 for an unknown segment (not a 404)
+    # evidence: G28 (field reports quote this 400 for an unknown segment, not a 404)
     return error_reply(400, "BadRequest", f"Resource not found for the segment '{unknown_segment(segs)}'.")
 
 

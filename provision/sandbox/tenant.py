@@ -46,6 +46,7 @@ from provision.sandbox.snapshot_format import (
 # digits; ASCII digits only (``\d`` would admit other scripts' digits); lower-case ``x``
 # only, so a masked number ("+1 XXXXXXXX00") can never pass for a real one.
 # ``is_graph_phone_number`` also caps country code + national number at 15 digits (E.164).
+# evidence: G08, G09 (the documented "+CC NSN[xEXT]", written and read back spaced)
 PHONE_NUMBER_PATTERN = r"\+([1-9][0-9]{0,2}) ([0-9]{4,14})(?:x([0-9]{1,10}))?"
 _PHONE_RE = re.compile(PHONE_NUMBER_PATTERN)
 _E164_MAX_DIGITS = 15
@@ -66,6 +67,7 @@ _POLICY_KEYS = frozenset({"@odata.type", "id", "state", "includeTargets", "exclu
 _INCLUDE_KEYS = frozenset({"@odata.type", "targetType", "id", "isRegistrationRequired", "isUsableForSignIn"})
 _EXCLUDE_KEYS = frozenset({"@odata.type", "targetType", "id"})
 
+# evidence: G19 (the message quoted in msgraph-sdk-dotnet#2549; its status and code are unknown)
 SMS_NOT_ALLOWED_MESSAGE = "Cannot enable SMS sign-in on phone auth method as the credential policy is not enabled on user"
 _FORMAT_MESSAGE = (
     "Invalid phone number format. Use '+<country code> <number>' with an optional 'x<extension>', "
@@ -84,6 +86,7 @@ def is_graph_phone_number(value: object) -> bool:
 def spaced_phone_number(value: object) -> str | None:
     """``value`` in Graph's format: as given when it is already, "+CC NSN[xEXT]" when it is
     "+CCNSN[xEXT]" with a known country code, else None."""
+    # evidence: G08 (field tools send "+CCNSN" and read back "+CC NSN"; the docs say refused)
     if not isinstance(value, str):
         return None
     if is_graph_phone_number(value):
@@ -114,6 +117,7 @@ def mask_phone_number(phone_number: str) -> str:
     Keeps the country code and the last two digits of the national number; drops the
     extension. A number not in Graph's format keeps its "+" and last two digits only.
     """
+    # evidence: G10 (masking is documented, its format is not: our choice)
     match = _PHONE_RE.fullmatch(phone_number)
     if match is not None:
         nsn = match.group(2)
@@ -155,10 +159,12 @@ class TenantInvariantError(AssertionError):
         self.violations = violations
 
 
+# evidence: G07 (a rule refusal's status and code are unpublished: 400 badRequest is our choice)
 def _bad_request(message: str) -> TenantError:
     return TenantError(400, "badRequest", message)
 
 
+# evidence: G26 (the directory's 404 Request_ResourceNotFound; unverified on phone routes)
 def _user_not_found(ref: str) -> TenantError:
     return TenantError(
         404,
@@ -167,12 +173,14 @@ def _user_not_found(ref: str) -> TenantError:
     )
 
 
+# evidence: G27 (the answer for an absent method id is unpublished: 404 itemNotFound is our choice)
 def _method_not_found(method_id: str) -> TenantError:
     return TenantError(
         404, "itemNotFound", f"The phone authentication method '{method_id}' was not found for this user."
     )
 
 
+# evidence: G18, G20 (409 phoneNumberNotUnique quoted by RealmJoin; on enable: our choice)
 def _not_unique(saved: bool) -> TenantError:
     tail = " The phone was saved; SMS sign-in is not enabled for it." if saved else ""
     return TenantError(
@@ -234,6 +242,7 @@ class _PolicyView:
 
 def default_sms_policy() -> dict[str, Any]:
     """A new tenant's SMS policy: enabled for all users, usable for sign-in."""
+    # evidence: G23 (the documented policy shape; a new tenant's contents are our choice)
     return {
         "@odata.type": SMS_POLICY_ODATA_TYPE,
         "id": "Sms",
@@ -364,6 +373,7 @@ class Tenant:
 
     def delete_user(self, ref: str) -> None:
         """Soft delete (the user's SMS sign-in number stays reserved)."""
+        # evidence: G24 (unpublished; RealmJoin suspects deleted users of holding numbers)
         user = self._resolve(ref)
         user.deleted = True
         del self._upn_index[user.upn.casefold()]
@@ -393,6 +403,7 @@ class Tenant:
         """phoneAuthenticationMethod JSON objects (id, phoneNumber, phoneType, smsSignInState)."""
         user = self._resolve(ref)
         out = []
+        # evidence: G12 (no order is promised; type order, varied by list_order)
         for phone_type in PHONE_TYPES:
             phone = user.phones.get(phone_type)
             view = None if phone is None else self._read_view(phone)
@@ -423,11 +434,12 @@ class Tenant:
             raise _bad_request("The request must include 'phoneType'.")
         ptype = self._phone_type(phone_type)
         phone_number = self._accept_number(phone_number)
-        if ptype in user.phones:
+        if ptype in user.phones:  # evidence: G02 (one phone per type, documented)
             raise _bad_request(
                 f"A phone of type '{ptype.value}' already exists for this user: a user can have one phone of each "
                 "type. Update the existing phone instead."
             )
+        # evidence: G03, G16 (alternateMobile needs a mobile, visible past replication lag)
         if ptype is PhoneType.ALTERNATE_MOBILE and not self._mobile_visible(user):
             raise _bad_request("A user must have a mobile phone before an alternateMobile phone can be added.")
         phone = _Phone(number=phone_number)
@@ -435,6 +447,7 @@ class Tenant:
             self._start_lag(phone, None)
         user.phones[ptype] = phone
         self._phones_by_type[ptype] += 1
+        # evidence: G17, G18 (a mobile is registered for SMS sign-in; a taken number is saved, then 409)
         if ptype is PhoneType.MOBILE and self._policy.allows(user.id) and not self._register(user, phone):
             raise _not_unique(saved=True)
         return self._phone_json(user, ptype, phone.number, phone.sms, False)
@@ -451,12 +464,13 @@ class Tenant:
         phone = user.phones.get(ptype)
         if phone is None:
             raise _method_not_found(method_id)
-        if phone_type is not None and self._phone_type(phone_type) is not ptype:
+        if phone_type is not None and self._phone_type(phone_type) is not ptype:  # evidence: G06 (documented)
             raise _bad_request(
                 "You can't change a phone's type. Add a phone of the new type, then delete the original phone."
             )
         if phone_number is not None:
             phone_number = self._accept_number(phone_number)
+        # evidence: G15 (a PATCH to the same number is unpublished: 204 and nothing changes)
         if phone_number is None or phone_number == phone.number:
             return self._phone_json(user, ptype, phone.number, phone.sms, False)
         same_handset = sms_key(phone_number) == sms_key(phone.number)
@@ -466,6 +480,7 @@ class Tenant:
             self._release(user, phone)
             phone.sms = SmsRegistration.NONE
         phone.number = phone_number
+        # evidence: G17, G18 (a changed mobile is re-registered; a taken number is saved, then 409)
         if (
             ptype is PhoneType.MOBILE
             and not same_handset
@@ -481,12 +496,12 @@ class Tenant:
         phone = user.phones.get(ptype)
         if phone is None:
             raise _method_not_found(method_id)
-        if ptype is PhoneType.MOBILE and PhoneType.ALTERNATE_MOBILE in user.phones:
+        if ptype is PhoneType.MOBILE and PhoneType.ALTERNATE_MOBILE in user.phones:  # evidence: G04 (documented)
             raise _bad_request(
                 "A user can't have an alternateMobile phone without a mobile phone. Update the mobile phone "
                 "instead, or delete the alternateMobile phone first."
             )
-        if user.default_method is ptype:
+        if user.default_method is ptype:  # evidence: G05 (documented; the default is set by snapshot)
             raise _bad_request(
                 "This phone is the user's default multi-factor authentication method and can't be deleted. "
                 "Change the user's default method first."
@@ -500,9 +515,10 @@ class Tenant:
         user = self._resolve(ref)
         phone = self._sms_mobile(user, method_id)
         if not self._policy.allows(user.id):
-            # evidence: the message Graph answered in msgraph-sdk-dotnet#2549 (its status and code are unknown)
+            # evidence: G19 (refused with the quoted message; 400 badRequest is our choice)
             raise _bad_request(SMS_NOT_ALLOWED_MESSAGE)
-        if not self._register(user, phone):  # already registered to this user: a no-op
+        # evidence: G20 (another user's number is refused, 409 is our choice; already ours: a no-op)
+        if not self._register(user, phone):
             raise _not_unique(saved=False)
 
     def disable_sms_sign_in(self, ref: str, method_id: str) -> None:
@@ -705,6 +721,7 @@ class Tenant:
 
     # internals -------------------------------------------------------------------------
     def _resolve(self, ref: str) -> _User:
+        # evidence: G25 (object id or UPN, documented; case-insensitive both ways)
         if isinstance(ref, str):
             user = self._users.get(ref.lower())
             if user is None:
@@ -730,12 +747,14 @@ class Tenant:
 
     def _accept_number(self, value: Any) -> str:
         """The number as stored, or 400 when this tenant's number format refuses it."""
+        # evidence: G08 (lenient by default: field tools write "+CCNSN"; strict is the documented form)
         stored = spaced_phone_number(value) if self.lenient_numbers else value
         if not is_graph_phone_number(stored):
             raise _bad_request(_FORMAT_MESSAGE)
         return str(stored)
 
     def _sms_mobile(self, user: _User, method_id: Any) -> _Phone:
+        # evidence: G21 (mobile only, documented; 400 for another id and 404 with no mobile: our choice)
         if not isinstance(method_id, str) or method_id.lower() != METHOD_IDS[PhoneType.MOBILE]:
             raise _bad_request("SMS sign-in can only be enabled or disabled on the mobile phone method.")
         phone = user.phones.get(PhoneType.MOBILE)
@@ -766,6 +785,7 @@ class Tenant:
         While a lag is running, later writes extend it and keep the replica reads already
         see (the state before the first unreplicated write).
         """
+        # evidence: G16 (replication delay unpublished: none unless the profile sets one)
         if self.replication_lag_s <= 0:
             return
         now = self.clock()
@@ -790,13 +810,14 @@ class Tenant:
     ) -> dict[str, Any]:
         return {
             "@odata.type": PHONE_ODATA_TYPE,
-            "id": METHOD_IDS[phone_type],
+            "id": METHOD_IDS[phone_type],  # evidence: G01 (one fixed, documented id per phone type)
             "phoneNumber": mask_phone_number(number) if masked else number,
             "phoneType": phone_type.value,
             "smsSignInState": self._sms_state(user, phone_type, sms).value,
         }
 
     def _sms_state(self, user: _User, phone_type: PhoneType, sms: SmsRegistration) -> SmsSignInState:
+        # evidence: G22 (documented values; which follows which is our choice)
         if phone_type is not PhoneType.MOBILE:
             return SmsSignInState.NOT_SUPPORTED
         if not self._policy.allows(user.id):
@@ -834,6 +855,7 @@ class Tenant:
         )
 
 
+# evidence: G22 (after a disable notEnabled, never registered notConfigured: our choice)
 _STATE_BY_REGISTRATION = {
     SmsRegistration.REGISTERED: SmsSignInState.READY,
     SmsRegistration.NOT_UNIQUE: SmsSignInState.PHONE_NUMBER_NOT_UNIQUE,

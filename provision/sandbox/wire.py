@@ -48,6 +48,7 @@ def read_item_body(body: Any) -> Any:
 
 def error_body(code: str, message: str, request_id: str, client_request_id: str | None) -> dict[str, Any]:
     """Graph's error shape."""
+    # evidence: G54 (documented: code, message, innerError with date and request ids)
     inner: dict[str, Any] = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
         "request-id": request_id,
