@@ -71,14 +71,7 @@ def test_batch_writes_land_after_a_claims_challenge(tmp_path: Any) -> None:
     journal = Journal.create(tmp_path, run_meta={"job": "test"}, changes=changes)
     credential = ClaimsCredential()
 
-    async def run() -> Any:
-        client = GraphClient(
-            url_target("http://127.0.0.1/v1.0"), credential, transport=Challenger(httpx.ASGITransport(app))
-        )
-        async with client:
-            return await execute(client, journal)
-
-    result = asyncio.run(run())
+    result = _execute_behind_a_challenger(app, credential, journal)
     journal.close()
 
     assert result.counts.done == len(users)
@@ -109,14 +102,7 @@ def test_batch_envelope_refused_after_the_challenge_is_an_auth_error(tmp_path: A
 
     credential = AlwaysStale()
 
-    async def run() -> Any:
-        client = GraphClient(
-            url_target("http://127.0.0.1/v1.0"), credential, transport=Challenger(httpx.ASGITransport(app))
-        )
-        async with client:
-            return await execute(client, journal)
-
-    result = asyncio.run(run())
+    result = _execute_behind_a_challenger(app, credential, journal)
     counts = journal.counts()
     journal.close()
 
@@ -125,3 +111,16 @@ def test_batch_envelope_refused_after_the_challenge_is_an_auth_error(tmp_path: A
     assert credential.asked == [None, CLAIMS]
     assert app.sandbox.tenant.list_phones("user@contoso.com") == []
     assert app.sandbox.stats.to_json()["writes_succeeded"] == 0
+
+
+def _execute_behind_a_challenger(app: Any, credential: Any, journal: Journal) -> Any:
+    """``execute`` against ``app`` behind the CAE gate (``Challenger``)."""
+
+    async def run() -> Any:
+        client = GraphClient(
+            url_target("http://127.0.0.1/v1.0"), credential, transport=Challenger(httpx.ASGITransport(app))
+        )
+        async with client:
+            return await execute(client, journal)
+
+    return asyncio.run(run())
