@@ -58,8 +58,18 @@ def main(argv: list[str]) -> int:
         # The sample roster has broken rows on purpose (bad numbers, a duplicate user, a
         # user Entra doesn't know): exit 1 is the job saying "some rows failed".
         print("\nexit code 1: some sample rows are broken on purpose; the report explains each one.")
-        return 0
+        code = 0
+    if code == 0:
+        print(_NEXT_STEPS)
     return code
+
+
+# The README's tour types a bare `provision`: say how to get it on PATH.
+_NEXT_STEPS = (
+    "\nNext: put `provision` on your PATH for this shell, then follow the README's tour:\n"
+    + (f"  {BIN / 'activate'}\n" if os.name == "nt" else f"  source {os.path.relpath(BIN / 'activate')}\n")
+    + "  provision --help"
+)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,17 @@ inside ``output.exits_on_error``, the one place an error becomes an exit code
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
-from provision.cli import export_cmd, plan_cmd, run_cmds, sandbox_cmd, validate_cmd
+from provision import __version__
+from provision.cli import doctor_cmd, export_cmd, plan_cmd, run_cmds, sandbox_cmd, validate_cmd
 from provision.errors import EXIT_MEANINGS, ExitCode
 from provision.run.logs import record_crash
 
-_EXIT_CODES = "Exit codes:\n\n" + "\n".join(f"  {int(code)}  {meaning}" for code, meaning in EXIT_MEANINGS.items())
+# "\b" keeps click from re-flowing the table into one paragraph.
+_EXIT_CODES = "\b\nExit codes:\n" + "\n".join(f"{int(code)}  {meaning}" for code, meaning in EXIT_MEANINGS.items())
 
 app = typer.Typer(
     name="provision",
@@ -24,9 +27,31 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich markup would swallow literal brackets ("its [roster] table")
+    # and this typer labels every flag "<bool>"; plain help has neither problem.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"provision {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    pass
+
+
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.command("validate")(validate_cmd.validate)
+app.command("doctor")(doctor_cmd.doctor)
 app.command("plan")(plan_cmd.plan)
 app.command("apply")(run_cmds.apply)
 app.command("resume")(run_cmds.resume)

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console as RichTerminal
 from rich.markup import escape
 
-from provision.cli.output import JsonConsole, LogFormat, RichConsole, console_for, exits_on_error
+from provision.cli.output import JsonConsole, LogFormat, RichConsole, console_for, exits_on_error, for_people
 from provision.errors import ExitCode
 from provision.masking import mask_in_text
 
@@ -29,10 +29,11 @@ def export(
     snapshot: Annotated[Path | None, typer.Option("--snapshot", help="Also write a sandbox snapshot (.json) of the same users and phones")] = None,
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")] = LogFormat.AUTO,
 ) -> None:
-    """Read users' phone methods and SMS sign-in state and write them as a roster (no writes).
+    """Write users' live phones as a roster (no writes).
 
-    Users whose numbers read masked are written with note=masked and no numbers; users the
-    tenant doesn't know are left out and listed. Needs read permissions only.
+    Reads users' phone methods and SMS sign-in state. Users whose numbers read masked are
+    written with note=masked and no numbers; users the tenant doesn't know are left out
+    and listed. Needs read permissions only.
     """
     from provision.run.export import ExportOptions, check_options, export_job
     from provision.run.jobs import load_job
@@ -51,7 +52,7 @@ def export(
     if isinstance(console, JsonConsole):
         console.result(event_kind="export", **summary)
     else:
-        render_export_summary(RichTerminal(highlight=False, soft_wrap=True), summary)
+        render_export_summary(for_people(), summary)
     raise typer.Exit(ExitCode.ROWS_FAILED if result.failed else ExitCode.OK)
 
 

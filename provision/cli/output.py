@@ -41,6 +41,15 @@ from provision.run.logs import logger, record_crash, route_library_logs
 # unmasked and not as JSON, on stderr; run.log is attached per run (logs.attach_run_log).
 logger().addHandler(logging.NullHandler())
 
+def for_people(*, stderr: bool = False) -> RichTerminal:
+    """A rich console for people. On a terminal rich wraps long lines at word boundaries
+    itself (the terminal would cut them mid-word at its edge); piped or redirected, lines
+    stay whole, for log files and grep."""
+    console = RichTerminal(stderr=stderr, highlight=False)
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
 class LogFormat(StrEnum):
     AUTO = "auto"
     TEXT = "text"
@@ -83,7 +92,7 @@ class RichConsole:
     """A progress bar per long stage, notes as coloured lines, on stderr."""
 
     def __init__(self, terminal: RichTerminal | None = None) -> None:
-        self.terminal = terminal or RichTerminal(stderr=True, highlight=False)
+        self.terminal = terminal or for_people(stderr=True)
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
         self._live = False
@@ -139,7 +148,7 @@ class RichConsole:
     def note(self, level: str, message: str, **fields: Any) -> None:
         style = {"error": "red", "warning": "yellow", "debug": "dim"}.get(level, "")
         text = mask_in_text(message)
-        self.terminal.print(f"[{style}]{escape(text)}[/]" if style else escape(text), markup=True, highlight=False, soft_wrap=True)
+        self.terminal.print(f"[{style}]{escape(text)}[/]" if style else escape(text), markup=True, highlight=False)
         logger().log(_LEVELS.get(level, 20), message, extra={"fields": fields} if fields else None)
 
 
@@ -170,12 +179,12 @@ class PlainConsole:
     """Notes as plain lines on a rich terminal, for commands without progress (validate, sandbox)."""
 
     def __init__(self, terminal: RichTerminal | None = None) -> None:
-        self.terminal = terminal or RichTerminal(stderr=True, highlight=False)
+        self.terminal = terminal or for_people(stderr=True)
 
     def note(self, level: str, message: str, **fields: Any) -> None:
         style = {"error": "red", "warning": "yellow"}.get(level)
         text = escape(mask_in_text(message))
-        self.terminal.print(f"[{style}]{text}[/]" if style else text, soft_wrap=True)
+        self.terminal.print(f"[{style}]{text}[/]" if style else text)
 
 
 class Notes(Protocol):

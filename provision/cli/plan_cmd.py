@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console as RichTerminal
+from rich.markup import escape
 
-from provision.cli.output import JsonConsole, LogFormat, RichConsole, console_for, exits_on_error
+from provision.cli.output import JsonConsole, LogFormat, RichConsole, console_for, exits_on_error, for_people
 from provision.errors import ExitCode
 
 
@@ -25,10 +25,14 @@ def plan(
     check: Annotated[bool, typer.Option("--check", help="Drift check: exit 0 if nothing would change, 6 if changes are pending; writes the plan only with --out")] = False,
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")] = LogFormat.AUTO,
 ) -> None:
-    """Read the roster and the users' current phones, and write the plan of changes (no writes)."""
+    """Plan the changes and write the plan file (no writes).
+
+    Reads the roster and every roster user's current phones, prints the summary and writes
+    the reviewable plan file; the tenant is never written to.
+    """
     from provision.cli.plan_summary import render_plan_summary
     from provision.run.jobs import load_job
-    from provision.run.pipeline import load_job_roster, plan_job, plan_summary
+    from provision.run.pipeline import check_ending, check_job, load_job_roster, plan_job, plan_summary
     from provision.run.plan_stage import save_plan
 
     console: JsonConsole | RichConsole = console_for(log_format)
@@ -36,11 +40,12 @@ def plan(
         job = load_job(job_file)
         console.stage("reading roster")
         roster_data = load_job_roster(job, roster)
+        planner = check_job if check else plan_job  # --check: [notify] hears how it ended
         if isinstance(console, RichConsole):
             with console.live():
-                planned = asyncio.run(plan_job(job, roster_data, console=console))
+                planned = asyncio.run(planner(job, roster_data, console=console))
         else:
-            planned = asyncio.run(plan_job(job, roster_data, console=console))
+            planned = asyncio.run(planner(job, roster_data, console=console))
         path = out if check else out or job.output.directory / f"{job.name}-{planned.created:%Y%m%dT%H%M%SZ}-plan.json"
         if path is not None:
             save_plan(planned, path)
@@ -50,15 +55,15 @@ def plan(
         extra = {"drift": drift} if check else {}
         console.result(event_kind="check" if check else "plan", **summary, **extra, plan_file=str(path) if path else None)
     else:
-        stdout = RichTerminal(highlight=False, soft_wrap=True)  # paths stay whole, copyable
+        stdout = for_people()
         render_plan_summary(stdout, summary)
         if check:
             stdout.print(f"Drift: {summary['changes']} changes pending" if drift else "No drift: nothing would change")
         if path is not None:
-            stdout.print(f"Plan written to [bold]{path}[/] (checksum {planned.checksum[:12]})")
+            stdout.print(f"Plan written to [bold]{escape(str(path))}[/] (checksum {planned.checksum[:12]})")
+    if check:
+        raise typer.Exit(check_ending(planned))
     if not planned.plan.safety.ok:
         raise typer.Exit(ExitCode.REFUSED)
-    if check:
-        raise typer.Exit(ExitCode.DRIFT if drift else ExitCode.OK)
     failed = summary["rows_error"] or summary["users_by_outcome"]["error"]
     raise typer.Exit(ExitCode.ROWS_FAILED if failed else ExitCode.OK)

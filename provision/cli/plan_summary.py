@@ -33,7 +33,7 @@ def render_plan_summary(terminal: RichTerminal, summary: dict[str, Any]) -> None
     for ptype, counts in summary["changes_by_phone_type"].items():
         table.add_row(ptype, *(str(counts.get(k.value, 0) or "") for k in KINDS))
     table.add_row("[bold]total[/]", *(f"[bold]{summary['changes_by_kind'][k.value] or ''}[/]" for k in KINDS))
-    terminal.print(table)
+    terminal.print(table, soft_wrap=False)  # a table lays itself out to the width
 
     outcomes = summary["users_by_outcome"]
     terminal.print(

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Awaitable, Callable, Iterator
 
 import typer
-from rich.console import Console as RichTerminal
 from rich.markup import escape
 
-from provision.cli.output import JsonConsole, LogFormat, RichConsole, console_for, exits_on_error
+from provision.cli.output import JsonConsole, LogFormat, RichConsole, console_for, exits_on_error, for_people
 from provision.errors import Cancelled, ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -79,7 +78,11 @@ def apply(
     verify: Annotated[bool, typer.Option("--verify", help="Read every changed user back after its changes and report mismatches")] = False,
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")] = LogFormat.AUTO,
 ) -> None:
-    """Plan against live state, confirm, apply with retries and pacing, and write the reports."""
+    """Plan, confirm, apply the changes and write the reports.
+
+    Plans again against live state, shows the summary and asks, then applies with
+    batching, pacing and retries, journals every write and writes the run's reports.
+    """
     from provision.run.jobs import load_job
     from provision.run.pipeline import ApplyOptions, apply_job, load_job_roster
 
@@ -137,9 +140,12 @@ def rollback(
     verify: Annotated[bool, typer.Option("--verify", help="Read every changed user back after its changes and report mismatches")] = False,
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")] = LogFormat.AUTO,
 ) -> None:
-    """Undo what a run applied: each change it made is reversed where the live value is still what it wrote
-    (anything changed since is reported as a conflict and left alone), with the same summary, question,
-    safety thresholds, journal, resume and reports as apply."""
+    """Undo what a run applied.
+
+    Each change the run made is reversed where the live value is still what it wrote
+    (anything changed since is reported as a conflict and left alone), with the same
+    summary, question, safety thresholds, journal, resume and reports as apply.
+    """
     from provision.run.pipeline import RollbackOptions, plan_rollback_job, rollback_job
     from provision.run.rundir import RunDir
 
@@ -179,7 +185,7 @@ def _show_plan(console: AnyConsole, planned: PlannedRun) -> None:
         console.result(event_kind="plan", **summary)
     else:
         console.end_bars()  # the summary and the question print below the reading bars
-        render_plan_summary(RichTerminal(highlight=False), summary)
+        render_plan_summary(for_people(), summary)
 
 
 def resume(
@@ -187,7 +193,11 @@ def resume(
     verify: Annotated[bool, typer.Option("--verify", help="Read every changed user back after its changes")] = False,
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")] = LogFormat.AUTO,
 ) -> None:
-    """Continue an interrupted or killed run exactly where it stopped, then write the reports."""
+    """Continue an interrupted or killed run where it stopped.
+
+    Done changes stay done, in-flight ones are read back before anything is re-sent, the
+    rest is applied; then the reports are written.
+    """
     from provision.run.pipeline import resume_job
     from provision.run.rundir import RunDir
 
@@ -207,7 +217,10 @@ def report(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory")],
     log_format: Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")] = LogFormat.AUTO,
 ) -> None:
-    """Re-render a run's reports (results.csv/.xlsx, summary.json, report.html) from its journal."""
+    """Re-render a run's reports from its journal.
+
+    Writes results.csv, results.xlsx, summary.json and report.html again.
+    """
     from provision.run.pipeline import report_run
     from provision.run.rundir import RunDir
 
@@ -235,14 +248,16 @@ def _finish(console: AnyConsole, outcome: RunOutcome) -> None:
             exit_code=s.exit_code,
         )
     else:
-        out = RichTerminal(highlight=False, soft_wrap=True)  # paths stay whole, copyable
+        out = for_people()
         outcomes = ", ".join(f"{n} {o}" for o, n in sorted(s.rows_by_outcome.items()))
         out.print(f"Rows: {s.rows_total} ({outcomes})")
         if s.resume_command:
             message = execution.message if execution is not None else f"{s.status.value}: continue with {s.resume_command}"
             out.print(f"[yellow]{escape(message)}[/]")
-        out.print(f"Report: [bold]{outcome.reports.get('html')}[/]")
-        out.print(f"Results: {outcome.reports.get('xlsx')}  {outcome.reports.get('csv')}  {outcome.reports.get('summary')}")
+        # One path a line: each stays whole (and copyable) on an 80-column terminal.
+        out.print(f"Report: [bold]{escape(str(outcome.reports.get('html')))}[/]")
+        for path in (outcome.reports.get(kind) for kind in ("xlsx", "csv", "summary")):
+            out.print(f"Results: {escape(str(path))}")
     raise typer.Exit(s.exit_code)
 
 

@@ -19,7 +19,7 @@ from provision.errors import ProvisionError, UsageError
 from provision.sandbox.auth import SANDBOX_APP_ID, SANDBOX_TENANT_ID, make_token
 from provision.sandbox.server import check_loopback
 
-app = typer.Typer(help="The local Graph-compatible sandbox tenant.", no_args_is_help=True)
+app = typer.Typer(help="The local Graph-compatible sandbox tenant.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def _split_csv(value: str | None) -> list[str]:
@@ -57,8 +57,11 @@ def serve(
     save: Annotated[Optional[Path], typer.Option(help="Write the tenant snapshot here on shutdown (Ctrl-C or SIGTERM).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for latency jitter and injected faults.")] = 0,
 ) -> None:
-    """Serve the sandbox until Ctrl-C or SIGTERM; prints its Graph base URLs. Both stop it
-    gracefully, and --save then writes the tenant snapshot."""
+    """Serve the sandbox on loopback until Ctrl-C or SIGTERM.
+
+    Prints its Graph base URLs. Ctrl-C and SIGTERM both stop it gracefully, and --save
+    then writes the tenant snapshot.
+    """
     from provision.sandbox.app import create_app
     from provision.sandbox.limits import load_profile
     from provision.sandbox.server import serve_forever
@@ -110,7 +113,10 @@ def token(
     url: Annotated[Optional[str], typer.Option(help="A running sandbox's URL: take the tenant id from it.")] = None,
     appid: Annotated[str, typer.Option(help="Application id (the throttling key).")] = SANDBOX_APP_ID,
 ) -> None:
-    """Print an unsigned JWT the sandbox accepts (default: an app token for the job)."""
+    """Print an unsigned JWT the sandbox accepts.
+
+    Default: an application token for the job's app.
+    """
     with exits_on_error(PlainConsole()):
         if roles is not None and scp is not None:
             raise UsageError("give --roles (application) or --scp (delegated), not both")

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from provision.cli.output import PlainConsole, exits_on_error
+from provision.cli.output import PlainConsole, exits_on_error, for_people
 from provision.errors import ExitCode, UsageError
 from provision.masking import mask_in_text
 from provision.model import (
@@ -35,6 +35,7 @@ from provision.model import (
     RowStatus,
     Severity,
 )
+from provision.private_files import open_private
 from provision.roster.reader import Roster, read_roster
 
 SHOWN_ISSUES = 20
@@ -87,7 +88,7 @@ def roster_settings(job: Path | None) -> RosterSettings:
 
 def validate(
     roster: Annotated[
-        Path | None, typer.Argument(help="Roster file (.csv/.tsv/.txt/.xlsx/.xlsm); default: the job's roster.path")
+        Path | None, typer.Argument(metavar="ROSTER", help="Roster file (.csv/.tsv/.txt/.xlsx/.xlsm); default: the job's roster.path")
     ] = None,
     job: Annotated[Path | None, typer.Option("--job", help="Job file (TOML): its [roster] table is used")] = None,
     region: Annotated[
@@ -106,7 +107,7 @@ def validate(
     ] = None,
 ) -> None:
     """Check a roster file and report every row's problems."""
-    console = Console(highlight=False)
+    console = for_people()
     with exits_on_error(PlainConsole(console)):
         mapped = parse_columns(column)
         settings = roster_settings(job)
@@ -121,19 +122,19 @@ def validate(
         )
     _summary(console, result)
     if not result.rows:
-        console.print(f"[yellow]{_masked(EMPTY_ROSTER_WARNING)}[/yellow]", soft_wrap=True)
+        console.print(f"[yellow]{_masked(EMPTY_ROSTER_WARNING)}[/yellow]")
     if out is not None:
         write_report(result, out)
-        console.print(mask_in_text(f"per-row report: {out}"), markup=False, soft_wrap=True)
+        console.print(mask_in_text(f"per-row report: {out}"), markup=False)
     raise typer.Exit(ExitCode.ROWS_FAILED if result.count(RowStatus.ERROR) else ExitCode.OK)
 
 
 def _summary(console: Console, roster: Roster) -> None:
     counts = roster.status_counts()
     where = f"{roster.path}" + (f" [sheet {roster.sheet}]" if roster.sheet else "")
-    console.print(mask_in_text(f"roster: {where}"), markup=False, soft_wrap=True)  # paths stay whole
+    console.print(mask_in_text(f"roster: {where}"), markup=False)
     mapped = ", ".join(f"{field}={header!r}" for field, header in roster.columns.items())
-    console.print(mask_in_text(f"columns: {mapped}"), markup=False, soft_wrap=True)
+    console.print(mask_in_text(f"columns: {mapped}"), markup=False)
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("rows read", f"{len(roster.rows):,}")
     table.add_row("valid", f"{counts[RowStatus.OK]:,}")
@@ -141,7 +142,7 @@ def _summary(console: Console, roster: Roster) -> None:
     table.add_row("errors", f"[red]{counts[RowStatus.ERROR]:,}[/red]" if counts[RowStatus.ERROR] else "0")
     table.add_row("blank rows", f"{roster.blank_rows:,}")
     table.add_row("users", f"{len(roster.users):,}")
-    console.print(table)
+    console.print(table, soft_wrap=False)  # a table lays itself out to the width
     if not roster.issues:
         return
     reasons = Table(title="top reasons", title_justify="left")
@@ -156,13 +157,13 @@ def _summary(console: Console, roster: Roster) -> None:
         counts_by_kind[(issue.severity, issue.code)] += 1
     for (severity, code), count in counts_by_kind.most_common(TOP_REASONS):
         reasons.add_row(f"{count:,}", severity.value, code, _masked(examples[(severity, code)].reason))
-    console.print(reasons)
+    console.print(reasons, soft_wrap=False)
     shown = Table(title=f"first {min(SHOWN_ISSUES, len(roster.issues))} of {len(roster.issues):,} problems", title_justify="left")
     for name in ("row", "column", "severity", "reason"):
         shown.add_column(name)
     for issue in roster.issues[:SHOWN_ISSUES]:
         shown.add_row(str(issue.row), _masked(issue.column or ""), issue.severity.value, _masked(issue.reason))
-    console.print(shown)
+    console.print(shown, soft_wrap=False)
 
 
 def write_report(roster: Roster, out: Path) -> None:
@@ -177,7 +178,7 @@ def write_report(roster: Roster, out: Path) -> None:
 
     header, records = validation_table(roster)
     phone_columns = {2, 3, 4}  # mobile, alternate_mobile, office
-    with out.open("w", encoding="utf-8", newline="") as f:
+    with open_private(out, newline="") as f:  # 0600: the table holds every number
         writer = csv.writer(f)
         writer.writerow([safe_text(h) for h in header])
         for record in records:

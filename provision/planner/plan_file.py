@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping, TypeVar
 
-from provision.errors import UsageError
+from provision.errors import PlanMismatchError, UsageError
 from provision.model import (
     ChangeKind,
     CurrentPhone,
@@ -38,6 +38,7 @@ from provision.model import (
 from provision.planner.plan_users import gc_paused
 from provision.planner.summary import summarize
 from provision.planner.values import Change, Plan, PlanPolicy, UserPlan
+from provision.private_files import open_private
 
 __all__ = ["FORMAT", "VERSION", "SavedPlan", "SavedUser", "changes_checksum", "plan_checksum", "read_plan", "write_plan"]
 
@@ -172,7 +173,7 @@ def _write(plan: Plan, path_or_file: str | Path | IO[str], *, job: str, target: 
         "checksum": checksum,
     }
     if isinstance(path_or_file, (str, Path)):
-        with open(path_or_file, "w", encoding="utf-8") as f:
+        with open_private(path_or_file) as f:  # 0600: the plan holds every number
             _dump(doc, f)
     else:
         _dump(doc, path_or_file)
@@ -234,6 +235,17 @@ class SavedPlan:
     def desired_users(self) -> dict[str, DesiredUser]:
         """The desired state the plan was computed from, in plan order (to re-plan it)."""
         return {u.key: u.desired for u in self.users}
+
+    def refuse_other_job(self, job: str, path: str | Path) -> None:
+        """Refuse a plan file written for another job (exit 3, like a plan that no longer
+        matches): its checksum would only say "no longer matches", which sends an admin
+        re-planning the wrong job instead of picking the right file."""
+        if self.job != job:
+            raise PlanMismatchError(
+                f"the saved plan {path} is another job's plan: it was made for job {self.job!r} "
+                f"(target {self.target}), not {job!r}. Pass this job's plan file "
+                f"(`provision plan` for {job!r} writes one), or apply the plan with its own job file."
+            )
 
 
 def _bad(path: str, why: str) -> UsageError:

@@ -62,13 +62,23 @@ def _fmt(v: float) -> str:
     return f"{v:,.1f}" if abs(v) >= 10 else f"{v:,.2f}".rstrip("0").rstrip(".")
 
 
+def _text_w(text: str, size: float) -> float:
+    """A generous width estimate for ``text`` in the chart's sans-serif font: SVG text
+    doesn't wrap or grow its box, so a column sized from this never clips a label."""
+    return 0.62 * size * len(text)
+
+
+def _legend_w(series: Sequence[tuple[str, str]]) -> float:
+    return sum(24 + _text_w(label, 12) for label, _ in series)
+
+
 def _legend(series: Sequence[tuple[str, str]], x: float, y: float) -> list[str]:
     out = []
     for label, colour in series:
         out.append(f'<rect x="{x:.1f}" y="{y - 10:.1f}" width="12" height="12" rx="2" fill="{colour}" '
                    f'stroke="#9ca3af" stroke-width="0.5"/>')
         out.append(f'<text x="{x + 17:.1f}" y="{y:.1f}" font-size="12" fill="#374151">{escape(label)}</text>')
-        x += 24 + 7.2 * len(label)
+        x += 24 + _text_w(label, 12)
     return out
 
 
@@ -80,19 +90,25 @@ def stacked_bars(
     width: int = 900,
 ) -> str:
     """Horizontal bars, one per (label, counts), split into ``series`` segments."""
-    label_w, bar_h, gap, top, right = 190, 24, 10, 34, 70
+    bar_h, gap, top = 24, 10, 34
+    biggest = max((sum(c.get(s.key, 0) for s in series) for _, c in bars), default=0) or 1
+    # The label column fits the longest label, the right margin the largest total and the
+    # width the legend, so none is clipped by the viewBox.
+    label_w = max(120.0, 16 + max((_text_w(label, 13) for label, _ in bars), default=0.0))
+    right = 16 + _text_w(f"{biggest:,}", 12)
+    legend = [(s.label, s.colour) for s in series]
+    width = max(width, round(label_w + max(_legend_w(legend), 300.0) + right))
     height = top + len(bars) * (bar_h + gap) + 20
     plot_w = width - label_w - right
-    biggest = max((sum(c.get(s.key, 0) for s in series) for _, c in bars), default=0) or 1
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" '
         f'width="100%" role="img" aria-label="{escape(title)}" {_FONT}>',
         f"<title>{escape(title)}</title>",
     ]
-    parts += _legend([(s.label, s.colour) for s in series], label_w, 16)
+    parts += _legend(legend, label_w, 16)
     y = top
     for label, counts in bars:
-        parts.append(f'<text x="{label_w - 8}" y="{y + bar_h / 2 + 4:.1f}" font-size="13" text-anchor="end" '
+        parts.append(f'<text x="{label_w - 8:.1f}" y="{y + bar_h / 2 + 4:.1f}" font-size="13" text-anchor="end" '
                      f'fill="#111827">{escape(label)}</text>')
         x = float(label_w)
         total = 0

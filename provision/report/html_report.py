@@ -258,7 +258,7 @@ def _outcome_section(counts: Counter[RowOutcome], total: int) -> str:
     )
     return (
         "<h2>What happened to each row</h2>"
-        f'<div class="panel">{chart}<table><thead><tr><th>RowOutcome</th><th>Meaning</th>'
+        f'<div class="panel">{chart}<table><thead><tr><th>Outcome</th><th>Meaning</th>'
         f'<th class=num>Rows</th><th class=num>Share</th></tr></thead><tbody>{body}</tbody></table></div>'
     )
 
@@ -429,7 +429,7 @@ def _attention_section(rows: Sequence[RowResult], row_cap: int) -> str:
         + '<input id="filter" type="search" placeholder="Filter these rows (user, reason...)" '
         'aria-label="Filter rows">'
         f'<div class="tablewrap"><table id="attention"><thead><tr><th class=num>Row</th><th>User</th>'
-        f"<th>RowOutcome</th>{head}<th>Code</th><th>Reason</th></tr></thead><tbody>{body}</tbody></table></div>"
+        f"<th>Outcome</th>{head}<th>Code</th><th>Reason</th></tr></thead><tbody>{body}</tbody></table></div>"
     )
 
 

@@ -243,7 +243,147 @@ _REMEDIES: Mapping[str, Remedy] = {
     ),
 }
 
-_REMEDIES_BY_FOLDED: Mapping[str, Remedy] = {k.casefold(): v for k, v in _REMEDIES.items()}
+_FIX_CELL = "Correct the cell in the roster (results.xlsx names the row and the column), then run the job again."
+
+# The roster reader's codes (roster.numbers and roster.reader): the row itself is wrong, so
+# each says what to change in the sheet. Kept apart from Graph's codes above.
+_ROSTER_REMEDIES: Mapping[str, Remedy] = {
+    "not_a_number": Remedy(
+        "Phone cell is not a phone number",
+        "The cell holds text that isn't a phone number (a name, a note, \"n/a\", a date).",
+        "Put the number in the cell, or leave it blank. " + _FIX_CELL,
+    ),
+    "scientific_notation": Remedy(
+        "Excel turned the number into scientific notation",
+        "The cell shows a long number as Excel displays it (like 4.47911E+11): its last digits are lost.",
+        "Format the column as Text in Excel and type the numbers again (with their + and country code), "
+        "or export the HR system's file again as text. " + _FIX_CELL,
+    ),
+    "no_region": Remedy(
+        "Number without a country",
+        "The number has no +country code, and neither the row's country column nor the job's "
+        "default_region says which country it belongs to.",
+        "Write the number with its country code (+44 20 7946 0958), fill the row's country column, or set "
+        "default_region in the job's [roster] table. Then run the job again.",
+    ),
+    "invalid_country_code": Remedy(
+        "Unknown country code",
+        "The number starts with a + and a country code that no country uses.",
+        "Check the digits after the + (a typo, or a national number written with a +). " + _FIX_CELL,
+    ),
+    "too_short": Remedy(
+        "Phone number too short",
+        "The number has too few digits for its country: digits are missing, or it is an internal "
+        "extension written alone.",
+        "Write the full number with its country code; an internal extension goes after the office "
+        "number (+1 425 555 0100 x123). " + _FIX_CELL,
+    ),
+    "too_long": Remedy(
+        "Phone number too long",
+        "The number has too many digits for its country: two numbers in one cell, or extra digits.",
+        "Keep one number per cell, with its country code. " + _FIX_CELL,
+    ),
+    "invalid_for_region": Remedy(
+        "Number doesn't exist in that country",
+        "The number has a plausible length but no such number exists in the country it was read for "
+        "(often a number from another country written without its +country code).",
+        "Write the number with its own country code, or fix the row's country column. " + _FIX_CELL,
+    ),
+    "extension_not_allowed": Remedy(
+        "Mobile number with an extension",
+        "A mobile or alternate mobile can't have an extension: SMS and calls to a mobile can't dial one.",
+        "Remove the extension from the mobile cell, or move the number to the office phone column if it is "
+        "a desk phone. " + _FIX_CELL,
+    ),
+    "extension_too_long": Remedy(
+        "Extension too long",
+        "The extension after the number has more digits than a phone system accepts.",
+        "Check the extension (a second number typed after the first?). " + _FIX_CELL,
+    ),
+    "fixed_line_in_mobile_slot": Remedy(
+        "Landline in a mobile column",
+        "The number is a fixed line, not a mobile, so it can't receive SMS. It was still registered.",
+        "If it is the user's desk phone, move it to the office phone column; otherwise put their mobile "
+        "number in the roster.",
+    ),
+    "non_mobile_in_mobile_slot": Remedy(
+        "Number that can't receive SMS in a mobile column",
+        "The number is not a mobile (a toll-free, premium or VoIP number, for example), so it can't "
+        "receive SMS. It was still registered.",
+        "Put the user's mobile number in the roster, or move this one to the office phone column.",
+    ),
+    "ambiguous_lost_plus": Remedy(
+        "Number that lost its + in the spreadsheet",
+        "The cell is a spreadsheet number (its + was dropped) that reads both as a national number and as "
+        "an international one; the national reading was kept.",
+        "Type the number as text, with its + and country code, so there is only one reading.",
+    ),
+    "missing_user": Remedy(
+        "Row without a user",
+        "The row has no user principal name or object id, so it can't be matched to anyone.",
+        "Fill the user column (name@domain or the Entra object id), or delete the row. Then run the job "
+        "again.",
+    ),
+    "invalid_user": Remedy(
+        "User cell is not a user name",
+        "The user cell is neither a user principal name (name@domain) nor an Entra object id (a GUID).",
+        "Write the user's sign-in name (name@contoso.com) or object id in the user column; check the job "
+        "reads the right column ([roster.columns] user = ...). Then run the job again.",
+    ),
+    "invalid_region": Remedy(
+        "Country column not understood",
+        "The row's country cell is not a country the job knows (it expects an ISO code such as US, GB, DE "
+        "or a country name); the job's default_region was used instead.",
+        "Write the two-letter ISO country code in the country column.",
+    ),
+    "invalid_sms_sign_in": Remedy(
+        "SMS sign-in cell not understood",
+        "The row's sms_sign_in cell is not yes, no or blank.",
+        "Write yes, no, or leave the cell blank (the job's sms_sign_in setting then applies). " + _FIX_CELL,
+    ),
+    "alternate_without_mobile": Remedy(
+        "Alternate mobile without a mobile",
+        "The row gives an alternate mobile but no mobile; Microsoft Entra adds an alternate mobile only to "
+        "a user who already has a mobile.",
+        "Add the user's mobile number to the row (or move the number to the mobile column).",
+    ),
+    "sms_sign_in_without_mobile": Remedy(
+        "SMS sign-in asked without a mobile",
+        "The row asks for SMS sign-in but gives no mobile number; SMS sign-in works only on a mobile.",
+        "Add the user's mobile number to the row, or set the row's sms_sign_in to no.",
+    ),
+    "duplicate_mobile": Remedy(
+        "One mobile number for several users",
+        "The same mobile number is on several users' rows. Each can have it for multifactor "
+        "authentication, but only one of them can use it for SMS sign-in.",
+        "Check the rows that share the number: a shared team phone should not be a mobile for SMS "
+        "sign-in; a copy-paste mistake should be corrected in the roster.",
+    ),
+    "sms_number_not_unique": Remedy(
+        "Number already used for SMS sign-in by someone else",
+        "SMS sign-in was asked for, but another user already signs in by SMS with this number, so it was "
+        "not tried again.",
+        "Free or correct the number (see results.xlsx), then set sms_retry_conflicts = true in the job for "
+        "one run.",
+    ),
+    "formula_without_value": Remedy(
+        "Formula never calculated",
+        "The cell is a formula that the workbook never calculated (it was written by a program, not saved "
+        "in Excel), so it has no value to read.",
+        "Open the workbook in Excel and save it (or export the values as CSV), then run the job again.",
+    ),
+    "extra_cells": Remedy(
+        "More cells than the header has columns",
+        "The row has values beyond the last header column, usually an unquoted comma or tab inside a value "
+        "that split it in two.",
+        "Quote values that contain the delimiter (or export the file again from the HR system), then run "
+        "the job again.",
+    ),
+}
+
+_REMEDIES_BY_FOLDED: Mapping[str, Remedy] = {
+    k.casefold(): v for k, v in {**_ROSTER_REMEDIES, **_REMEDIES}.items()
+}
 
 _UNKNOWN = Remedy(
     "Other problem",
@@ -268,4 +408,4 @@ def remedy_for(code: str | None) -> Remedy:
 
 
 def known_codes() -> Iterable[str]:
-    return _REMEDIES.keys()
+    return [*_REMEDIES, *_ROSTER_REMEDIES]

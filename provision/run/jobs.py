@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -69,6 +70,15 @@ class SafetyConfig(_Strict):
 
 class OutputConfig(_Strict):
     directory: Path = Path("reports")
+    # Retention: at the start of a run, this job's older run directories beyond the newest
+    # `keep_runs`, or older than `keep_days`, are deleted (run.retention). Unset: kept forever.
+    keep_runs: Annotated[StrictInt, Field(gt=0)] | None = None
+    keep_days: Annotated[StrictInt, Field(gt=0)] | None = None
+
+
+class AuditConfig(_Strict):
+    # A file a log shipper watches: each run's changes.jsonl lines are appended to it once.
+    file: Path | None = None
 
 
 class SandboxTarget(_Strict):
@@ -116,6 +126,28 @@ class TenantTarget(_Strict):
         return self
 
 
+class NotifyConfig(_Strict):
+    """``[notify]``: post the run's outcome to a Slack or Teams (Workflows) incoming webhook."""
+
+    # The name of the environment variable holding the webhook URL: the URL carries a secret.
+    webhook_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # slack: {"text", "blocks"}; teams: a Workflows message with one Adaptive Card.
+    format: Literal["slack", "teams"]
+    # failure: the exit code is neither 0 nor 6; drift: the run changed something, or
+    # plan --check found changes pending; always: every run.
+    on: tuple[Literal["failure", "drift", "always"], ...] = Field(default=("failure",), min_length=1)
+
+    @field_validator("webhook_env", mode="before")
+    @classmethod
+    def _a_name_not_a_url(cls, v: Any) -> Any:
+        if isinstance(v, str) and any(c in v for c in "/:."):  # a URL or a host, not a variable name
+            raise ValueError(
+                "names the environment variable that holds the webhook URL, never the URL itself "
+                "(secrets never go in a job file), e.g. webhook_env = \"PROVISION_WEBHOOK_URL\""
+            )
+        return v
+
+
 class Job(_Strict):
     name: str
     description: str = ""
@@ -126,7 +158,9 @@ class Job(_Strict):
     roster: RosterConfig
     safety: SafetyConfig = SafetyConfig()
     output: OutputConfig = OutputConfig()
+    audit: AuditConfig = AuditConfig()
     target: Annotated[SandboxTarget | TenantTarget, Field(discriminator="kind")] = SandboxTarget()
+    notify: NotifyConfig | None = None
     # Where the job file lives: relative paths were resolved against it.
     source: Path | None = None
 
@@ -165,13 +199,14 @@ def _resolve_paths(job: Job, base: Path) -> Job:
 
     roster = job.roster.model_copy(update={"path": rel(job.roster.path) or job.roster.path})
     output = job.output.model_copy(update={"directory": rel(job.output.directory) or job.output.directory})
+    audit = job.audit.model_copy(update={"file": rel(job.audit.file) or job.audit.file})
     target = job.target
     if isinstance(target, SandboxTarget):
         # `state` stays relative to the working directory: it is the tool's home, like .git.
         target = target.model_copy(update={"snapshot": rel(target.snapshot) or target.snapshot})
     elif target.certificate_path is not None:
         target = target.model_copy(update={"certificate_path": rel(target.certificate_path) or target.certificate_path})
-    return job.model_copy(update={"roster": roster, "output": output, "target": target})
+    return job.model_copy(update={"roster": roster, "output": output, "audit": audit, "target": target})
 
 
 def _refuse_secrets(raw: Any, source: Path | None, prefix: str = "") -> None:

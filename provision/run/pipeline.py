@@ -39,17 +39,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from provision.errors import Cancelled
+from provision.errors import Cancelled, ExitCode
 from provision.executor.dispatch import ExecutionResult
 from provision.model import PHONE_TYPES, ChangeKind, RowStatus, Severity, UserDecision
 from provision.planner import check_safety, summarize
+from provision.private_files import open_private
 from provision.roster.reader import Roster
 from provision.run.apply_stage import apply_planned, resume_run
 from provision.run.console import Console, NullConsole
 from provision.run.jobs import Job
 from provision.run.lock import HeldLock, run_lock
-from provision.run.logs import attach_run_log, detach
+from provision.run.logs import attach_run_log, detach, logger
+from provision.run.notify import notice_for_check, notice_for_error, notifies, send
 from provision.run.plan_stage import PlannedRun, check_saved_plan, load_roster, make_plan, save_plan, utc_now
+from provision.run.retention import describe as describe_pruned
+from provision.run.retention import prune_runs
 from provision.run.rollback import plan_rollback
 from provision.run.run_report import RunOutcome, render_reports
 from provision.run.rundir import RunDir, create_run_dir, default_run_dir, rollback_run_dir
@@ -87,6 +91,32 @@ async def plan_job(job: Job, roster: Roster, *, console: Console | None = None) 
         return await make_plan(job, target, roster=roster, console=console, clock=utc_now)
 
 
+def check_ending(planned: PlannedRun) -> ExitCode:
+    """How ``plan --check`` ends: 3 when a safety threshold refuses the plan, 6 when changes are pending, else 0."""
+    if not planned.plan.safety.ok:
+        return ExitCode.REFUSED
+    return ExitCode.DRIFT if planned.plan.changes else ExitCode.OK
+
+
+async def check_job(job: Job, roster: Roster, *, console: Console | None = None) -> PlannedRun:
+    """``plan --check``: ``plan_job``, then the job's ``[notify]`` hears how the check ended."""
+    try:
+        planned = await plan_job(job, roster, console=console)
+    except Exception as exc:
+        if job.notify is not None:
+            await send(job.notify, notice_for_error(job, "plan --check", exc), console=console)
+        raise
+    if job.notify is not None:
+        s = plan_summary(planned)
+        rows = {"ok": s["rows_ok"], "warning": s["rows_warning"], "error": s["rows_error"]}
+        problems = {**s["row_problems"], **s["top_errors"]}
+        notice = notice_for_check(job, planned.target, check_ending(planned), changes=s["changes"], rows=rows,
+                                  problems=problems)
+        await send(job.notify, notice, console=console)
+    return planned
+
+
+@notifies("apply")
 async def apply_job(job: Job, roster: Roster, options: ApplyOptions, *, console: Console | None = None) -> RunOutcome:
     """Plan, check, confirm, apply and report: ``provision apply`` in one call."""
     console = console or NullConsole()
@@ -96,9 +126,24 @@ async def apply_job(job: Job, roster: Roster, options: ApplyOptions, *, console:
             if options.plan_file is not None:
                 check_saved_plan(planned, options.plan_file)
             await _show_and_confirm(planned, target, options, console, nothing=_NOTHING_TO_APPLY)
+            _prune_old_runs(job, console)
             run = create_run_dir(options.run_dir or default_run_dir(job, planned.created), job, roster.path)
             execution = await _journal_and_apply(planned, target, run, lock, options, console)
         return await asyncio.to_thread(render_reports, run, roster=roster, execution=execution, console=console)
+
+
+def _prune_old_runs(job: Job, console: Console, *, keep: RunDir | None = None) -> None:
+    """``[output] keep_runs``/``keep_days``, under the run lock; a failure to delete only warns."""
+    try:
+        pruned = prune_runs(job, keep=keep.path if keep is not None else None)
+    except OSError as exc:
+        message = f"retention: could not delete an old run directory: {exc}"
+        logger().warning(message)
+        console.note("warning", message)
+        return
+    if pruned:
+        logger().info(describe_pruned(pruned))
+        console.note("info", describe_pruned(pruned))
 
 
 async def _show_and_confirm(
@@ -127,6 +172,7 @@ async def _journal_and_apply(
         detach(handler)
 
 
+@notifies("resume")
 async def resume_job(
     run: RunDir, *, verify: bool = False, console: Console | None = None, stop: asyncio.Event | None = None
 ) -> RunOutcome:
@@ -138,6 +184,7 @@ async def resume_job(
         handler = attach_run_log(run.log_file)
         execution: ExecutionResult | None
         try:
+            _prune_old_runs(job, console, keep=run)
             async with open_target(job) as target:
                 execution = await resume_run(run, target, verify=verify, console=console, stop=stop)
             if execution is None:
@@ -179,6 +226,7 @@ async def plan_rollback_job(original: RunDir, *, out: Path | None = None, consol
     return planned
 
 
+@notifies("rollback")
 async def rollback_job(original: RunDir, options: RollbackOptions, *, console: Console | None = None) -> RunOutcome:
     """Plan the inverse of a run, check, confirm, apply and report it: ``provision rollback``."""
     console = console or NullConsole()
@@ -207,7 +255,8 @@ def _name_reversed_run(run: RunDir, outcome: RunOutcome) -> RunOutcome:
     doc = json.loads(summary_file.read_text(encoding="utf-8"))
     doc["rollback_of"] = str(original)
     partial = summary_file.with_name(f".{summary_file.name}.partial")
-    partial.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with open_private(partial) as f:
+        f.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     partial.replace(summary_file)
     return outcome
 
@@ -257,6 +306,8 @@ __all__ = [
     "Confirm",
     "RollbackOptions",
     "apply_job",
+    "check_ending",
+    "check_job",
     "load_job_roster",
     "plan_job",
     "plan_rollback_job",

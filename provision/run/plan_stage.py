@@ -132,6 +132,7 @@ def save_plan(planned: PlannedRun, path: Path) -> str:
 def check_saved_plan(planned: PlannedRun, saved_path: Path) -> None:
     """Refuse to apply a reviewed plan that no longer matches the live tenant."""
     saved = read_plan(saved_path)
+    saved.refuse_other_job(planned.job.name, saved_path)
     if saved.checksum != planned.checksum:
         raise PlanMismatchError(
             f"the saved plan {saved_path} no longer matches the tenant: re-reading the users gives a different "

@@ -27,12 +27,16 @@ from provision.errors import ExitCode
 from provision.executor.dispatch import ExecutionResult, RunStatus
 from provision.executor.journal import ChangeStatus, Journal, JournalEntry, StatusCounts
 from provision.planner.plan_file import read_plan
+from provision.private_files import secure_tree
 from provision.report import write_reports
+from provision.report.change_feed import feed_lines, ship, write_change_feed
 from provision.report.row_results import count_outcomes, row_results
 from provision.report.values import RunState, RunSummary
 from provision.roster.reader import Roster
 from provision.run.apply_stage import load_timeline
 from provision.run.console import Console, NullConsole
+from provision.run.jobs import Job
+from provision.run.logs import logger
 from provision.run.plan_stage import load_roster
 from provision.run.rundir import RunDir
 
@@ -107,7 +111,30 @@ def render_reports(
     )
     console.stage("writing reports")
     reports = write_reports(run.path, rows, summary)
+    reports["changes"] = _write_change_feed(run, job, entries.values(), console)
+    secure_tree(run.path)  # the writers' files take the umask's mode; they hold numbers
     return RunOutcome(run.path, execution, summary, reports)
+
+
+def _write_change_feed(run: RunDir, job: Job, entries: Iterable[JournalEntry], console: Console) -> Path:
+    """changes.jsonl, and its new lines appended to ``[audit] file`` when the job names one.
+
+    A failed append does not fail the run: the lines stay unshipped and the next render
+    (``provision report RUN_DIR``) appends them.
+    """
+    lines = feed_lines(entries, run_id=run.path.name, job=job.name)
+    path = write_change_feed(run.path, lines)
+    if job.audit.file is not None:
+        try:
+            shipped = ship(run.path, lines, job.audit.file)
+        except OSError as exc:
+            message = f"could not append the change feed to {job.audit.file}: {exc.strerror or exc}; `provision report {run.path}` retries"
+            logger().warning(message)
+            console.note("warning", message)
+        else:
+            if shipped:
+                logger().info("appended %d change feed line(s) to %s", shipped, job.audit.file)
+    return path
 
 
 @dataclass(frozen=True, slots=True)

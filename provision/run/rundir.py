@@ -9,7 +9,8 @@
 
 The job file and roster are copied in so that ``resume`` and ``report`` see exactly what
 the run saw, even if the originals are edited overnight. The directory holds personal data
-(phone numbers): it is created readable by its owner only.
+(phone numbers): it is created readable by its owner only (0700), and every file in it
+0600 (``provision.private_files``; the reports are narrowed once written, by ``run_report``).
 
 A run directory comes to be in steps, and a run can be killed between any two of them.
 ``create_run_dir`` fills a hidden temporary directory and renames it, so under its final
@@ -32,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 from provision.errors import UsageError
+from provision.private_files import open_private, open_private_binary
 from provision.run.jobs import Job, SandboxTarget
 
 JOB_FILE = "job.toml"
@@ -85,9 +87,8 @@ class RunDir:
 
     def record_rollback_of(self, original: RunDir) -> None:
         """Write down, before anything is sent, which run this rollback reverses."""
-        (self.path / ROLLBACK_OF_FILE).write_text(
-            json.dumps({"rollback_of": str(original.path.resolve())}, indent=2) + "\n", encoding="utf-8"
-        )
+        with open_private(self.path / ROLLBACK_OF_FILE) as f:
+            f.write(json.dumps({"rollback_of": str(original.path.resolve())}, indent=2) + "\n")
 
     @property
     def resolved_job_file(self) -> Path:
@@ -181,9 +182,16 @@ def create_run_dir(path: Path, job: Job, roster_path: Path) -> RunDir:
 
 def _fill(directory: Path, job: Job, roster_path: Path) -> None:
     assert job.source is not None  # checked by create_run_dir
-    shutil.copyfile(job.source, directory / JOB_FILE)
-    (directory / RESOLVED_JOB_FILE).write_text(_resolved(job).model_dump_json(indent=2), encoding="utf-8")
-    shutil.copyfile(roster_path, directory / f"roster{roster_path.suffix.lower()}")
+    _copy_private(job.source, directory / JOB_FILE)
+    with open_private(directory / RESOLVED_JOB_FILE) as f:
+        f.write(_resolved(job).model_dump_json(indent=2))
+    _copy_private(roster_path, directory / f"roster{roster_path.suffix.lower()}")
+
+
+def _copy_private(source: Path, dest: Path) -> None:
+    """Copy ``source`` to a new 0600 file (``shutil.copyfile`` would take the umask's mode)."""
+    with source.open("rb") as src, open_private_binary(dest) as dst:
+        shutil.copyfileobj(src, dst)
 
 
 def _resolved(job: Job) -> Job:
@@ -196,6 +204,7 @@ def _resolved(job: Job) -> Job:
         update={
             "roster": job.roster.model_copy(update={"path": _absolute(job.roster.path)}),
             "output": job.output.model_copy(update={"directory": _absolute(job.output.directory)}),
+            "audit": job.audit.model_copy(update={"file": _absolute(job.audit.file) if job.audit.file else None}),
             "target": target,
         }
     )
