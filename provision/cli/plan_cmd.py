@@ -39,7 +39,7 @@ def plan(
     with exits_on_error(console):
         job = load_job(job_file)
         console.stage("reading roster")
-        roster_data = load_job_roster(job, roster)
+        roster_data = load_job_roster(job, roster, command="plan --check" if check else None, console=console)
         planner = check_job if check else plan_job  # --check: [notify] hears how it ended
         if isinstance(console, RichConsole):
             with console.live():

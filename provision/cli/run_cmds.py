@@ -105,7 +105,7 @@ def apply(
     with exits_on_error(console):
         job = load_job(job_file)
         console.stage("reading roster")
-        roster_data = load_job_roster(job, roster)
+        roster_data = load_job_roster(job, roster, command="apply", console=console)
         outcome = asyncio.run(run())
     _finish(console, outcome)
 

@@ -296,9 +296,21 @@ def plan_summary(planned: PlannedRun) -> dict[str, Any]:
     }
 
 
-def load_job_roster(job: Job, roster_path: Path | None = None) -> Roster:
-    """The job's roster (or ``roster_path`` instead of the job's ``roster.path``)."""
-    return load_roster(job, roster_path)
+def load_job_roster(
+    job: Job, roster_path: Path | None = None, *, command: str | None = None, console: Console | None = None
+) -> Roster:
+    """The job's roster (or ``roster_path`` instead of the job's ``roster.path``).
+
+    With ``command`` (the CLI's ``apply``, ``plan --check``), a roster that can't be read is
+    told to the job's ``[notify]`` before the error goes on: the HR extract that never
+    arrived is the failure a nightly run must not keep quiet about.
+    """
+    try:
+        return load_roster(job, roster_path)
+    except Exception as exc:
+        if command is not None and job.notify is not None:
+            asyncio.run(send(job.notify, notice_for_error(job, command, exc), console=console))
+        raise
 
 
 __all__ = [

@@ -169,6 +169,18 @@ def test_a_refused_run_posts_under_failure(tmp_path: Path, receiver: Receiver) -
     assert app.sandbox.tenant.list_phones(upn(0)) == []  # nothing was written
 
 
+def test_a_roster_that_never_arrived_posts_under_failure_through_the_cli(tmp_path: Path, receiver: Receiver) -> None:
+    app = tenant_with_users(2)
+    with served(app) as url:
+        job_file = write_job(tmp_path, url, roster(2), settings=_notify('["failure"]'))
+        load_job(job_file).roster.path.unlink()  # the HR extract didn't arrive tonight
+        ran = CliRunner().invoke(cli_app, ["apply", str(job_file), "--yes", "--log-format", "json"])
+    assert ran.exit_code == ExitCode.USAGE
+    (body,) = receiver.bodies
+    assert "provision apply truth: failed (exit 2)" in body["text"] and "*Error:* " in body["text"]
+    assert app.sandbox.stats.to_json()["writes_succeeded"] == 0
+
+
 def test_a_receiver_that_is_down_leaves_the_exit_code_and_logs_the_host_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
