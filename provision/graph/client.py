@@ -328,6 +328,28 @@ class GraphClient:
         link = page.get("@odata.nextLink")
         return users, urljoin(url, link) if isinstance(link, str) and link else None
 
+    async def read_json(self, url: str) -> dict[str, Any]:
+        """``GET url`` (absolute: ``base_url`` + a path and query, or a next link as given),
+        read as raw JSON in the read lane. Directory reads (groups, administrative units and
+        their members) use it: their items mix object types the caller sorts by
+        ``@odata.type``."""
+        info = RequestInformation()
+        info.http_method = Method.GET
+        info.url = url
+        info.headers.try_add("Accept", "application/json")
+        raw = await self._single(Lane.READ, lambda: self.adapter.send_primitive_async(info, "bytes", _ERROR_MAP))
+        page = json.loads(raw or b"{}")
+        return page if isinstance(page, dict) else {}
+
+    async def read_json_page(self, url: str) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a collection at ``url``: its items and the absolute link to the next
+        page (None: the last), followed as given and resolved against ``url`` when relative,
+        like ``list_users_page``."""
+        page = await self.read_json(url)
+        items = [item for item in page.get("value") or () if isinstance(item, dict)]
+        link = page.get("@odata.nextLink")
+        return items, urljoin(url, link) if isinstance(link, str) and link else None
+
     async def read_sms_policy(self) -> tuple[SmsPolicy, str | None]:
         """The SMS authentication method policy, or (UNREADABLE_SMS_POLICY, reason) on 403.
 

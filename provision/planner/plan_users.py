@@ -1,8 +1,9 @@
 """The planner: one ``UserPlan`` per roster user, composed from the rule modules.
 
 ``plan()`` walks the roster in order. A user it can't plan gets a terminal decision with
-no changes: not read, not found or read failed (``error``), masked numbers (``skip``: the
-planner never diffs against masked numbers). Every other user goes through the rules:
+no changes: outside the job's scope (``skip``: ``out_of_scope`` keys are never read), not
+read, not found or read failed (``error``), masked numbers (``skip``: the planner never
+diffs against masked numbers). Every other user goes through the rules:
 the phone decisions for the job's mode and the mobile/alternateMobile rule
 (``phone_rules``), their ordered chain (``chain``), the SMS sign-in decision
 (``sms_rules``), and finally the user's outcome from their changes and reason codes.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import gc
 from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import Collection, Iterator, Mapping
 
 from provision.masking import is_masked
 from provision.model import (
@@ -63,10 +64,16 @@ def plan(
     current: Mapping[str, CurrentUser],
     sms_policy: SmsPolicy,
     policy: PlanPolicy,
+    *,
+    out_of_scope: Collection[str] = (),
 ) -> Plan:
-    """Plan every roster user; users appear in ``desired``'s order, one UserPlan each."""
+    """Plan every roster user; users appear in ``desired``'s order, one UserPlan each.
+
+    ``out_of_scope``: roster keys outside the job's ``[scope]``; they are skipped with
+    ``out_of_scope`` whatever ``current`` holds for them.
+    """
     with gc_paused():
-        return _plan(desired, current, sms_policy, policy)
+        return _plan(desired, current, sms_policy, policy, frozenset(out_of_scope))
 
 
 def _plan(
@@ -74,6 +81,7 @@ def _plan(
     current: Mapping[str, CurrentUser],
     sms_policy: SmsPolicy,
     policy: PlanPolicy,
+    out_of_scope: frozenset[str],
 ) -> Plan:
     decide = PHONE_DECISIONS[policy.mode]
     job_sms = policy.sms
@@ -85,6 +93,9 @@ def _plan(
     base_phones = 0
     ok = ReadStatus.OK
     for key, d in desired.items():
+        if out_of_scope and key in out_of_scope:
+            append(_terminal(d, None, UserDecision.SKIP, ReasonCode.OUT_OF_SCOPE))
+            continue
         c = current.get(key)
         if c is None:
             append(_terminal(d, None, UserDecision.ERROR, ReasonCode.NOT_READ))

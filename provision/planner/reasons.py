@@ -16,6 +16,7 @@ class ReasonCode(StrEnum):
     """Stable reason codes on a UserPlan; ``WARNING_CODES`` don't make the outcome an error."""
 
     USER_NOT_FOUND = "user_not_found"
+    OUT_OF_SCOPE = "out_of_scope"  # outside the job's [scope] groups and administrative units
     READ_FAILED = "read_failed"
     NOT_READ = "not_read"
     NUMBERS_MASKED = "numbers_masked"
@@ -34,6 +35,7 @@ WARNING_CODES: frozenset[ReasonCode] = frozenset(
 
 _SENTENCES: Mapping[ReasonCode, str] = {
     ReasonCode.USER_NOT_FOUND: "Graph has no such user (404); nothing planned.",
+    ReasonCode.OUT_OF_SCOPE: "the user is outside the job's [scope] (its groups and administrative units); nothing planned.",
     ReasonCode.READ_FAILED: "the user's phone methods could not be read; nothing planned.",
     ReasonCode.NOT_READ: "no current state was read for this user; nothing planned.",
     ReasonCode.NUMBERS_MASKED: "Graph returned masked numbers; the planner never diffs against masked numbers.",

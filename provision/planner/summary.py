@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
 from provision.model import PHONE_TYPES, ChangeKind, PhoneType, UserDecision
-from provision.planner.reasons import WARNING_CODES
+from provision.planner.reasons import WARNING_CODES, ReasonCode
 from provision.planner.values import Plan, SafetyVerdict, UserPlan
 
 __all__ = ["PlanSummary", "summarize", "users_by_outcome"]
@@ -40,6 +40,8 @@ def summarize(plan: Plan, top: int = 5) -> PlanSummary:
     for up in plan.users:
         by_outcome[up.outcome] += 1
         for code in up.codes:
+            if code is ReasonCode.OUT_OF_SCOPE:  # left out by the job's design, counted under skip only
+                continue
             (warnings if code in WARNING_CODES else errors)[code.value] += 1
     return PlanSummary(
         total_changes=len(plan.changes),

@@ -34,6 +34,7 @@ from provision.report.values import Action, PhoneResult, RowResult
 _ACTION = {ChangeKind.CREATE: Action.CREATE, ChangeKind.UPDATE: Action.UPDATE, ChangeKind.DELETE: Action.DELETE}
 _SMS_ACTION = {ChangeKind.ENABLE_SMS: "enable", ChangeKind.DISABLE_SMS: "disable"}
 _NOT_UNIQUE = SmsSignInState.PHONE_NUMBER_NOT_UNIQUE.value
+_OUT_OF_SCOPE = ReasonCode.OUT_OF_SCOPE.value
 # What a successful SMS change leaves when Graph's answer (204, no body) says nothing more.
 _SMS_STATE_AFTER = {ChangeKind.ENABLE_SMS: SmsSignInState.READY.value, ChangeKind.DISABLE_SMS: SmsSignInState.NOT_ENABLED.value}
 # Planner codes for a user the run deliberately leaves alone: the row is ``skipped``, as
@@ -105,9 +106,14 @@ def row_results(
 
 
 def count_outcomes(results: Iterable[RowResult]) -> tuple[int, int, Counter[str]]:
-    """(rows_ok, rows_failed, rows by outcome)."""
-    by_outcome: Counter[str] = Counter(r.outcome.value for r in results)
-    ok = sum(n for o, n in by_outcome.items() if RowOutcome(o) in OK_ROW_OUTCOMES)
+    """(rows_ok, rows_failed, rows by outcome). A row the job's ``[scope]`` leaves out is
+    skipped by design, not a row needing attention: it counts as ok, so a scoped job whose
+    roster is wider than its scope still ends with exit 0."""
+    by_outcome: Counter[str] = Counter()
+    ok = 0
+    for r in results:
+        by_outcome[r.outcome.value] += 1
+        ok += r.outcome in OK_ROW_OUTCOMES or (r.outcome is RowOutcome.SKIPPED and r.error_code == _OUT_OF_SCOPE)
     return ok, sum(by_outcome.values()) - ok, by_outcome
 
 

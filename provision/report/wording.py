@@ -111,6 +111,13 @@ _REMEDIES: Mapping[str, Remedy] = {
         "Check the spelling of the user principal name in the roster (typos, old domain, a renamed "
         "account), or whether the account is not created yet. Fix the roster and run the job again.",
     ),
+    "out_of_scope": Remedy(
+        "Outside the job's scope",
+        "The user is outside the job's [scope]: not a member (directly or through nested groups) of its "
+        "groups, nor a member of its administrative units. Nothing was read or written for them.",
+        "Add the user to the group or widen the scope (the [scope] groups and admin_units in the job "
+        "file), or take the row out of the roster; then run the job again.",
+    ),
     "Request_ResourceNotFound": Remedy(
         "User or phone method not found",
         "Microsoft Graph answered 404: the user (or the phone being changed) does not exist.",

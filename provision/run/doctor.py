@@ -84,7 +84,8 @@ class Need:
 def needs_for(job: Job, *, plan_only: bool, sms_in_roster: bool = False) -> list[Need]:
     """What this job needs: phone reads always; writes unless only ``plan`` runs (then what
     ``apply`` would need is a warning); the SMS policy read and user lookups when the job
-    manages SMS sign-in (the job's default or a roster column)."""
+    manages SMS sign-in (the job's default or a roster column); member reads when the job
+    has a ``[scope]``."""
     phone_read = "UserAuthenticationMethod.Read.All"
     phone_write = "UserAuthenticationMethod.ReadWrite.All"
     needs = [
@@ -96,6 +97,13 @@ def needs_for(job: Job, *, plan_only: bool, sms_in_roster: bool = False) -> list
         needs.append(Need("SMS policy read", "SMS sign-in changes", "getSmsPolicy", policy_read, True))
         # Only when the policy names individual users; without it their SMS eligibility is unknown.
         needs.append(Need("user lookups", "an SMS policy that names users", "getUser", "User.Read.All", False))
+    # A scoped job reads its groups' and units' members before anything else (graph.scope_reader).
+    if job.scope.groups:
+        needs.append(Need("group members", "the job's [scope] groups", "listGroupTransitiveMembers", "GroupMember.Read.All", True))
+    if job.scope.admin_units:
+        needs.append(
+            Need("unit members", "the job's [scope] admin_units", "listAdminUnitMembers", "AdministrativeUnit.Read.All", True)
+        )
     return needs
 
 

@@ -126,6 +126,27 @@ class TenantTarget(_Strict):
         return self
 
 
+class ScopeConfig(_Strict):
+    """``[scope]``: plan only the transitive members of these groups and the direct user
+    members of these administrative units; roster users outside are reported out_of_scope."""
+
+    # Each entry is an object id or an exact display name (matched case-insensitively).
+    groups: tuple[str, ...] = ()
+    admin_units: tuple[str, ...] = ()
+
+    @field_validator("groups", "admin_units")
+    @classmethod
+    def _named(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        entries = tuple(e.strip() for e in v)
+        if any(not e for e in entries):
+            raise ValueError("an entry is empty: give a group's (or unit's) object id or display name")
+        return tuple(dict.fromkeys(entries))
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self.groups or self.admin_units)
+
+
 class NotifyConfig(_Strict):
     """``[notify]``: post the run's outcome to a Slack or Teams (Workflows) incoming webhook."""
 
@@ -161,6 +182,7 @@ class Job(_Strict):
     audit: AuditConfig = AuditConfig()
     target: Annotated[SandboxTarget | TenantTarget, Field(discriminator="kind")] = SandboxTarget()
     notify: NotifyConfig | None = None
+    scope: ScopeConfig = ScopeConfig()
     # Where the job file lives: relative paths were resolved against it.
     source: Path | None = None
 

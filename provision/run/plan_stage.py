@@ -6,6 +6,10 @@ verdict also holds the roster-size thresholds (``planner.safety.roster_threshold
 roster's rows against ``min_roster_rows``, and against the latest finished run of the same
 job and target (``run.history``) with ``min_roster_percent``, so ``plan`` shows a refusal
 and ``apply`` refuses (unless forced) for a shrunken roster as for too many deletes.
+
+A job with a ``[scope]`` reads its groups' and administrative units' members first
+(``graph.scope_reader``); roster users outside are neither read nor planned
+(``out_of_scope``), so nothing is ever written for them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from provision.errors import PlanMismatchError
+from provision.errors import AuthError, PlanMismatchError
+from provision.graph.scope_reader import read_scope
 from provision.graph.state_reader import ReadNotes, read_current_state, refuse_if_denied_everywhere
 from provision.model import CurrentUser, PlanMode, RowStatus, SmsPolicy
 from provision.planner import Plan, PlanPolicy, plan, plan_checksum, read_plan, write_plan
@@ -105,6 +110,24 @@ async def make_plan(
     """Read every roster user's phones from the target and plan the difference."""
     console = console or NullConsole()
     keys = list(roster.users)
+    out_of_scope: frozenset[str] = frozenset()
+    if job.scope.is_set:
+        console.stage("reading scope")
+        scope = await read_scope(target.client, job.scope.groups, job.scope.admin_units)
+        for source in scope.sources:
+            console.note("info", f"scope: {source}")
+        if not all(scope.decides(k) for k in keys):
+            # Graph lists members the app may not read as users with an id and nothing else:
+            # judging UPN-keyed rows against them would call members "out of scope".
+            raise AuthError(
+                403,
+                "limitedInformation",
+                "the job's [scope] members came back without their userPrincipalName (the app may not read "
+                "users): grant User.Read.All with admin consent, or key the roster by object id",
+            )
+        out_of_scope = frozenset(k for k in keys if not scope.contains(k))
+        keys = [k for k in keys if k not in out_of_scope]
+        console.note("info", f"scope: {len(keys):,} roster user(s) in scope, {len(out_of_scope):,} outside (not read)")
     console.stage("reading users", len(keys))
 
     def progress(done: int, total: int) -> None:
@@ -116,11 +139,11 @@ async def make_plan(
     for remark in notes.remarks:
         console.note("warning", remark)
     refuse_if_denied_everywhere(current, "UserAuthenticationMethod.ReadWrite.All")
-    console.stage("planning", len(keys))
+    console.stage("planning", len(roster.users))
     policy = plan_policy(job)
-    planned = await asyncio.to_thread(plan, roster.users, current, sms_policy, policy)
+    planned = await asyncio.to_thread(plan, roster.users, current, sms_policy, policy, out_of_scope=out_of_scope)
     planned = with_roster_thresholds(planned, roster_size(job, roster, target.description, policy))
-    console.advance("planning", len(keys), len(keys))
+    console.advance("planning", len(roster.users), len(roster.users))
     return PlannedRun(job, roster, current, sms_policy, notes, planned, target.description, clock())
 
 

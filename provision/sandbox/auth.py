@@ -29,6 +29,9 @@ DEFAULT_APP_ROLES: tuple[str, ...] = (
     "UserAuthenticationMethod.ReadWrite.All",
     "Policy.Read.All",
     "User.ReadWrite.All",
+    # a job scoped to groups or administrative units reads their members
+    "GroupMember.Read.All",
+    "AdministrativeUnit.Read.All",
 )
 
 # Directory role template ids (reference §8; User Administrator and Authentication Policy
@@ -132,6 +135,18 @@ _USER_WRITE = _perm("User.ReadWrite.All", "Directory.ReadWrite.All")
 _USER_DELETE = _USER_WRITE | _perm("User.DeleteRestore.All")
 _USER_WRITE_ROLES = _perm(USER_ADMINISTRATOR, GLOBAL_ADMINISTRATOR)
 _ANY_MEMBER = frozenset[str]()  # user reads need no directory role
+# evidence: G56 (the transitiveMembers and AU member pages' permission tables)
+_GROUP_READ = _perm(
+    "GroupMember.Read.All",
+    "GroupMember.ReadWrite.All",
+    "Group.Read.All",
+    "Group.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+)
+_ADMIN_UNIT_READ = _perm(
+    "AdministrativeUnit.Read.All", "AdministrativeUnit.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"
+)
 
 _DENIED = AUTH_METHODS_FORBIDDEN
 # A delegated caller holding one of these manages every user's phones; one whose only
@@ -171,6 +186,13 @@ OPERATION_ACCESS: Mapping[str, OperationAccess] = {
     "listUsers": OperationAccess(_USER_READ, _USER_READ, _ANY_MEMBER),
     "listUsersPage": OperationAccess(_USER_READ, _USER_READ, _ANY_MEMBER),
     "deleteUser": OperationAccess(_USER_DELETE, _USER_DELETE, _USER_WRITE_ROLES),
+    # evidence: G32 (the directory's 403 Authorization_RequestDenied, the default refusal)
+    "listGroups": OperationAccess(_GROUP_READ, _GROUP_READ, _ANY_MEMBER),
+    "getGroup": OperationAccess(_GROUP_READ, _GROUP_READ, _ANY_MEMBER),
+    "listGroupTransitiveMembers": OperationAccess(_GROUP_READ, _GROUP_READ, _ANY_MEMBER),
+    "listAdminUnits": OperationAccess(_ADMIN_UNIT_READ, _ADMIN_UNIT_READ, _ANY_MEMBER),
+    "getAdminUnit": OperationAccess(_ADMIN_UNIT_READ, _ADMIN_UNIT_READ, _ANY_MEMBER),
+    "listAdminUnitMembers": OperationAccess(_ADMIN_UNIT_READ, _ADMIN_UNIT_READ, _ANY_MEMBER),
 }
 
 

@@ -130,6 +130,65 @@ def _list_users_page(tenant: Tenant, p: Params, body: Any, masked: bool) -> tupl
     return _users_page(tenant, p[0], "")
 
 
+# Groups, administrative units and their members: pages of 100 (Graph's default for
+# directory objects; no $top reaches here), next links relative like the users list's.
+_GROUPS_CONTEXT = "https://graph.microsoft.com/v1.0/$metadata#groups(id,displayName)"
+_UNITS_CONTEXT = "https://graph.microsoft.com/v1.0/$metadata#directory/administrativeUnits(id,displayName)"
+_MEMBERS_CONTEXT = "https://graph.microsoft.com/v1.0/$metadata#directoryObjects"
+_CAST_SEGMENTS = {"user": "microsoft.graph.user", "group": "microsoft.graph.group"}
+_Page = tuple[list[dict[str, Any]], str | None]
+
+
+def _cursor(p: Params, at: int) -> str | None:
+    """The page cursor the path named at ``p[at]``, None on a first page."""
+    return p[at] if len(p) > at else None
+
+
+def _list_page(context: str, page: _Page, cursor: str | None, first_prefix: str) -> tuple[int, Any]:
+    items, next_cursor = page
+    body: dict[str, Any] = {"@odata.context": context, "value": items}
+    if next_cursor is not None:
+        # The first page's link is relative to ".../<last segment>"; a later page's to
+        # ".../<last segment>/$skiptoken=..": both resolve to ".../<last segment>/$skiptoken=..".
+        prefix = first_prefix if cursor is None else ""
+        body["@odata.nextLink"] = f"{prefix}{SKIPTOKEN_PREFIX}{next_cursor}"
+    return 200, body
+
+
+def _list_groups(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    cursor = _cursor(p, 0)
+    return _list_page(_GROUPS_CONTEXT, tenant.list_groups(after=cursor), cursor, "groups/")
+
+
+def _list_units(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    cursor = _cursor(p, 0)
+    return _list_page(_UNITS_CONTEXT, tenant.list_admin_units(after=cursor), cursor, "administrativeUnits/")
+
+
+def _get_group(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    return 200, tenant.get_group(p[0])
+
+
+def _get_unit(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    return 200, tenant.get_admin_unit(p[0])
+
+
+def _members_prefix(list_segment: str, cast: str) -> str:
+    return f"{_CAST_SEGMENTS[cast]}/" if cast else f"{list_segment}/"
+
+
+def _group_members(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    cursor = _cursor(p, 2)
+    page = tenant.group_transitive_members(p[0], after=cursor, only=p[1] or None)
+    return _list_page(_MEMBERS_CONTEXT, page, cursor, _members_prefix("transitiveMembers", p[1]))
+
+
+def _unit_members(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
+    cursor = _cursor(p, 2)
+    page = tenant.admin_unit_members(p[0], after=cursor, only=p[1] or None)
+    return _list_page(_MEMBERS_CONTEXT, page, cursor, _members_prefix("members", p[1]))
+
+
 def _delete_user(tenant: Tenant, p: Params, body: Any, masked: bool) -> tuple[int, Any]:
     tenant.delete_user(p[0])
     return 204, None
@@ -187,6 +246,12 @@ _ALL = (
     Operation("listUsers", R, _list_users),
     Operation("listUsersPage", R, _list_users_page),
     Operation("deleteUser", W, _delete_user, False, _user_target),
+    Operation("listGroups", R, _list_groups),
+    Operation("getGroup", R, _get_group),
+    Operation("listGroupTransitiveMembers", R, _group_members),
+    Operation("listAdminUnits", R, _list_units),
+    Operation("getAdminUnit", R, _get_unit),
+    Operation("listAdminUnitMembers", R, _unit_members),
 )
 OPERATIONS: Mapping[str, Operation] = {op.name: op for op in _ALL}
 

@@ -4,7 +4,8 @@ One grammar for direct requests and ``$batch`` items alike: a direct request's p
 its API version, and a batch item's relative ``url``, are matched by the same ``route``.
 ``GET /users`` lists users a page at a time; its ``@odata.nextLink`` is a reference
 relative to the request's URL naming the next page in the path (``users/$skiptoken=ID``),
-since query strings never reach here. Users are addressed by id or UPN (percent-encoded or not); path segments are matched
+since query strings never reach here. ``GET /groups``, ``/groups/{id}/transitiveMembers``, ``/directory/administrativeUnits`` and
+``.../{id}/members`` page the same way. Users are addressed by id or UPN (percent-encoded or not); path segments are matched
 case-insensitively, empty segments (``//``) are ignored, query strings never reach here.
 """
 
@@ -26,6 +27,14 @@ ROUTES: Mapping[str, Mapping[str, str]] = {
     "users": {"GET": "listUsers", "POST": "createUser"},
     "usersPage": {"GET": "listUsersPage"},
     "user": {"GET": "getUser", "DELETE": "deleteUser"},
+    # Lists of groups, administrative units and members: params end with the page's cursor
+    # when the path names one (``.../$skiptoken=N``); the first page has none.
+    "groups": {"GET": "listGroups"},
+    "group": {"GET": "getGroup"},
+    "groupTransitiveMembers": {"GET": "listGroupTransitiveMembers"},
+    "adminUnits": {"GET": "listAdminUnits"},
+    "adminUnit": {"GET": "getAdminUnit"},
+    "adminUnitMembers": {"GET": "listAdminUnitMembers"},
 }
 UNKNOWN_ROUTE = "unknownRoute"  # the stats name of a request no route takes
 
@@ -35,6 +44,13 @@ SKIPTOKEN_PREFIX = "$skiptoken="
 
 _SMS_POLICY_PATH = ("policies", "authenticationmethodspolicy", "authenticationmethodconfigurations", "sms")
 _ACTIONS = {"enablesmssignin": "enableSmsSignIn", "disablesmssignin": "disableSmsSignIn"}
+# A type-cast segment after a member list keeps one kind of member (``.../microsoft.graph.user``).
+MEMBER_CASTS = {
+    "microsoft.graph.user": "user",
+    "graph.user": "user",
+    "microsoft.graph.group": "group",
+    "graph.group": "group",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +101,41 @@ def match_route(segs: Sequence[str]) -> tuple[str, tuple[str, ...]] | None:
         return None
     if n == 4 and tuple(s.casefold() for s in segs) == _SMS_POLICY_PATH:
         return "smsPolicy", ()
+    if head == "groups":
+        return _container_route(segs[1:], "groups", "group", "groupTransitiveMembers", "transitivemembers")
+    if head == "directory" and n >= 2 and segs[1].casefold() == "administrativeunits":
+        return _container_route(segs[2:], "adminUnits", "adminUnit", "adminUnitMembers", "members")
+    return None
+
+
+def _page_token(seg: str) -> str | None:
+    return seg[len(SKIPTOKEN_PREFIX) :] if seg.startswith(SKIPTOKEN_PREFIX) else None
+
+
+def _container_route(
+    rest: Sequence[str], list_name: str, item_name: str, members_name: str, members_seg: str
+) -> tuple[str, tuple[str, ...]] | None:
+    """Routes under ``/groups`` or ``/directory/administrativeUnits`` (``rest``: the segments
+    after it). Params: a list's (cursor?); an item's (id,); a member list's (id, cast, cursor?)
+    where cast is "", "user" or "group"."""
+    if not rest:
+        return list_name, ()
+    token = _page_token(rest[0])
+    if token is not None:
+        return (list_name, (token,)) if len(rest) == 1 else None
+    if len(rest) == 1:
+        return item_name, (rest[0],)
+    if rest[1].casefold() != members_seg:
+        return None
+    tail = list(rest[2:])
+    cast = ""
+    if tail and tail[0].casefold() in MEMBER_CASTS:
+        cast = MEMBER_CASTS[tail.pop(0).casefold()]
+    if not tail:
+        return members_name, (rest[0], cast)
+    token = _page_token(tail[0])
+    if token is not None and len(tail) == 1:
+        return members_name, (rest[0], cast, token)
     return None
 
 
@@ -100,6 +151,12 @@ def unknown_segment(segs: Sequence[str]) -> str:
             if (i == 2 and folded != "authentication") or (i == 3 and folded != "phonemethods"):
                 return seg
             if i == 5 and folded.removeprefix("microsoft.graph.") not in _ACTIONS or i > 5:
+                return seg
+        return segs[-1]
+    if head in ("groups", "directory"):
+        known = ("groups", "", "transitivemembers") if head == "groups" else ("directory", "administrativeunits", "", "members")
+        for i, seg in enumerate(segs):
+            if i >= len(known) or (known[i] and seg.casefold() != known[i]):
                 return seg
         return segs[-1]
     if head == "policies":
@@ -122,4 +179,4 @@ def route(method: str, segs: Sequence[str]) -> tuple[str, tuple[str, ...]] | Rou
     return operation, params
 
 
-__all__ = ["API_VERSIONS", "ROUTES", "SKIPTOKEN_PREFIX", "UNKNOWN_ROUTE", "RouteMiss", "is_batch", "match_route", "route", "split_path", "unknown_segment"]
+__all__ = ["API_VERSIONS", "MEMBER_CASTS", "ROUTES", "SKIPTOKEN_PREFIX", "UNKNOWN_ROUTE", "RouteMiss", "is_batch", "match_route", "route", "split_path", "unknown_segment"]

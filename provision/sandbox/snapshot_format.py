@@ -20,9 +20,12 @@ from provision.model import PhoneType
 SNAPSHOT_FORMAT = "provision-sandbox-tenant"
 SNAPSHOT_VERSION = 1
 
-_TOP_KEYS = frozenset({"format", "version", "tenant_id", "users", "sms_registrations", "sms_policy"})
+_TOP_KEYS = frozenset(
+    {"format", "version", "tenant_id", "users", "sms_registrations", "sms_policy", "groups", "administrative_units"}
+)
 _USER_KEYS = frozenset({"id", "upn", "displayName", "accountEnabled", "deleted", "default_method", "roles", "phones"})
 _PHONE_KEYS = frozenset({"phoneType", "phoneNumber", "sms"})
+_CONTAINER_KEYS = frozenset({"id", "displayName", "members"})
 
 
 class SnapshotError(UsageError, ValueError):
@@ -69,15 +72,26 @@ class SnapshotUser:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotContainer:
+    """A group or an administrative unit: members are user ids or group ids (lower case)."""
+
+    id: str
+    display_name: str
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TenantSnapshot:
     tenant_id: str
     users: tuple[SnapshotUser, ...]
     # digits-only number -> user id; None when the file left it out (then it is derived).
     sms_registrations: Mapping[str, str] | None
     sms_policy: Mapping[str, Any] | None  # Graph JSON; None: the default policy
+    groups: tuple[SnapshotContainer, ...] = ()
+    administrative_units: tuple[SnapshotContainer, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "format": SNAPSHOT_FORMAT,
             "version": SNAPSHOT_VERSION,
             "tenant_id": self.tenant_id,
@@ -85,6 +99,16 @@ class TenantSnapshot:
             "sms_registrations": dict(sorted((self.sms_registrations or {}).items())),
             "sms_policy": self.sms_policy,
         }
+        # Written only when there are some: older snapshots stay byte-identical.
+        if self.groups:
+            out["groups"] = [_container_json(g) for g in self.groups]
+        if self.administrative_units:
+            out["administrative_units"] = [_container_json(a) for a in self.administrative_units]
+        return out
+
+
+def _container_json(container: SnapshotContainer) -> dict[str, Any]:
+    return {"id": container.id, "displayName": container.display_name, "members": list(container.members)}
 
 
 def _user_json(user: SnapshotUser) -> dict[str, Any]:
@@ -135,7 +159,35 @@ def parse_snapshot(data: Any) -> TenantSnapshot:
     policy = data.get("sms_policy")
     if policy is not None and not isinstance(policy, dict):
         raise SnapshotError("snapshot: 'sms_policy' must be an object (smsAuthenticationMethodConfiguration)")
-    return TenantSnapshot(tenant_id=tenant_id, users=users, sms_registrations=registrations, sms_policy=policy)
+    return TenantSnapshot(
+        tenant_id=tenant_id,
+        users=users,
+        sms_registrations=registrations,
+        sms_policy=policy,
+        groups=_parse_containers(data.get("groups", []), "groups"),
+        administrative_units=_parse_containers(data.get("administrative_units", []), "administrative_units"),
+    )
+
+
+def _parse_containers(raw: Any, key: str) -> tuple[SnapshotContainer, ...]:
+    if not isinstance(raw, list):
+        raise SnapshotError(f"snapshot: '{key}' must be a list")
+    return tuple(_parse_container(c, f"{key}[{i}]") for i, c in enumerate(raw))
+
+
+def _parse_container(raw: Any, where: str) -> SnapshotContainer:
+    if not isinstance(raw, dict):
+        raise SnapshotError(f"{where}: must be an object")
+    _no_unknown_keys(raw, _CONTAINER_KEYS, where)
+    cid, name = raw.get("id"), raw.get("displayName")
+    if not isinstance(cid, str) or not cid:
+        raise SnapshotError(f"{where}.id: must be a non-empty string (a GUID)")
+    if not isinstance(name, str) or not name.strip():
+        raise SnapshotError(f"{where}.displayName: must be a non-empty string")
+    members = raw.get("members", [])
+    if not isinstance(members, list) or not all(isinstance(m, str) and m for m in members):
+        raise SnapshotError(f"{where} ({name}).members: must be a list of user or group ids")
+    return SnapshotContainer(id=cid, display_name=name, members=tuple(members))
 
 
 def _parse_user(raw: Any, index: int) -> SnapshotUser:
@@ -216,6 +268,7 @@ __all__ = [
     "SNAPSHOT_FORMAT",
     "SNAPSHOT_VERSION",
     "SmsRegistration",
+    "SnapshotContainer",
     "SnapshotError",
     "SnapshotPhone",
     "SnapshotUser",

@@ -32,8 +32,10 @@ from provision.model import (
     PhoneType,
     SmsSignInState,
 )
+from provision.sandbox.groups import MEMBERS_PAGE_SIZE, Container, page_of, transitive_member_ids
 from provision.sandbox.snapshot_format import (
     SmsRegistration,
+    SnapshotContainer,
     SnapshotError,
     SnapshotPhone,
     SnapshotUser,
@@ -60,6 +62,9 @@ _UPN_RE = re.compile(r"[A-Za-z0-9'_!#^~+-]+(?:\.[A-Za-z0-9'_!#^~+-]+)*@[A-Za-z0-
 _NON_DIGITS = re.compile(r"[^0-9]")
 
 PHONE_ODATA_TYPE = "#microsoft.graph.phoneAuthenticationMethod"
+USER_ODATA_TYPE = "#microsoft.graph.user"
+GROUP_ODATA_TYPE = "#microsoft.graph.group"
+GROUPS_PAGE_SIZE = 100
 SMS_POLICY_ODATA_TYPE = "#microsoft.graph.smsAuthenticationMethodConfiguration"
 ALL_USERS = "all_users"
 _TARGET_TYPES = frozenset({"group", "user"})
@@ -166,6 +171,15 @@ def _bad_request(message: str) -> TenantError:
 
 # evidence: G26 (the directory's 404 Request_ResourceNotFound; unverified on phone routes)
 def _user_not_found(ref: str) -> TenantError:
+    return TenantError(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{ref}' does not exist or one of its queried reference-property objects are not present.",
+    )
+
+
+# evidence: G26 (the directory's 404 Request_ResourceNotFound, as for users)
+def _object_not_found(ref: str) -> TenantError:
     return TenantError(
         404,
         "Request_ResourceNotFound",
@@ -289,6 +303,11 @@ class Tenant:
         self._sms_policy: dict[str, Any] = {}
         self._policy = _PolicyView(False, False, frozenset(), False, frozenset())
         self._set_policy(default_sms_policy())
+        self._groups: dict[str, Container] = {}  # lower-case id -> group
+        self._admin_units: dict[str, Container] = {}  # lower-case id -> administrative unit
+        # A member list is walked once and then paged from this cache; any change to users
+        # or memberships empties it (a client pages through a list in a few requests).
+        self._member_lists: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
 
     # users -----------------------------------------------------------------------------
     def create_user(
@@ -339,6 +358,7 @@ class Tenant:
             deleted=deleted,
         )
         self._users[user_id] = user
+        self._member_lists.clear()
         if not deleted:
             self._upn_index[upn.casefold()] = user_id
             self._live_users += 1
@@ -376,6 +396,7 @@ class Tenant:
         # evidence: G24 (unpublished; RealmJoin suspects deleted users of holding numbers)
         user = self._resolve(ref)
         user.deleted = True
+        self._member_lists.clear()
         del self._upn_index[user.upn.casefold()]
         self._live_users -= 1
         for phone_type in user.phones:
@@ -397,6 +418,123 @@ class Tenant:
     def user_roles(self, ref: str) -> frozenset[str]:
         """The directory role template ids the user holds (404 for an unknown user)."""
         return self._resolve(ref).roles
+
+    # groups and administrative units ----------------------------------------------------
+    # The sandbox has no API to write them: tests and snapshots use these three methods.
+    def create_group(self, display_name: str, members: Iterable[str] = (), *, id: str | None = None) -> str:
+        """Add a group; returns its id. ``members``: user ids or UPNs, or group ids (nested
+        groups; a group added later can join with ``add_members``)."""
+        return self._create_container(self._groups, display_name, members, id)
+
+    def create_admin_unit(self, display_name: str, members: Iterable[str] = (), *, id: str | None = None) -> str:
+        """Add an administrative unit; returns its id. ``members``: user ids or UPNs, or group ids."""
+        return self._create_container(self._admin_units, display_name, members, id)
+
+    def add_members(self, container_id: str, members: Iterable[str]) -> None:
+        """Add members (user ids or UPNs, or group ids) to a group or an administrative unit;
+        members already in it stay where they are. 404 for an unknown container or member."""
+        key = container_id.lower() if isinstance(container_id, str) else ""
+        container = self._groups.get(key) or self._admin_units.get(key)
+        if container is None:
+            raise _object_not_found(str(container_id))
+        ids = [self._member_id(m) for m in members]  # all or nothing
+        container.members.update(dict.fromkeys(ids))
+        self._member_lists.clear()
+
+    def get_group(self, group_id: str) -> dict[str, Any]:
+        return self._container(self._groups, group_id).json()
+
+    def get_admin_unit(self, unit_id: str) -> dict[str, Any]:
+        return self._container(self._admin_units, unit_id).json()
+
+    def list_groups(self, *, after: str | None = None, top: int = GROUPS_PAGE_SIZE) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of groups ({"id", "displayName"}, creation order) and the next page's cursor."""
+        return self._page([g.json() for g in self._groups.values()], after, top)
+
+    def list_admin_units(
+        self, *, after: str | None = None, top: int = GROUPS_PAGE_SIZE
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of administrative units ({"id", "displayName"}) and the next page's cursor."""
+        return self._page([a.json() for a in self._admin_units.values()], after, top)
+
+    def group_transitive_members(
+        self, group_id: str, *, after: str | None = None, top: int = MEMBERS_PAGE_SIZE, only: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the group's transitive members: every user reachable through nested
+        groups, each once, and the nested groups themselves (``only``: "user" or "group"
+        keeps one kind, as a type-cast segment does). Deleted users never appear."""
+        group = self._container(self._groups, group_id)
+        items = self._member_lists.get((group.id, only))
+        if items is None:
+            items = self._member_lists[(group.id, only)] = self._member_items(
+                transitive_member_ids(self._groups, group), only
+            )
+        return self._page(items, after, top)
+
+    def admin_unit_members(
+        self, unit_id: str, *, after: str | None = None, top: int = MEMBERS_PAGE_SIZE, only: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the administrative unit's *direct* members (users and groups)."""
+        unit = self._container(self._admin_units, unit_id)
+        items = self._member_lists.get((unit.id, only))
+        if items is None:
+            items = self._member_lists[(unit.id, only)] = self._member_items(unit.members, only)
+        return self._page(items, after, top)
+
+    def group_count(self) -> int:
+        return len(self._groups)
+
+    def admin_unit_count(self) -> int:
+        return len(self._admin_units)
+
+    def _create_container(
+        self, into: dict[str, Container], display_name: str, members: Iterable[str], id: str | None
+    ) -> str:
+        if not isinstance(display_name, str) or not display_name.strip():
+            raise TenantError(400, "Request_BadRequest", "Invalid value specified for property 'displayName'.")
+        container_id = str(uuid.uuid4()) if id is None else _canonical_guid(id)
+        if container_id is None:
+            raise TenantError(400, "Request_BadRequest", "Invalid value specified for property 'id'.")
+        if container_id in self._users or container_id in self._groups or container_id in self._admin_units:
+            raise TenantError(
+                400, "Request_BadRequest", "Another object with the same value for property id already exists."
+            )
+        ids = [self._member_id(m) for m in members]
+        into[container_id] = Container(container_id, display_name, dict.fromkeys(ids))
+        self._member_lists.clear()
+        return container_id
+
+    def _member_id(self, ref: str) -> str:
+        """A member's id: a group's (by id) or a live user's (by id or UPN); 404 otherwise."""
+        if isinstance(ref, str) and ref.lower() in self._groups:
+            return ref.lower()
+        return self._resolve(ref).id
+
+    def _container(self, within: dict[str, Container], ref: str) -> Container:
+        container = within.get(ref.lower()) if isinstance(ref, str) else None
+        if container is None:
+            raise _object_not_found(str(ref))
+        return container
+
+    def _member_items(self, ids: Iterable[str], only: str | None) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for member_id in ids:
+            user = self._users.get(member_id)
+            if user is not None:
+                if not user.deleted and only in (None, "user"):
+                    items.append({"@odata.type": USER_ODATA_TYPE, "id": user.id, "userPrincipalName": user.upn})
+                continue
+            group = self._groups.get(member_id)
+            if group is not None and only in (None, "group"):
+                items.append({"@odata.type": GROUP_ODATA_TYPE, "id": group.id, "displayName": group.display_name})
+        return items
+
+    @staticmethod
+    def _page(items: list[dict[str, Any]], after: str | None, top: int) -> tuple[list[dict[str, Any]], str | None]:
+        try:
+            return page_of(items, after, top)
+        except ValueError:
+            raise _bad_request("The $skiptoken is not valid.") from None
 
     # phone methods ---------------------------------------------------------------------
     def list_phones(self, ref: str, *, masked: bool = False) -> list[dict[str, Any]]:
@@ -632,6 +770,12 @@ class Tenant:
             problems.append(f"live user count {self._live_users} != {live}")
         if phones != self._phones_by_type:
             problems.append("phone counters out of step with the phones")
+        for container in (*self._groups.values(), *self._admin_units.values()):
+            strays = [m for m in container.members if m not in self._users and m not in self._groups]
+            if strays:
+                problems.append(f"group or unit {container.id}: {len(strays)} member(s) that are no user or group")
+        if self._groups.keys() & self._admin_units.keys() or (self._groups.keys() | self._admin_units.keys()) & self._users.keys():
+            problems.append("a group or unit shares its id with another object")
         return problems
 
     def check_invariants(self) -> None:
@@ -666,6 +810,8 @@ class Tenant:
             users=users,
             sms_registrations=dict(self._sms_registry),
             sms_policy=self.get_sms_policy(),
+            groups=tuple(_snapshot_container(g) for g in self._groups.values()),
+            administrative_units=tuple(_snapshot_container(a) for a in self._admin_units.values()),
         ).to_json()
 
     @classmethod
@@ -694,7 +840,29 @@ class Tenant:
                 "sms_registrations: must list exactly the mobiles whose sms is 'registered' "
                 "(digits-only number -> user id); leave it out to derive it"
             )
+        tenant._load_containers(snap.groups, snap.administrative_units)
         return tenant
+
+    def _load_containers(self, groups: Iterable[SnapshotContainer], units: Iterable[SnapshotContainer]) -> None:
+        """Groups first (all of them: a group may nest one listed after it), then their
+        members, then the administrative units. Members are ids of any user (a soft-deleted
+        one is kept, never listed) or of a group."""
+        loaded: list[tuple[str, SnapshotContainer, Container]] = []
+        for key, within, raws in (("groups", self._groups, groups), ("administrative_units", self._admin_units, units)):
+            for index, raw in enumerate(raws):
+                where = f"{key}[{index}] ({raw.display_name})"
+                try:
+                    container_id = self._create_container(within, raw.display_name, (), raw.id)
+                except TenantError as exc:
+                    raise SnapshotError(f"{where}: {exc.message}") from None
+                loaded.append((where, raw, within[container_id]))
+        for where, raw, container in loaded:
+            for member in raw.members:
+                member_id = member.lower()
+                if member_id not in self._users and member_id not in self._groups:
+                    raise SnapshotError(f"{where}.members: '{member}' is no user's or group's id")
+                container.members[member_id] = None
+        self._member_lists.clear()
 
     def _load_user(self, raw: SnapshotUser, where: str) -> None:
         try:
@@ -864,6 +1032,10 @@ _STATE_BY_REGISTRATION = {
 }
 
 
+def _snapshot_container(container: Container) -> SnapshotContainer:
+    return SnapshotContainer(id=container.id, display_name=container.display_name, members=tuple(container.members))
+
+
 def _canonical_guid(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
@@ -915,6 +1087,9 @@ def _exclude_target(target: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "ALL_USERS",
+    "GROUPS_PAGE_SIZE",
+    "GROUP_ODATA_TYPE",
+    "USER_ODATA_TYPE",
     "PHONE_NUMBER_PATTERN",
     "SMS_NOT_ALLOWED_MESSAGE",
     "PhoneType",

@@ -231,7 +231,7 @@ def test_opaque_errors_keep_the_status_and_hide_code_and_message(asgi_sandbox: A
         ("POST", phones, {"phoneNumber": "+1 2065550100", "phoneType": "mobile"}),  # 409, saved anyway
         ("POST", phones, {"phoneNumber": "+1 2065550101", "phoneType": "mobile"}),  # 400 second mobile
         ("GET", "/users/nobody@contoso.com/authentication/phoneMethods", None),  # 404
-        ("GET", "/groups", None),  # an unknown segment: not a rule, keeps its text
+        ("GET", "/devices", None),  # an unknown segment: not a rule, keeps its text
         *[("POST", "/users", {"userPrincipalName": f"t{i}@contoso.com"}) for i in range(4)],  # the 4th: 429
     )
     rule_answers = answers[:3]

@@ -179,7 +179,7 @@ def test_unknown_routes_methods_and_bad_json(sandbox: Any, user: str) -> None:
     async def main() -> list[httpx.Response]:
         async with sandbox.client() as http:
             return [
-                await http.get("/v1.0/groups"),
+                await http.get("/v1.0/devices"),
                 await http.get("/v2.0/users/x"),
                 await http.put(f"/v1.0/users/{user}/authentication/phoneMethods/{MOBILE}", json={}),
                 await http.post(
@@ -191,7 +191,7 @@ def test_unknown_routes_methods_and_bad_json(sandbox: Any, user: str) -> None:
 
     unknown, version, method, bad_json = asyncio.run(main())
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (400, "BadRequest")
-    assert unknown.json()["error"]["message"] == "Resource not found for the segment 'groups'."
+    assert unknown.json()["error"]["message"] == "Resource not found for the segment 'devices'."
     assert (version.status_code, version.json()["error"]["code"]) == (404, "UnknownError")
     assert (method.status_code, method.json()["error"]["code"]) == (405, "BadRequest")
     assert (bad_json.status_code, bad_json.json()["error"]["code"]) == (400, "BadRequest")
