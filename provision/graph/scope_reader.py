@@ -25,8 +25,8 @@ from urllib.parse import quote
 
 from provision.errors import AuthError, GraphError, UsageError
 from provision.graph.client import GraphClient
-from provision.graph.retry import DEFAULT_RETRY_POLICY, RetryPolicy, unreachable_after_s, unreached
-from provision.graph.state_reader import target_unreachable
+from provision.graph.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from provision.graph.state_reader import read_retried
 
 __all__ = ["ADMIN_UNIT", "GROUP", "Scope", "ScopeKind", "read_scope"]
 
@@ -173,30 +173,14 @@ class _ScopeReader:
         return await self._retried(kind, lambda: self.client.read_json_page(url))
 
     async def _retried(self, kind: ScopeKind, call: Callable[[], Awaitable[T]]) -> T:
-        started = self.clock()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await call()
-            except AuthError as exc:
-                if exc.status == 403:
-                    raise AuthError(
-                        403,
-                        exc.code,
-                        f"the credential may not read the job's [scope] ({kind.noun}s and their members): grant "
-                        f"the app {kind.permission} (application permission) with admin consent, or remove "
-                        f"{kind.key} from the job file",
-                        request_id=exc.request_id,
-                    ) from None
-                raise
-            except GraphError as exc:
-                silence = self.client.pacer.silence()
-                if unreached(exc) and silence >= unreachable_after_s():
-                    raise target_unreachable(self.client, silence, exc) from None
-                wait = self.retry.decide(
-                    exc, attempt=attempt, started=started, now=self.clock(), target_silent=silence > 0
-                )
-                if wait is None:
-                    raise
-            await self.sleep(wait)
+        def refused(exc: AuthError) -> AuthError:
+            return AuthError(
+                403,
+                exc.code,
+                f"the credential may not read the job's [scope] ({kind.noun}s and their members): grant "
+                f"the app {kind.permission} (application permission) with admin consent, or remove "
+                f"{kind.key} from the job file",
+                request_id=exc.request_id,
+            )
+
+        return await read_retried(self.client, call, refused=refused, retry=self.retry, clock=self.clock, sleep=self.sleep)

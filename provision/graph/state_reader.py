@@ -32,7 +32,7 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Iterable, Mapping
+from typing import Awaitable, Callable, Iterable, Mapping, TypeVar
 
 from provision.errors import AuthError, GraphError, TargetUnreachable
 from provision.graph import ops as graph_ops
@@ -55,6 +55,7 @@ from provision.model import (
     SmsPolicy,
 )
 
+T = TypeVar("T")
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
 Progress = Callable[[int, int], None]
@@ -118,6 +119,46 @@ def _op_for(item: _Item, op_id: str) -> Op:
     return graph_ops.get_user(op_id, item.key)
 
 
+async def read_retried(
+    client: GraphClient,
+    call: Callable[[], Awaitable[T]],
+    *,
+    refused: Callable[[AuthError], Exception] | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY_POLICY,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    unreachable_after: float | None = None,
+) -> T:
+    """One read (a page, an object) under the retry policy and the unreachable breaker.
+
+    A 403 becomes ``refused(error)`` when given (the message naming the permission to
+    grant); other auth errors, and failures past retrying, are raised as they are; a target
+    silent for ``unreachable_after`` seconds (default ``provision.graph.retry.unreachable_after_s``)
+    raises ``TargetUnreachable``.
+    """
+    bound = unreachable_after or unreachable_after_s()
+    started = clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await call()
+        except AuthError as exc:
+            if exc.status == 403 and refused is not None:
+                raise refused(exc) from None
+            raise
+        except GraphError as exc:
+            silence = client.pacer.silence()
+            if unreached(exc) and silence >= bound:
+                raise target_unreachable(client, silence, exc) from None
+            wait = retry.decide(exc, attempt=attempt, started=started, now=clock(), target_silent=silence > 0)
+            if wait is None:
+                raise
+        if silence > 0:
+            wait = min(wait, max(0.0, bound - silence))  # look again when the breaker would open
+        await sleep(wait)
+
+
 async def read_sms_policy_once(
     client: GraphClient,
     *,
@@ -131,27 +172,14 @@ async def read_sms_policy_once(
     Raises ``AuthError`` on 401 and ``TargetUnreachable`` when the target answers nothing
     for ``unreachable_after`` seconds (default ``provision.graph.retry.unreachable_after_s``).
     """
-    bound = unreachable_after or unreachable_after_s()
-    started = clock()
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await client.read_sms_policy()
-        except AuthError as exc:
-            if exc.status == 401:
-                raise
-            return UNREADABLE_SMS_POLICY, graph_ops.sms_policy_unreadable(exc.status, exc.code, exc.message)
-        except GraphError as exc:
-            silence = client.pacer.silence()
-            if unreached(exc) and silence >= bound:
-                raise target_unreachable(client, silence, exc) from None
-            wait = retry.decide(exc, attempt=attempt, started=started, now=clock(), target_silent=silence > 0)
-            if wait is None:
-                return UNREADABLE_SMS_POLICY, graph_ops.sms_policy_unreadable(exc.status, exc.code, exc.message)
-        if silence > 0:
-            wait = min(wait, max(0.0, bound - silence))  # look again when the breaker would open
-        await sleep(wait)
+    try:
+        return await read_retried(
+            client, client.read_sms_policy, retry=retry, clock=clock, sleep=sleep, unreachable_after=unreachable_after
+        )
+    except GraphError as exc:
+        if exc.status == 401:
+            raise
+        return UNREADABLE_SMS_POLICY, graph_ops.sms_policy_unreadable(exc.status, exc.code, exc.message)
 
 
 async def read_current_state(

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from provision.errors import AuthError, GraphError, RosterReadError, UsageError
+from provision.errors import AuthError, RosterReadError, UsageError
 from provision.graph.client import GraphClient, GraphUser
-from provision.graph.retry import DEFAULT_RETRY_POLICY, RetryPolicy, unreachable_after_s, unreached
-from provision.graph.state_reader import read_current_state, refuse_if_denied_everywhere, target_unreachable
+from provision.graph.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from provision.graph.state_reader import read_current_state, read_retried, refuse_if_denied_everywhere
 from provision.model import (
     PHONE_TYPES,
     CurrentUser,
@@ -203,26 +203,13 @@ async def list_all_users(
 async def _page(
     client: GraphClient, link: str | None, retry: RetryPolicy, clock: Callable[[], float]
 ) -> tuple[list[GraphUser], str | None]:
-    started, attempt, bound = clock(), 0, unreachable_after_s()
-    while True:
-        attempt += 1
-        try:
-            return await client.list_users_page(link)
-        except AuthError as exc:
-            if exc.status == 403:
-                raise AuthError(
-                    403, exc.code, "the credential may not list the tenant's users; grant the app User.Read.All "
-                    "(or Directory.Read.All) with admin consent", request_id=exc.request_id,
-                ) from None
-            raise
-        except GraphError as exc:
-            silence = client.pacer.silence()
-            if unreached(exc) and silence >= bound:
-                raise target_unreachable(client, silence, exc) from None
-            wait = retry.decide(exc, attempt=attempt, started=started, now=clock(), target_silent=silence > 0)
-            if wait is None:
-                raise
-        await asyncio.sleep(wait)
+    def refused(exc: AuthError) -> AuthError:
+        return AuthError(
+            403, exc.code, "the credential may not list the tenant's users; grant the app User.Read.All "
+            "(or Directory.Read.All) with admin consent", request_id=exc.request_id,
+        )
+
+    return await read_retried(client, lambda: client.list_users_page(link), refused=refused, retry=retry, clock=clock)
 
 
 # -- writing ------------------------------------------------------------------------------
