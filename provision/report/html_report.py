@@ -19,9 +19,10 @@ from typing import IO, TextIO
 
 from provision.errors import ExitCode, exit_meaning
 from provision.masking import mask_in_text
-from provision.model import OK_ROW_OUTCOMES, PHONE_CHANGE_KINDS, PHONE_TYPES, SMS_CHANGE_KINDS, PhoneType, RowOutcome
+from provision.model import PHONE_CHANGE_KINDS, PHONE_TYPES, SMS_CHANGE_KINDS, PhoneType, RowOutcome
 from provision.report.charts import Series, TimeSeries, rates, stacked_bars, time_chart
 from provision.report.layout import OUTCOME_COLOURS, mask_phone
+from provision.report.row_results import row_is_ok
 from provision.report.sinks import text_sink
 from provision.report.values import Action, RowResult, RunState, RunSummary, ThroughputSample
 from provision.report.wording import (
@@ -175,10 +176,21 @@ def _outcome_counts(rows: Iterable[RowResult]) -> Counter[RowOutcome]:
     return Counter(r.outcome for r in rows)
 
 
-def _verdict(summary: RunSummary, counts: Counter[RowOutcome], total: int) -> tuple[str, str, str]:
+def _needs_attention(r: RowResult) -> bool:
+    return r.outcome in _ATTENTION and not row_is_ok(r)
+
+
+def _tally(rows: Sequence[RowResult]) -> tuple[int, int]:
+    """Rows done or right, and rows needing attention, by the rule the exit code counts
+    with (``row_results.row_is_ok``: a row the job's ``[scope]`` leaves out is ok); rows
+    only planned are neither."""
+    return sum(row_is_ok(r) for r in rows), sum(_needs_attention(r) for r in rows)
+
+
+def _verdict(
+    summary: RunSummary, counts: Counter[RowOutcome], total: int, ok: int, attention: int
+) -> tuple[str, str, str]:
     """(css class, headline, sentence) answering "did it work?"."""
-    ok = sum(counts[o] for o in OK_ROW_OUTCOMES)
-    attention = sum(counts[o] for o in _ATTENTION)
     stopped = _stopped_verdict(summary, ok, total)
     if stopped is not None:
         return stopped
@@ -225,13 +237,12 @@ def _stopped_verdict(summary: RunSummary, ok: int, total: int) -> tuple[str, str
     return (css, headline, f"{_n(ok)} of {_n(total)} rows are done or were already right; {sentence}.")
 
 
-def _cards(summary: RunSummary, counts: Counter[RowOutcome]) -> str:
+def _cards(summary: RunSummary, ok: int, attention: int) -> str:
     phones_changed = sum(summary.changes_done.get(k, 0) for k in PHONE_CHANGE_KINDS)
     sms_changed = sum(summary.changes_done.get(k, 0) for k in SMS_CHANGE_KINDS)
-    attention = sum(counts[o] for o in _ATTENTION)
     items = [
         (summary.rows_total, "rows in the roster"),
-        (sum(counts[o] for o in OK_ROW_OUTCOMES), "rows done or already right"),
+        (ok, "rows done or already right"),
         (attention, "rows needing attention"),
         *([(summary.rows_not_reached, "rows not reached: resume the run")]
           if summary.status is not RunState.COMPLETED else []),
@@ -410,7 +421,7 @@ def _reason_cell(r: RowResult) -> str:
 
 
 def _attention_section(rows: Sequence[RowResult], row_cap: int) -> str:
-    attention = [r for r in rows if r.outcome in _ATTENTION]
+    attention = [r for r in rows if _needs_attention(r)]
     if not attention:
         return ""
     shown = attention[:row_cap]
@@ -437,7 +448,8 @@ def render_html(rows: Sequence[RowResult], summary: RunSummary, *, row_cap: int 
     """The whole page as a string."""
     counts = _outcome_counts(rows)
     total = len(rows)
-    css_class, headline, sentence = _verdict(summary, counts, total)
+    ok, attention = _tally(rows)
+    css_class, headline, sentence = _verdict(summary, counts, total, ok, attention)
     sheet_names = sorted({r.sheet for r in rows if r.sheet})
     subtitle = " · ".join(x for x in (
         f"Job <b>{_e(summary.job)}</b>",
@@ -455,7 +467,7 @@ def render_html(rows: Sequence[RowResult], summary: RunSummary, *, row_cap: int 
         "<body data-rendered=no><main>",
         f"<h1>Phone provisioning report</h1><p class=sub>{subtitle}</p>",
         f'<div class="verdict {css_class}"><strong>{escape(headline)}</strong>{escape(sentence)}</div>',
-        _cards(summary, counts),
+        _cards(summary, ok, attention),
         _outcome_section(counts, total),
         _phone_section(rows),
         _changes_section(summary),

@@ -106,15 +106,20 @@ def row_results(
 
 
 def count_outcomes(results: Iterable[RowResult]) -> tuple[int, int, Counter[str]]:
-    """(rows_ok, rows_failed, rows by outcome). A row the job's ``[scope]`` leaves out is
-    skipped by design, not a row needing attention: it counts as ok, so a scoped job whose
-    roster is wider than its scope still ends with exit 0."""
+    """(rows_ok, rows_failed, rows by outcome); ok as ``row_is_ok`` says. A row the job's
+    ``[scope]`` leaves out is skipped by design, not a row needing attention, so a scoped job
+    whose roster is wider than its scope still ends with exit 0."""
     by_outcome: Counter[str] = Counter()
     ok = 0
     for r in results:
         by_outcome[r.outcome.value] += 1
-        ok += r.outcome in OK_ROW_OUTCOMES or (r.outcome is RowOutcome.SKIPPED and r.error_code == _OUT_OF_SCOPE)
+        ok += row_is_ok(r)
     return ok, sum(by_outcome.values()) - ok, by_outcome
+
+
+def row_is_ok(r: RowResult) -> bool:
+    """Done, already right, or left out by the job's ``[scope]`` by design."""
+    return r.outcome in OK_ROW_OUTCOMES or (r.outcome is RowOutcome.SKIPPED and r.error_code == _OUT_OF_SCOPE)
 
 
 def _state(e: JournalEntry) -> _ChangeState:
