@@ -330,6 +330,7 @@ def test_only_the_groups_members_are_written_the_others_are_skipped_out_of_scope
     assert (summary["rows_failed"], summary["exit_code"]) == (0, 0)
     html = report_html(tmp_path / "run")
     assert "Outside the job&#x27;s scope" in html or "Outside the job's scope" in html
+    assert "It worked" in html  # the verdict agrees with the exit code: nothing needs attention
     # Out-of-scope users were never read: 3 phone lists, not 6.
     assert app.sandbox.stats.to_json()["by_operation"]["listPhoneMethods"] == 2 * 3
     assert [up.outcome.value for up in again.plan.users] == ["noop", "skip", "noop", "skip", "noop", "skip"]
