@@ -90,6 +90,12 @@ class SandboxTarget(_Strict):
     state: Path = Path(".provision/sandbox/tenant.json")
     profile: str = "unlimited"
     api_version: Literal["v1.0", "beta"] = "v1.0"
+    # A sandbox serving several tenants (fleet rehearsals): the tenant this job's token names.
+    # Unset: the one tenant the sandbox serves (asked at /_sandbox/info).
+    tenant_id: str | None = None
+    # The environment variable holding this job's bearer token (default PROVISION_TOKEN);
+    # unset in the environment, the job mints a sandbox token for the tenant.
+    token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
     @field_validator("url")
     @classmethod
@@ -116,6 +122,10 @@ class TenantTarget(_Strict):
     credential: CredentialKind = CredentialKind.DEFAULT
     # A certificate file (PEM or PFX); its password, if any, comes from the environment.
     certificate_path: Path | None = None
+    # The environment variable holding this target's client secret (credential "secret") or
+    # certificate password, instead of AZURE_CLIENT_SECRET / AZURE_CLIENT_CERTIFICATE_PASSWORD:
+    # a fleet gives each tenant its own.
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
     @model_validator(mode="after")
     def _needs(self) -> "TenantTarget":

@@ -70,6 +70,9 @@ def _target_identity(job: Job) -> tuple[str, str]:
         return f"tenant {target.tenant_id} ({target.cloud.value})", f"graph|{target.cloud.value}|{tenant}"
     if target.url:
         root = _sandbox_root(target.url)
+        if target.tenant_id:
+            tenant = target.tenant_id.strip().lower()
+            return f"tenant {target.tenant_id} of the sandbox at {root}", f"sandbox-url|{root}|{tenant}"
         return f"the sandbox at {root}", f"sandbox-url|{root}"
     state = target.state if target.state.is_absolute() else target.state.resolve()
     return f"the embedded sandbox ({state})", f"sandbox-state|{state}"

@@ -23,7 +23,7 @@ import sys
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator, Mapping
 
 import httpx
 
@@ -31,6 +31,8 @@ from provision.errors import RunLockedError, TargetUnreachable, UsageError
 from provision.graph.client import GraphClient
 from provision.graph.clouds import cloud_target, url_target
 from provision.graph.credentials import (
+    CERT_PASSWORD_ENV,
+    SECRET_ENV,
     TOKEN_ENV,
     CredentialConfig,
     CredentialKind,
@@ -73,15 +75,17 @@ async def open_target(
             child, root = await asyncio.to_thread(_start_embedded, spec)
             base_url = f"{root}/{spec.api_version}"
             description = f"embedded sandbox ({spec.state})"
-        token = read_secret(TOKEN_ENV, os.environ) or make_token(tid=await _sandbox_tenant_id(base_url))
+        token = read_secret(spec.token_env or TOKEN_ENV, os.environ) or make_token(
+            tid=spec.tenant_id or await _sandbox_tenant_id(base_url)
+        )
         credential: Any = StaticTokenCredential(token)
         graph_target = url_target(base_url)
         kind = "sandbox"
     else:
         graph_target = cloud_target(spec.cloud.value, spec.api_version)
-        config = _credential_config(spec)
-        credential = make_credential(config, device_code_prompt=device_code_prompt)
-        facts = sign_in_facts(config)
+        config, env = _credential_config(spec), _credential_env(spec)
+        credential = make_credential(config, env=env, device_code_prompt=device_code_prompt)
+        facts = sign_in_facts(config, env=env)
         base_url = graph_target.base_url
         description = f"Microsoft Graph {spec.cloud.value} tenant {spec.tenant_id} ({spec.api_version})"
         kind = "graph"
@@ -158,6 +162,21 @@ def _credential_config(spec: TenantTarget) -> CredentialConfig:
         certificate_path=str(spec.certificate_path) if spec.certificate_path else None,
         cloud=spec.cloud,
     )
+
+
+def _credential_env(spec: TenantTarget) -> Mapping[str, str]:
+    """The environment the credential reads its secret from: ``target.secret_env`` (a fleet
+    tenant's own secret) stands in for the client secret and certificate password."""
+    if spec.secret_env is None:
+        return os.environ
+    env = {k: v for k, v in os.environ.items() if k not in _SECRET_NAMES}
+    value = read_secret(spec.secret_env, os.environ)
+    if value:
+        env[SECRET_ENV] = env[CERT_PASSWORD_ENV] = value
+    return env
+
+
+_SECRET_NAMES = frozenset({SECRET_ENV, CERT_PASSWORD_ENV, f"{SECRET_ENV}_FILE", f"{CERT_PASSWORD_ENV}_FILE"})
 
 
 def _start_embedded(spec: SandboxTarget) -> tuple[subprocess.Popen[str], str]:

@@ -1,0 +1,75 @@
+"""A job names its tenant and its own secret's variable: what a fleet gives each tenant.
+
+``target.tenant_id`` puts that tenant in the sandbox token; ``target.token_env`` names the
+variable holding a token instead of PROVISION_TOKEN; ``target.secret_env`` names the variable
+holding a graph target's client secret instead of AZURE_CLIENT_SECRET.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from run_support import served, tenant_with_users, upn
+
+from provision.errors import AuthError
+from provision.graph.credentials import SECRET_ENV, CredentialKind, make_credential
+from provision.run.jobs import SandboxTarget, TenantTarget, load_job
+from provision.run.targets import _credential_config, _credential_env, open_target
+from provision.sandbox.auth import make_token
+
+
+def _job_at(folder: Path, url: str, target_extra: str) -> Path:
+    (folder / "roster.csv").write_text(f"user,mobile\n{upn(0)},+1 4253000000\n", encoding="utf-8")
+    job = folder / "job.toml"
+    job.write_text(f'name = "t"\n[roster]\npath = "roster.csv"\n[target]\nurl = "{url}"\n{target_extra}\n', encoding="utf-8")
+    return job
+
+
+def _read_phones(job_file: Path) -> list[object]:
+    job = load_job(job_file)
+
+    async def go() -> list[object]:
+        async with open_target(job) as target:
+            return list(await target.client.list_phones(upn(0)))
+
+    return asyncio.run(go())
+
+
+def test_a_token_for_another_tenant_named_by_token_env_is_refused_with_exit_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = tenant_with_users(1)
+    with served(app) as url:
+        own = app.sandbox.tenant_id
+        ok = _job_at(tmp_path, url, f'tenant_id = "{own}"')
+        assert _read_phones(ok) == []  # minted for the named tenant: admitted
+        monkeypatch.setenv("TENANT_B_TOKEN", make_token(tid="00000000-0000-0000-0000-00000000000b"))
+        other = tmp_path / "other"
+        other.mkdir()
+        bad = _job_at(other, url, f'tenant_id = "{own}"\ntoken_env = "TENANT_B_TOKEN"')
+        with pytest.raises(AuthError) as refused:
+            _read_phones(bad)
+        assert refused.value.exit_code == 4
+
+
+def test_secret_env_stands_in_for_the_client_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECRET_ENV, "the-fleet-default")
+    monkeypatch.setenv("FABRIKAM_SECRET", "fabrikam-own")
+    spec = TenantTarget(kind="graph", tenant_id="fabrikam.onmicrosoft.com", client_id="app", credential=CredentialKind.SECRET,
+                        secret_env="FABRIKAM_SECRET")
+    env = _credential_env(spec)
+    assert env[SECRET_ENV] == "fabrikam-own"
+    credential = make_credential(_credential_config(spec), env=env)
+    assert credential is not None
+    unset = TenantTarget(kind="graph", tenant_id="t.onmicrosoft.com", client_id="app", credential=CredentialKind.SECRET,
+                         secret_env="NOT_SET_ANYWHERE")
+    assert SECRET_ENV not in _credential_env(unset)  # never falls back to the fleet default silently
+
+
+def test_token_env_and_secret_env_take_variable_names_only() -> None:
+    with pytest.raises(ValueError):
+        SandboxTarget(token_env="eyJhbGciOi.x.y")
+    with pytest.raises(ValueError):
+        TenantTarget(kind="graph", tenant_id="t", secret_env="s3cr3t value")
