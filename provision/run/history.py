@@ -7,6 +7,11 @@ such directory whose summary.json names the same job and target, and says how ma
 rows that run could act on: ``rows_total`` minus the ``invalid`` rows (rows with errors,
 for which nothing was planned), the same count as a new roster's rows without an error.
 
+A fleet tenant's runs live in fleet run directories instead,
+``<output>/fleet-<fleet>-<UTC time>/tenants/<key>/run``: with ``fleet_key`` those count too,
+ordered by their fleet's start time (any fleet: the same job against the same target is the
+same history, whichever fleet file ran it).
+
 Directories given with ``--run-dir`` elsewhere, runs that never finished (no summary.json),
 unreadable summaries and runs with no usable row (a forced empty roster) are not history:
 without any, the comparison is skipped.
@@ -27,6 +32,8 @@ __all__ = ["PreviousRun", "latest_finished_run"]
 
 # default_run_dir's name: the job name, then the UTC start time (the name may hold dashes).
 _RUN_DIR = re.compile(r"(?P<job>.+)-(?P<started>\d{8}T\d{6}Z)")
+# fleet.rundir's name: fleet-<fleet name>-<UTC start>, "-<n>" when two started in one second.
+_FLEET_DIR = re.compile(r"fleet-.+-(?P<started>\d{8}T\d{6}Z)(?:-\d+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +48,9 @@ class PreviousRun:
         return self.path.name
 
 
-def latest_finished_run(output_dir: Path, job: str, target: str) -> PreviousRun | None:
-    """The newest finished run of ``job`` against ``target`` in ``output_dir``, if any."""
+def latest_finished_run(output_dir: Path, job: str, target: str, *, fleet_key: str | None = None) -> PreviousRun | None:
+    """The newest finished run of ``job`` against ``target`` in ``output_dir`` (and, with
+    ``fleet_key``, in its fleet run directories), if any."""
     try:
         entries = list(output_dir.iterdir())
     except OSError:  # no output directory yet (first run), or not readable: no history
@@ -52,6 +60,11 @@ def latest_finished_run(output_dir: Path, job: str, target: str) -> PreviousRun 
         m = _RUN_DIR.fullmatch(entry.name)
         if m is not None and m.group("job") == job and entry.is_dir():
             runs.append((m.group("started"), entry))
+        fleet = _FLEET_DIR.fullmatch(entry.name) if fleet_key is not None else None
+        if fleet is not None:
+            tenant_run = entry / "tenants" / str(fleet_key) / "run"
+            if tenant_run.is_dir():
+                runs.append((fleet.group("started"), tenant_run))
     # Newest first; only the summaries read until the first match are opened.
     for _, path in sorted(runs, reverse=True):
         usable = _usable_rows(path / SUMMARY_FILE, job, target)

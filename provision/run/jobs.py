@@ -195,6 +195,9 @@ class Job(_Strict):
     scope: ScopeConfig = ScopeConfig()
     # Where the job file lives: relative paths were resolved against it.
     source: Path | None = None
+    # Set by fleet mode, not written in job files: the tenant's directory name in fleet run
+    # directories (``fleet-*/tenants/<key>/run``), where its earlier runs are (run.history).
+    fleet_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
 
 
 def load_job(path: str | Path) -> Job:

@@ -71,6 +71,8 @@ async def open_target(
     if isinstance(spec, SandboxTarget):
         if spec.url:
             base_url, description = spec.url, f"sandbox at {spec.url}"
+            if spec.tenant_id:  # one of the tenants a multi-tenant sandbox serves
+                description += f" (tenant {spec.tenant_id})"
         else:
             child, root = await asyncio.to_thread(_start_embedded, spec)
             base_url = f"{root}/{spec.api_version}"

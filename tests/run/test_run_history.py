@@ -43,3 +43,14 @@ def test_other_jobs_targets_unfinished_and_unreadable_runs_are_not_history(tmp_p
 
 def test_no_output_directory_means_no_history(tmp_path: Path) -> None:
     assert latest_finished_run(tmp_path / "reports", "nightly", TARGET) is None
+
+
+def test_a_fleet_tenant_finds_its_earlier_runs_in_fleet_run_directories(tmp_path: Path) -> None:
+    graph = "Microsoft Graph global tenant contoso.onmicrosoft.com (v1.0)"
+    finished(tmp_path, "fleet-msp-20240501T020000Z/tenants/contoso/run", target=graph, total=300)
+    newest = finished(tmp_path, "fleet-msp-20240502T020000Z-1/tenants/contoso/run", target=graph, total=400)
+    finished(tmp_path, "fleet-msp-20240503T020000Z/tenants/fabrikam/run", target=graph, total=10)  # another tenant's key
+    (tmp_path / "fleet-msp-20240504T020000Z/tenants/contoso/run").mkdir(parents=True)  # killed before its summary
+    previous = latest_finished_run(tmp_path, "nightly", graph, fleet_key="contoso")
+    assert previous is not None and (previous.path, previous.usable_rows) == (newest, 400)
+    assert latest_finished_run(tmp_path, "nightly", graph) is None  # a single run never looks into fleets
