@@ -8,6 +8,10 @@ through the same gateway to the same operation service, so both see the same
 authorization, throttling, faults, rules and statistics. ``/_sandbox/...`` (stats, reset,
 snapshot, info) are ordinary Starlette routes without auth (see ``admin``).
 
+``create_multi_app()`` serves several tenants from one app: ``app.tenant_router`` picks,
+per request, the ``Sandbox`` of the tenant the token's ``tid`` names (see ``multi``), and
+everything after that is the single-tenant path unchanged.
+
 Per HTTP request: an outage (the profile's ``silent_after_writes``/``gone_after_writes``:
 never answered, or refused), API version (404), token (401), the injected connection reset,
 then the operation(s) (see ``gateway`` for the order of checks per operation), then, for a
@@ -23,7 +27,7 @@ import random
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import httpx
 from starlette.applications import Starlette
@@ -33,7 +37,8 @@ from provision.sandbox.admin import admin_routes
 from provision.sandbox.auth import AuthFailure, Principal
 from provision.sandbox.batch import BatchError, BatchItem, parse_batch, run_batch
 from provision.sandbox.gateway import Answer
-from provision.sandbox.limits import Outage, Profile, ResetPoint
+from provision.sandbox.limits import Outage, Profile, ResetPoint, load_profile
+from provision.sandbox.multi import TenantRouter, build_router
 from provision.sandbox.routes import API_VERSIONS, UNKNOWN_ROUTE, is_batch, split_path
 from provision.sandbox.service import NOT_FOUND_MESSAGE, Reply, error_reply
 from provision.sandbox.state import Clock, Sandbox, Sleep, build_sandbox
@@ -155,7 +160,8 @@ async def _never_answer(receive: Receive) -> None:
 class SandboxApp(Starlette):
     """Starlette app whose Graph paths bypass routing and middleware (the hot path)."""
 
-    sandbox: Sandbox
+    sandbox: Sandbox  # the only tenant's; with a router, the first tenant's (admin answers, old clients)
+    tenant_router: TenantRouter | None = None  # several tenants: the sandbox answering is the token's tenant's
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/_sandbox"):
@@ -164,18 +170,19 @@ class SandboxApp(Starlette):
         await self._graph(scope, receive, send)
 
     async def _graph(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sandbox = self.sandbox
-        outage = sandbox.limits.faults.outage
-        if outage is Outage.GONE:
-            await _refuse_connection(send)
-            return
-        sandbox.stats.http_requests += 1
         authorization = crid = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
             elif name == b"client-request-id":
                 crid = value.decode("latin-1")
+        router = self.tenant_router
+        sandbox = self.sandbox if router is None else router.select(authorization)
+        outage = sandbox.limits.faults.outage
+        if outage is Outage.GONE:
+            await _refuse_connection(send)
+            return
+        sandbox.stats.http_requests += 1
         body = await _read_body(receive)
         if outage is Outage.SILENT:
             await _never_answer(receive)
@@ -228,4 +235,27 @@ def create_app(
     return app
 
 
-__all__ = ["SandboxApp", "answer_request", "create_app"]
+def create_multi_app(
+    tenants: Sequence[Tenant],
+    *,
+    profile: Profile | str | Path = "unlimited",
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+    seed: int = 0,
+    wall_clock: Clock = time.time,
+) -> SandboxApp:
+    """Build a sandbox app serving several tenants, each chosen by the token's ``tid``.
+
+    Each tenant gets its own limits from ``profile`` (its own throttle budget per app, its
+    own faults, an rng seeded from ``seed`` and its id) and its own stats (see ``multi``).
+    ``app.tenant_router`` holds them; ``app.sandbox`` is the first tenant's.
+    """
+    resolved = profile if isinstance(profile, Profile) else load_profile(profile)
+    router = build_router(tenants, profile=resolved, clock=clock, sleep=sleep, seed=seed, wall_clock=wall_clock)
+    app = SandboxApp(routes=admin_routes())
+    app.sandbox = router.first
+    app.tenant_router = router
+    return app
+
+
+__all__ = ["SandboxApp", "answer_request", "create_app", "create_multi_app"]

@@ -62,6 +62,21 @@ class Stats:
             self.duplicate_writes += 1
         self._last_write[key] = write.fingerprint
 
+    def add(self, other: Stats) -> None:
+        """Add ``other``'s counters to these (a multi-tenant sandbox's totals)."""
+        self.http_requests += other.http_requests
+        self.batches += other.batches
+        self.operations += other.operations
+        self.writes_succeeded += other.writes_succeeded
+        self.writes_applied += other.writes_applied
+        self.throttled += other.throttled
+        self.duplicate_writes += other.duplicate_writes
+        self.faults_injected += other.faults_injected
+        self.connection_resets += other.connection_resets
+        self.by_status.update(other.by_status)
+        self.by_operation.update(other.by_operation)
+        self.by_error_code.update(other.by_error_code)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "http_requests": self.http_requests,
