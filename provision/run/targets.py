@@ -151,9 +151,16 @@ async def _sandbox_tenant_id(base_url: str) -> str:
         async with httpx.AsyncClient(timeout=10) as http:
             response = await http.get(f"{root}/_sandbox/info")
             response.raise_for_status()
-            return str(response.json()["tenant_id"])
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
+            info = response.json()
+            tenant, served = str(info["tenant_id"]), info.get("tenants") or [info["tenant_id"]]
+    except (httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
         raise TargetUnreachable(f"no provision sandbox answers at {root}: {exc}") from None
+    if len(served) > 1:  # guessing the first would write into a tenant nobody named
+        raise UsageError(
+            f"the sandbox at {root} serves {len(served)} tenants: name one with target.tenant_id "
+            f"(e.g. tenant_id = \"{served[0]}\")"
+        )
+    return tenant
 
 
 def _credential_config(spec: TenantTarget) -> CredentialConfig:

@@ -73,3 +73,19 @@ def test_token_env_and_secret_env_take_variable_names_only() -> None:
         SandboxTarget(token_env="eyJhbGciOi.x.y")
     with pytest.raises(ValueError):
         TenantTarget(kind="graph", tenant_id="t", secret_env="s3cr3t value")
+
+
+def test_a_job_without_tenant_id_refuses_a_sandbox_serving_several_tenants(tmp_path: Path) -> None:
+    from provision.errors import UsageError
+    from provision.sandbox.app import create_multi_app
+    from provision.sandbox.tenant import Tenant
+
+    first, second = Tenant(tenant_id="11111111-1111-1111-1111-111111111111"), Tenant(tenant_id="22222222-2222-2222-2222-222222222222")
+    second.create_user(upn(0))
+    app = create_multi_app([first, second])
+    with served(app) as url:
+        with pytest.raises(UsageError, match="serves 2 tenants: name one with target.tenant_id"):
+            _read_phones(_job_at(tmp_path, url, ""))
+        named = tmp_path / "named"
+        named.mkdir()
+        assert _read_phones(_job_at(named, url, f'tenant_id = "{second.tenant_id}"')) == []
