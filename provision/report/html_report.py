@@ -33,7 +33,7 @@ from provision.report.wording import (
     remedy_for,
 )
 
-__all__ = ["DEFAULT_ROW_CAP", "render_html", "write_html"]
+__all__ = ["DEFAULT_ROW_CAP", "FILTER_JS", "PAGE_CSP", "PAGE_CSS", "render_html", "when", "write_html"]
 
 DEFAULT_ROW_CAP = 500
 _EXAMPLES_PER_REASON = 5
@@ -61,7 +61,7 @@ _ACTION_LABELS: Mapping[Action, str] = {
     Action.NONE: "no change",
 }
 
-_CSS = """
+PAGE_CSS = """
 :root { --ink:#111827; --muted:#6b7280; --line:#e5e7eb; --bg:#f8fafc; }
 * { box-sizing: border-box; }
 body { margin:0; background:var(--bg); color:var(--ink);
@@ -113,7 +113,7 @@ footer { margin-top:40px; color:var(--muted); font-size:13px; }
 
 # The only script: marks the page as rendered (the Chromium test reads the marker) and
 # filters the attention table as the reader types.
-_JS = """
+FILTER_JS = """
 (function () {
   var input = document.getElementById("filter");
   var table = document.getElementById("attention");
@@ -131,7 +131,7 @@ _JS = """
 """
 
 # default-src 'none': the page may not fetch anything (fonts, images, scripts, beacons).
-_CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
 
 def _e(value: object) -> str:
@@ -161,7 +161,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 10 else f"{sec} s"
 
 
-def _when(iso: str) -> str:
+def when(iso: str) -> str:
     """``2026-11-23T12:00:00Z`` -> ``2026-11-23 12:00:00 UTC`` (anything else as given)."""
     try:
         t = datetime.fromisoformat(iso)
@@ -455,15 +455,15 @@ def render_html(rows: Sequence[RowResult], summary: RunSummary, *, row_cap: int 
         f"Job <b>{_e(summary.job)}</b>",
         f"target {escape(summary.target)}",
         f"mode {escape(summary.mode)}" if summary.mode else "",
-        f"{escape(_when(summary.started))} to {escape(_when(summary.finished))}",
+        f"{escape(when(summary.started))} to {escape(when(summary.finished))}",
         f"sheets {_e(', '.join(sheet_names))}" if sheet_names else "",
     ) if x)
     exit_line = f"Exit code {summary.exit_code}: {exit_meaning(summary.exit_code)}."
     return "".join([
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        f'<meta http-equiv="Content-Security-Policy" content="{PAGE_CSP}">',
         '<meta name=viewport content="width=device-width, initial-scale=1">',
-        f"<title>Phone provisioning report: {_e(summary.job)}</title><style>{_CSS}</style></head>",
+        f"<title>Phone provisioning report: {_e(summary.job)}</title><style>{PAGE_CSS}</style></head>",
         "<body data-rendered=no><main>",
         f"<h1>Phone provisioning report</h1><p class=sub>{subtitle}</p>",
         f'<div class="verdict {css_class}"><strong>{escape(headline)}</strong>{escape(sentence)}</div>',
@@ -478,7 +478,7 @@ def render_html(rows: Sequence[RowResult], summary: RunSummary, *, row_cap: int 
         "this page is meant to be shared. The full numbers are in results.xlsx and results.csv in the same "
         "folder; treat those files as personal data.</p>",
         f"<p>{escape(exit_line)} Run folder: {escape(summary.run_dir or '.')}. Made by provision.</p></footer>",
-        f"</main><script>{_JS}</script></body></html>\n",
+        f"</main><script>{FILTER_JS}</script></body></html>\n",
     ])
 
 
