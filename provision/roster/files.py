@@ -3,24 +3,24 @@
 
 Delimited text (.csv/.tsv/.txt, delimiter sniffed among ``,`` ``;`` tab ``|``; UTF-8
 with or without BOM, UTF-16 with BOM, else cp1252; a PowerShell ``#TYPE`` line above the
-header skipped) is parsed column-wise by pyarrow's multi-threaded CSV reader, the engine
-behind ``pandas.read_csv(engine="pyarrow")``. A file it can't take as it is (a row wider
-or narrower than the header, a blank line, a runaway cell) is read, as a whole, by the
-csv module instead: it hands over each record as it is, so a ragged row becomes a row
-problem with its row number rather than a skipped or fatal line. Excel workbooks
-(.xlsx/.xlsm) are read by calamine (``pandas.read_excel(engine="calamine")``'s engine)
-with their cell types: numbers come out as their digits (never ``2065550100.0``) and are
-marked so a lost ``+`` or leading zero can be recovered; openpyxl only looks at the
-formulas of a workbook that has some; a workbook without formulas is converted column by
-column. A DataFrame (``frame_table``) is read as if it were a sheet. Whatever the
-extension says, the first bytes decide the format.
+header skipped) is parsed by ``pandas.read_csv(engine="pyarrow")``: pyarrow's
+multi-threaded parser, every cell kept as Arrow text (``dtype_backend="pyarrow"``, no NA
+words, blank lines kept as rows) and turned into Python strings a batch at a time. A file
+it can't take as it is (a line break inside a quoted cell, a row wider or narrower than
+the header, a runaway cell) is read, as a whole, by the csv module instead: it hands over
+each record as it is, so a ragged row becomes a row problem with its row number rather
+than a skipped or fatal line. Excel workbooks (.xlsx/.xlsm) are read by
+``pandas.read_excel(engine="calamine", dtype=object)``, which keeps the cell types:
+numbers come out as their digits (never ``2065550100.0``) and are marked so a lost ``+``
+or leading zero can be recovered; openpyxl only looks at the formulas of a workbook that
+has some; a workbook without formulas is converted column by column. A DataFrame
+(``frame_table``) is read as if it were a sheet. Whatever the extension says, the first
+bytes decide the format.
 
-pyarrow and calamine are called directly, not through ``pandas.read_csv`` /
-``pandas.read_excel``: pandas' pyarrow engine drops blank lines (shifting row numbers)
-and can't hand back empty cells as text, ``read_excel`` turns a number cell into text
-without saying it was a number (so a lost ``+`` can't be recovered), and on a million
-rows the pandas route measured ~0.2 s more CPU, ~0.3 s of import and ~90 MB more peak
-memory for the same lists of cells.
+What pandas costs, measured on the bench's files (``bench/roster_read``): its import
+(~0.25 s of CPU and ~85 MB of memory, paid once per process), and ``read_excel``'s own
+pass over the cells (~0.2 s per 100,000 rows). The CSV parse itself is pyarrow's, as fast
+as calling pyarrow directly.
 
 A file that can't be read as a roster at all (damaged or truncated workbook, a zip that is
 no workbook, a password-protected or legacy workbook, binary data, text that doesn't
@@ -43,6 +43,7 @@ import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Protocol, Sequence, TypeVar
@@ -344,7 +345,7 @@ def _open_delimited(path: Path) -> Table:
     # blank lines there the way the spreadsheet row numbers do.
     typed = sample.lstrip("\ufeff").startswith("#TYPE")
     fast = header_row == 1 or (header_row == 2 and typed)
-    batches = _arrow_batches(path, encoding, delimiter, header_row, len(header)) if fast else None
+    batches = _pandas_batches(path, encoding, delimiter, header_row, len(header)) if fast else None
     if batches is not None:
         f.close()
     else:
@@ -449,43 +450,107 @@ def _delimited_records(reader: Iterator[list[str]], header_row: int, width: int,
         raise _unreadable_text(path, exc, row + 1) from None
 
 
-def _arrow_batches(path: Path, encoding: str, delimiter: str, header_row: int, width: int) -> Iterator[Batch] | None:
-    """The data records through pyarrow's multi-threaded CSV parser, or None when the file
-    needs the tolerant csv-module path: a blank line (pyarrow would skip it and shift the
-    row numbers), a row wider or narrower than the header, a cell past ``MAX_CELL_CHARS``,
-    text that doesn't decode. The choice is made once per file, before any record is
-    handed over, so the tolerant path still reports each malformed row by its number."""
+def _pandas_batches(path: Path, encoding: str, delimiter: str, header_row: int, width: int) -> Iterator[Batch] | None:
+    """The data records through ``pandas.read_csv(engine="pyarrow")`` (pyarrow's
+    multi-threaded parser, columns kept as Arrow strings), or None when the file needs the
+    tolerant csv-module path: a line break inside a quoted cell, a row wider or narrower
+    than the header, a blank line where pyarrow won't keep it, a cell past
+    ``MAX_CELL_CHARS``, text that doesn't decode; or when the installed pandas would not
+    parse cells as text. The choice is made once per file, before any record is handed
+    over, so the tolerant path still reports each malformed row by its number."""
+    if not _pandas_parses_text() or _break_inside_quotes(path, encoding):
+        return None
+    import pandas
     import pyarrow as pa  # type: ignore[import-untyped]
     import pyarrow.compute as pc  # type: ignore[import-untyped]
-    from pyarrow import csv as pacsv
 
     names = [f"c{i}" for i in range(width)]
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(
-                encoding=encoding, skip_rows=header_row, column_names=names, block_size=4 << 20
-            ),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False),
-            # The system allocator hands the parsed buffers back once the rows are built
-            # (pyarrow's default pool keeps them for reuse: hundreds of MB at 1M rows).
-            memory_pool=pa.system_memory_pool(),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                null_values=[],
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        # The system allocator hands the parsed buffers back once the rows are built: pandas
+        # can't pass pyarrow a pool, and the default one (mimalloc) kept ~115 MB at 1M rows.
+        default_pool = pa.default_memory_pool()
+        pa.set_memory_pool(pa.system_memory_pool())
+        try:
+            frame = pandas.read_csv(path, sep=delimiter, skiprows=header_row, names=names, encoding=encoding, **_AS_TEXT)
+        finally:
+            pa.set_memory_pool(default_pool)
+        # pyarrow takes its width from the first data row; pandas turns surplus leading
+        # columns into the index, which would shift every cell by one.
+        if list(frame.columns) != names or not isinstance(frame.index, pandas.RangeIndex):
+            return None
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        del frame
         too_long = max((pc.max(pc.utf8_length(table.column(n))).as_py() or 0 for n in names), default=0)
         if too_long > MAX_CELL_CHARS:
             return None
-    except (pa.ArrowException, UnicodeError, LookupError):
+    except (pandas.errors.ParserError, pandas.errors.EmptyDataError, pa.ArrowException, ValueError, LookupError):
         return None
     batches = table.to_batches()
     del table
     give_back_freed_memory()  # the parser threads' buffers, before the rows grow
     return _from_arrow(batches, header_row)
+
+
+# Every cell as Arrow text, as typed: a scalar dtype is pyarrow's type for every column
+# while parsing (a per-column dict would be keyed by names pyarrow never sees), no NA
+# words, a blank line kept as a row.
+_AS_TEXT: dict[str, Any] = {
+    "engine": "pyarrow",
+    "header": None,
+    "dtype": "large_string[pyarrow]",
+    "dtype_backend": "pyarrow",
+    "keep_default_na": False,
+    "na_values": [],
+    "skip_blank_lines": False,
+}
+
+
+@lru_cache(maxsize=1)
+def _pandas_parses_text() -> bool:
+    """Whether the installed pandas hands pyarrow the text type up front. Before pandas 3.1
+    and pyarrow 25 it cast after pyarrow had inferred numbers, so "007" came back "7": then
+    every file takes the csv-module path, slower but exact."""
+    import pandas
+
+    try:
+        frame = pandas.read_csv(io.BytesIO(b"007,1582218195625938945\n"), names=["a", "b"], **_AS_TEXT)
+    except (ValueError, TypeError, ImportError):
+        return False
+    return [str(v) for v in frame.iloc[0]] == ["007", "1582218195625938945"]
+
+
+def _break_inside_quotes(path: Path, encoding: str) -> bool:
+    """Whether a line break may sit inside a quoted cell: a line break after an odd number
+    of quote characters (a stray quote counts too: such a file takes the tolerant path).
+
+    pandas' pyarrow engine cuts the text into 1 MiB blocks at line breaks without looking at
+    quotes (pandas can't ask for pyarrow's ``newlines_in_values``). pyarrow notices most
+    such cuts and fails, but not a cut inside the first block's last record, which it
+    silently reads as two records (``test_a_quoted_line_break_at_the_parsers_block_edge``).
+    Quote-free text costs one ``memchr`` per 4 MiB; quoted text ~0.1 s per 50 MB."""
+    import numpy
+
+    with path.open("rb") as f:
+        bom = f.read(2)
+        f.seek(0)
+        if encoding == "utf-16":  # code units, in the byte order the BOM gives
+            unit: numpy.dtype[Any] = numpy.dtype("<u2" if bom == codecs.BOM_UTF16_LE else ">u2")
+        else:  # the ASCII-compatible encodings: a quote or a line break is that byte and only that
+            unit = numpy.dtype("u1")
+        odd = 0  # quotes seen before this chunk, modulo 2
+        while chunk := f.read(1 << 22):
+            if b'"' not in chunk:
+                if odd and (b"\n" in chunk or b"\r" in chunk):
+                    return True
+                continue
+            units = numpy.frombuffer(chunk, unit, count=len(chunk) // unit.itemsize)
+            # The running count of quotes, modulo 256: its parity is all that matters.
+            quotes = numpy.cumsum(units == ord('"'), dtype=numpy.uint8)
+            inside = ((quotes + odd) & 1).astype(bool)
+            if numpy.any(inside & ((units == ord("\n")) | (units == ord("\r")))):
+                return True
+            odd = (odd + int(quotes[-1])) & 1 if len(quotes) else odd
+    return False
 
 
 def _from_arrow(batches: list[Any], header_row: int) -> Iterator[Batch]:
@@ -525,91 +590,112 @@ def _open_workbook(path: Path, sheet: str | int | None, header_only: bool = Fals
 
 def sheet_names(path: Path) -> list[str]:
     """A workbook's sheet names, in order."""
-    book = _guard(path, lambda: python_calamine.CalamineWorkbook.from_path(str(path)))
+    book = _excel_file(path)
     try:
         return list(book.sheet_names)
     finally:
         book.close()
 
 
+def _excel_file(path: Path) -> Any:
+    """The workbook as a ``pandas.ExcelFile`` over calamine's workbook, opened here: by its
+    path, so a damaged file fails as calamine says (truncated, a part missing) rather than
+    as an unknown format, and a workbook saved as "roster.csv" is still a workbook. Closing
+    the ExcelFile closes the workbook."""
+    import pandas
+
+    book = _guard(path, lambda: python_calamine.CalamineWorkbook.from_path(str(path)))
+    try:
+        # pandas takes its engine's own workbook object; pandas-stubs lists only paths and buffers.
+        return _guard(path, lambda: pandas.ExcelFile(book, engine="calamine"))  # type: ignore[arg-type]
+    except BaseException:
+        book.close()
+        raise
+
+
 def _workbook_table(path: Path, sheet: str | int | None, closables: list[_Closable], header_only: bool) -> Table:
     """The workbook's Table; everything opened is added to ``closables`` as it opens.
 
-    calamine (Rust) reads the cached values with their types: a number cell stays a float
-    (so a lost ``+`` or leading zero shows), a text cell stays text. It can't see formulas,
-    so a workbook holding any is also read by openpyxl in formula mode, to tell a formula
-    with no cached value from an empty cell.
+    ``pandas.read_excel(engine="calamine", dtype=object)`` reads the cached values with
+    their types: a number cell stays a number (so a lost ``+`` or leading zero shows), a
+    text cell stays text. calamine can't see formulas, so a workbook holding any is also
+    read by openpyxl in formula mode, to tell a formula with no cached value from an
+    empty cell.
     """
-    book = _guard(path, lambda: python_calamine.CalamineWorkbook.from_path(str(path)))
+    import pandas
+
+    book = _excel_file(path)
     closables.append(book)
     title = _pick_sheet(list(book.sheet_names), sheet, path)
     limit = _HEADER_SEARCH_ROWS if header_only else None
-    grid = _guard(path, lambda: book.get_sheet_by_name(title).to_python(skip_empty_area=False, nrows=limit))
-    formulas_sheet = None
-    if not header_only and _guard(path, lambda: _has_formulas(path)):
-        formulas_book = _load_formulas(path, closables=closables)
-        formulas_sheet = _guard(path, lambda: formulas_book[title])
-        formulas_sheet.reset_dimensions()  # some exporters write a wrong <dimension>; don't trust it
-    elif not header_only:  # values only: the rows below the header are converted column by column
-        for record in _sheet_records(iter(grid), None, path):
-            if any(record.cells):
-                header = _checked_header(record.cells, path, record.row)
-                del grid[: record.row]
-                return Table(
-                    header=header,
-                    header_row=record.row,
-                    batches=_grid_batches(grid, record.row, len(header), path),
-                    sheet=title,
-                    closables=tuple(closables),
-                )
+    frame = _guard(
+        path,
+        # No NA detection: an empty cell is "", and "NA" or "null" typed in a cell is text.
+        lambda: pandas.read_excel(book, sheet_name=title, header=None, dtype=object, na_filter=False, nrows=limit),
+    )
+    columns: list[list[Any]] = [frame.iloc[:, i].tolist() for i in range(frame.shape[1])]
+    del frame
+    header_row = next(
+        (row for row in range(len(columns[0]) if columns else 0) if any(_workbook_cell(c[row])[0] for c in columns)),
+        None,
+    )
+    if header_row is None:
         raise RosterReadError(f"sheet {title!r} of {path.name} has no header row (the sheet is empty)")
-    rows = _sheet_records(_drain(grid), formulas_sheet, path)
-    for record in rows:
-        if any(record.cells):
-            header = _checked_header(record.cells, path, record.row)
-            return Table(
-                header=header,
-                header_row=record.row,
-                batches=batched(_fit(rows, len(header)), len(header)),
-                sheet=title,
-                closables=tuple(closables),
-            )
-    raise RosterReadError(f"sheet {title!r} of {path.name} has no header row (the sheet is empty)")
+    header = _checked_header(tuple(_workbook_cell(c[header_row])[0] for c in columns), path, header_row + 1)
+    _check_lengths([[name] for name in header], header_row + 1, path)
+    for column in columns:
+        del column[: header_row + 1]
+    header_row += 1  # a spreadsheet row number from here on
+    if header_only or not _guard(path, lambda: _has_formulas(path)):
+        batches = _column_batches(columns, header_row, len(header), path)
+    else:
+        formulas_sheet = _guard(path, lambda: _load_formulas(path, closables=closables)[title])
+        formulas_sheet.reset_dimensions()  # some exporters write a wrong <dimension>; don't trust it
+        rows = _sheet_records(_drain_columns(columns), formulas_sheet, path, header_row)
+        batches = batched(_fit(rows, len(header)), len(header))
+    return Table(header=header, header_row=header_row, batches=batches, sheet=title, closables=tuple(closables))
 
 
-def _grid_batches(grid: list[list[Any]], header_row: int, width: int, path: Path) -> Iterator[Batch]:
+def _workbook_cell(value: object) -> tuple[str, bool]:
+    """``cell_text`` of a cell as calamine gave it to pandas. pandas made a whole-number float
+    an int and a date a midnight datetime; a float too big for its digits to be exact, and
+    the date, are given back so they read as calamine's own values did."""
+    if type(value) is str:
+        return value.strip(), False
+    if type(value) is int and abs(value) >= 1e17:
+        value = float(value)
+    elif type(value) is dt.datetime and value.tzinfo is None and value.time() == dt.time():
+        value = value.date()
+    return cell_text(value)
+
+
+def _column_batches(columns: list[list[Any]], header_row: int, width: int, path: Path) -> Iterator[Batch]:
     """The rows of a sheet's values below its header, as batches, each batch's part of the
-    grid released once converted: most cells are text and only need trimming, the others
-    (numbers, dates, booleans) go through ``cell_text``. What ``_sheet_records`` and
-    ``_fit`` do row by row, column by column."""
+    columns released once converted: most cells are text and only need trimming, the
+    others (numbers, dates, booleans) go through ``_workbook_cell``."""
     row = header_row + 1
-    while grid:
-        part = grid[:BATCH_ROWS]
-        del grid[:BATCH_ROWS]
-        count = len(part)
-        span = max(map(len, part))
-        if any(len(values) != span for values in part):
-            part = [list(values) + [""] * (span - len(values)) for values in part]
+    total = len(columns[0]) if columns else 0
+    for start in range(0, total, BATCH_ROWS):
+        count = min(BATCH_ROWS, total - start)
         texts: list[list[str]] = []
         numeric: dict[int, frozenset[int]] = {}
-        for at, values in enumerate(zip(*part)):
-            column: list[Any] = [v.strip() if type(v) is str else v for v in values]
+        for at, values in enumerate(columns):
+            column: list[Any] = [v.strip() if type(v) is str else v for v in values[:count]]
+            del values[:count]
             numbers: set[int] = set()
             for k in [k for k, v in enumerate(column) if type(v) is not str]:
-                column[k], is_number = cell_text(column[k])
+                column[k], is_number = _workbook_cell(column[k])
                 if is_number:
                     numbers.add(k)
             if numbers and at < width:
                 numeric[at] = frozenset(numbers)
             texts.append(column)
-        del part
         _check_lengths(texts, row, path)
         overflow: dict[int, int] = {}
         for column in texts[width:]:
             for k in [k for k, v in enumerate(column) if v]:
                 overflow[k] = overflow.get(k, 0) + 1
-        columns = texts[:width] + [[""] * count for _ in range(width - len(texts))]
-        yield Batch(range(row, row + count), columns, numeric, {}, overflow)
+        yield Batch(range(row, row + count), texts[:width], numeric, {}, overflow)
         row += count
 
 
@@ -624,11 +710,13 @@ def _check_lengths(columns: list[list[str]], first_row: int, path: Path) -> None
         raise _too_long(path, first_row + worst, max(len(column[worst]) for column in columns))
 
 
-def _drain(grid: list[Any]) -> Iterator[tuple[object, ...]]:
-    """The sheet's rows, each released once read (the grid is the largest thing held)."""
-    grid.reverse()
-    while grid:
-        yield tuple(grid.pop())
+def _drain_columns(columns: list[list[Any]]) -> Iterator[tuple[object, ...]]:
+    """The sheet's rows from its columns, each row released once read (the columns are the
+    largest thing held)."""
+    for column in columns:
+        column.reverse()
+    while columns and columns[0]:
+        yield tuple(column.pop() for column in columns)
 
 
 def _load_formulas(path: Path, *, closables: list[_Closable]) -> Any:
@@ -710,18 +798,18 @@ def _has_formulas(path: Path) -> bool:
     return False
 
 
-def _sheet_records(values: Iterator[Sequence[object]], formulas_sheet: Any, path: Path) -> Iterator[Record]:
-    """Records of the values sheet; ``formulas_sheet`` (an openpyxl worksheet, or None when the
-    workbook has no formula) marks formula cells that have no cached value."""
-    formulas = _guarded(formulas_sheet.iter_rows(values_only=True), path) if formulas_sheet is not None else None
-    for number, row in enumerate(values, start=1):
+def _sheet_records(values: Iterator[Sequence[object]], formulas_sheet: Any, path: Path, after: int) -> Iterator[Record]:
+    """Records of the values sheet's rows below row ``after``; ``formulas_sheet`` (an openpyxl
+    worksheet) marks formula cells that have no cached value."""
+    formulas = _guarded(formulas_sheet.iter_rows(min_row=after + 1, values_only=True), path)
+    for number, row in enumerate(values, start=after + 1):
         cells: list[str] = []
         numeric: set[int] = set()
         for i, value in enumerate(row):
             if type(value) is str:  # most cells: no call needed
                 cells.append(value.strip())
                 continue
-            text, is_number = cell_text(value)
+            text, is_number = _workbook_cell(value)
             cells.append(text)
             if is_number:
                 numeric.add(i)
@@ -729,18 +817,15 @@ def _sheet_records(values: Iterator[Sequence[object]], formulas_sheet: Any, path
             longest = max(map(len, cells))
             if longest > MAX_CELL_CHARS:
                 raise _too_long(path, number, longest)
-        uncached: frozenset[int] = _NO_INDEXES
-        if formulas is not None:
-            formula_row = next(formulas, ())
-            missing = {
-                i
-                for i, f in enumerate(formula_row)
-                if (i >= len(row) or row[i] is None or row[i] == "") and _is_formula(f)
-            }
-            uncached = frozenset(missing) if missing else _NO_INDEXES
-            for i in missing:
-                if i >= len(cells):
-                    cells.extend([""] * (i + 1 - len(cells)))
+        missing = {
+            i
+            for i, f in enumerate(next(formulas, ()))
+            if (i >= len(row) or row[i] is None or row[i] == "") and _is_formula(f)
+        }
+        for i in missing:
+            if i >= len(cells):
+                cells.extend([""] * (i + 1 - len(cells)))
+        uncached = frozenset(missing) if missing else _NO_INDEXES
         yield Record(number, tuple(cells), frozenset(numeric) if numeric else _NO_INDEXES, uncached)
 
 

@@ -3,8 +3,9 @@ rows as a pandas DataFrame for scripts, notebooks and schedulers.
 
 ``validation_table(roster)`` is the one definition of that table (columns ``row, user,
 mobile, alternate_mobile, office, status, problems`` and the passthrough columns, phones in
-Graph form); the CLI's CSV and ``provision.api.validate`` both render it. pandas is imported only when
-a DataFrame is asked for, so the reader and the CLI don't pay for it.
+Graph form); the CLI's CSV and ``provision.api.validate`` both render it. This module imports
+pandas only when a DataFrame is asked for (a roster file's cells are parsed through pandas by
+``provision.roster.files``, which imports it when it opens a file).
 """
 
 from __future__ import annotations

@@ -221,3 +221,82 @@ def test_a_broken_row_poisons_the_same_users_other_rows(tmp_path: Path) -> None:
     assert all("one of them has errors" in i.reason for i in roster.issues if i.code == "duplicate_user_conflict")
     assert roster.users == {}
     assert_every_row_accounted(roster, data_rows=2)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_quoted_line_break_at_the_parsers_block_edge_keeps_its_record(tmp_path: Path, encoding: str) -> None:
+    # pandas' pyarrow engine cuts the text into 1 MiB blocks at line breaks without looking
+    # at quotes: this cell's line break is the last one before 1 MiB, and a parser that
+    # cut there would split its record in two without a word (measured with pyarrow 26).
+    lines = ["UPN,Mobile,Note\r\n"]
+    size = len(lines[0])
+    while size < (1 << 20) - 30:
+        lines.append(f"u{len(lines)}@contoso.com,+1 206 555 0100,plain\r\n")
+        size += len(lines[-1])
+    edge = len(lines) + 1  # the spreadsheet row of the record that straddles the edge
+    lines.append(f'u{len(lines)}@contoso.com,+1 206 555 0100,"desk\r\n,,floor"\r\n')
+    lines += [f"u{len(lines) + k}@contoso.com,+1 206 555 0100,plain\r\n" for k in range(500)]
+    path = tmp_path / "r.csv"
+    path.write_bytes("".join(lines).encode(encoding))
+
+    roster = read_roster(path)
+
+    assert [r.row for r in roster.rows] == list(range(2, len(lines) + 1))
+    assert {r.row: r.extra["Note"] for r in roster.rows if r.extra["Note"] != "plain"} == {edge: "desk\r\n,,floor"}
+    assert len(roster.users) == len(lines) - 1
+
+
+def test_data_rows_wider_than_the_header_keep_their_cells_in_place(tmp_path: Path) -> None:
+    # Every data row has one cell more than the header: a fast parser that takes its width
+    # from the first data row must not shift the cells (pandas would make one an index).
+    path = tmp_path / "r.csv"
+    path.write_text("UPN,Mobile\na@contoso.com,+1 206 555 0100,x\nb@contoso.com,+1 206 555 0101,y\n", encoding="utf-8")
+
+    roster = read_roster(path)
+
+    assert [(r.row, r.user) for r in roster.rows] == [(2, "a@contoso.com"), (3, "b@contoso.com")]
+    assert codes_by_row(roster) == {2: ["extra_cells"], 3: ["extra_cells"]}
+
+
+def test_quoted_cells_without_line_breaks_and_na_words_read_as_typed(tmp_path: Path) -> None:
+    # The PowerShell way: every cell quoted. Words pandas would take for "missing" stay text.
+    path = tmp_path / "r.csv"
+    path.write_text(
+        '"UPN","Mobile","Country","Note"\n"a@contoso.com","+1 206 555 0100","US","NA"\n'
+        '"b@contoso.com"," 2065550101 ","US","null"\n"c@contoso.com","","US","  "\n',
+        encoding="utf-8",
+    )
+
+    roster = read_roster(path)
+
+    assert [(r.row, r.extra["Note"]) for r in roster.rows] == [(2, "NA"), (3, "null"), (4, "")]
+    assert roster.users["b@contoso.com"].phones[M] == "+1 2065550101"
+
+
+def test_digits_only_columns_keep_their_leading_zeros_and_every_digit(tmp_path: Path) -> None:
+    # Every cell of Mobile and Badge looks like a number: a parser that infers types first
+    # (pandas < 3 with engine="pyarrow") would drop the zeros and round the long one.
+    path = tmp_path / "r.csv"
+    path.write_text(
+        "UPN,Mobile,Country,Badge\n"
+        "a@contoso.com,07911123456,GB,007\n"
+        "b@contoso.com,00447911123457,GB,1582218195625938945\n"
+        "c@contoso.com,2065550100.0,US,0.50\n",
+        encoding="utf-8",
+    )
+
+    roster = read_roster(path)
+
+    assert [r.extra["Badge"] for r in roster.rows] == ["007", "1582218195625938945", "0.50"]
+    assert roster.users["a@contoso.com"].phones[M] == "+44 7911123456"
+    assert roster.users["b@contoso.com"].phones[M] == "+44 7911123457"
+
+
+def test_empty_lines_between_rows_keep_the_row_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"UPN,Mobile\r\na@contoso.com,+1 206 555 0100\r\n\r\nb@contoso.com,+1 206 555 0101\n\nc@contoso.com,x\n")
+
+    roster = read_roster(path)
+
+    assert [r.row for r in roster.rows] == [2, 4, 6] and roster.blank_rows == 2
+    assert codes_by_row(roster) == {6: ["not_a_number"]}

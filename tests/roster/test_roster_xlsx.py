@@ -117,3 +117,20 @@ def test_a_workbook_without_formulas_reads_the_same_cells(tmp_path: Path) -> Non
         (7, "SMS", "invalid_sms_sign_in"),
     }
     assert [r.status for r in roster.rows] == [RowStatus.OK, RowStatus.WARNING, RowStatus.OK, RowStatus.ERROR]
+
+
+def test_dates_times_and_odd_numbers_read_as_their_cells_say(tmp_path: Path) -> None:
+    rows = [
+        ["UPN", "Mobile", "Country", "Started", "Shift", "Badge", "Note"],
+        ["a@contoso.com", 2065550100, "US", dt.date(2024, 5, 1), dt.time(10, 5), 1e20, "NA"],
+        ["b@contoso.com", 2065550101.0, "US", dt.datetime(2024, 3, 1, 12, 30), dt.timedelta(hours=5), 2.5, "null"],
+        ["c@contoso.com", "+1 206 555 0102", "US", dt.datetime(2024, 3, 2), None, -7, False],
+    ]
+    roster = read_roster(write_xlsx(tmp_path / "r.xlsx", {"Staff": rows}))
+
+    assert [r.extra for r in roster.rows] == [
+        {"Started": "2024-05-01", "Shift": "10:05:00", "Badge": "1e+20", "Note": "NA"},
+        {"Started": "2024-03-01T12:30:00", "Shift": "5:00:00", "Badge": "2.5", "Note": "null"},
+        {"Started": "2024-03-02", "Shift": "", "Badge": "-7", "Note": "false"},
+    ]
+    assert [roster.users[u].phones[M] for u in ("a@contoso.com", "b@contoso.com")] == ["+1 2065550100", "+1 2065550101"]
