@@ -18,9 +18,9 @@ then the batch's ``RosterRow`` values, and ``DesiredUser`` for users met for the
 time, are made in one pass each. The checks across rows (a user on several rows, a
 mobile shared by users) run at the end and only rewrite the rows they concern.
 
-pandas is not used here: its import alone costs ~0.3 s and ~50 MB (measured), a sixth of
-a 100k-row workbook's whole budget, and the column operations needed are plain Python
-over lists (the UPN check with ``re`` over a column measured 3x faster than pyarrow's
+pandas parses the file (``files``: read_csv, read_excel; its import costs ~0.25 s and
+~85 MB per process, measured); the checks here don't use it: the column operations needed
+are plain Python over lists (the UPN check with ``re`` over a column measured 3x faster than pyarrow's
 vectorised regex once the column is converted). The source may also be a pandas
 DataFrame (``provision.roster.files.frame_table``). The cyclic garbage collector is
 paused while a roster is built; the workers are stopped before the last batch's rows are made,
