@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from provision import __version__
-from provision.cli import doctor_cmd, export_cmd, plan_cmd, run_cmds, sandbox_cmd, validate_cmd
+from provision.cli import doctor_cmd, export_cmd, fleet_cmd, plan_cmd, run_cmds, sandbox_cmd, validate_cmd
 from provision.errors import EXIT_MEANINGS, ExitCode
 from provision.run.logs import record_crash
 
@@ -50,6 +50,7 @@ def _global_options(
 
 
 app.add_typer(sandbox_cmd.app, name="sandbox")
+app.add_typer(fleet_cmd.app, name="fleet")
 app.command("validate")(validate_cmd.validate)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("plan")(plan_cmd.plan)
