@@ -393,6 +393,7 @@ def _tenant_job(
     except ValueError as exc:
         return None, f"{where}: {exc}"
     raw["output"] = {"directory": str(output_dir)}
+    raw["fleet_key"] = row.key  # where its earlier runs are: min_roster_percent compares against them
     roster = dict(raw.get("roster") or {})
     roster["path"] = str(row.roster)
     raw["roster"] = roster

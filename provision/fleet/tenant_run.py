@@ -366,30 +366,25 @@ class _TenantRun:
 
     async def _watch_journal(self, stop: asyncio.Event, journal: Path) -> None:
         q = self.task.quarantine
-        conn: sqlite3.Connection | None = None
-        try:
-            while not stop.is_set():
-                await asyncio.sleep(self.watch.journal_every_s)
-                if conn is None:
-                    if not journal.is_file():
-                        continue
-                    conn = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-                try:
-                    done, failed = await asyncio.to_thread(_done_failed, conn)
-                except sqlite3.Error:  # still being created (one transaction): look again later
-                    continue
-                attempted = done + failed
-                if (q.failed_writes > 0 and failed >= q.failed_writes) or (
-                    q.failed_percent > 0 and attempted >= max(1, q.min_writes) and failed * 100 >= q.failed_percent * attempted
-                ):
-                    self._stop(stop, "quarantined", (
-                        f"quarantined: {failed} of {attempted} writes failed (thresholds: {q.failed_writes} failed, "
-                        f"or {q.failed_percent:g}% once {q.min_writes} were attempted); its other changes were not sent"
-                    ))
-                    return
-        finally:
-            if conn is not None:
-                conn.close()
+        while not stop.is_set():
+            await asyncio.sleep(self.watch.journal_every_s)
+            if not journal.is_file():
+                continue
+            # Each look opens, reads and closes the journal in its own thread: a connection
+            # shared with the loop could be closed under a read a cancelled task left running.
+            counts = await asyncio.to_thread(_journal_counts, journal)
+            if counts is None:  # still being created (one transaction): look again later
+                continue
+            done, failed = counts
+            attempted = done + failed
+            if (q.failed_writes > 0 and failed >= q.failed_writes) or (
+                q.failed_percent > 0 and attempted >= max(1, q.min_writes) and failed * 100 >= q.failed_percent * attempted
+            ):
+                self._stop(stop, "quarantined", (
+                    f"quarantined: {failed} of {attempted} writes failed (thresholds: {q.failed_writes} failed, "
+                    f"or {q.failed_percent:g}% once {q.min_writes} were attempted); its other changes were not sent"
+                ))
+                return
 
     async def _watch_fleet(self, stop: asyncio.Event, pid: int) -> None:
         while not stop.is_set():
@@ -428,15 +423,21 @@ def _done_failed(conn: sqlite3.Connection) -> tuple[int, int]:
     return int(found.get("done", 0)), int(found.get("failed", 0))
 
 
-def _failed_writes(journal: Path) -> int:
+def _journal_counts(journal: Path) -> tuple[int, int] | None:
+    """(done, failed) changes in the journal, read-only; None while it can't be read yet."""
     try:
         conn = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            return _done_failed(conn)[1]
+            return _done_failed(conn)
         finally:
             conn.close()
     except sqlite3.Error:
-        return 0
+        return None
+
+
+def _failed_writes(journal: Path) -> int:
+    counts = _journal_counts(journal)
+    return counts[1] if counts is not None else 0
 
 
 def _skipped_rows(roster: Roster, reason: str) -> list[RowResult]:

@@ -27,7 +27,7 @@ from typing import Any, AsyncIterator, Callable, Iterator, Mapping
 
 import httpx
 
-from provision.errors import RunLockedError, TargetUnreachable, UsageError
+from provision.errors import CredentialError, RunLockedError, TargetUnreachable, UsageError
 from provision.graph.client import GraphClient
 from provision.graph.clouds import cloud_target, url_target
 from provision.graph.credentials import (
@@ -45,7 +45,7 @@ from provision.graph.credentials import (
 from provision.graph.errors import login_unreachable, sign_in_failure
 from provision.graph.pacing import Pacer
 from provision.run.jobs import Job, SandboxTarget, TenantTarget
-from provision.sandbox.auth import make_token
+from provision.sandbox.auth import AuthFailure, decode_token, make_token
 
 EMBEDDED_START_TIMEOUT_S = 60.0
 
@@ -77,9 +77,12 @@ async def open_target(
             child, root = await asyncio.to_thread(_start_embedded, spec)
             base_url = f"{root}/{spec.api_version}"
             description = f"embedded sandbox ({spec.state})"
-        token = read_secret(spec.token_env or TOKEN_ENV, os.environ) or make_token(
-            tid=spec.tenant_id or await _sandbox_tenant_id(base_url)
-        )
+        token_env = spec.token_env or TOKEN_ENV
+        token = read_secret(token_env, os.environ)
+        if token is None:
+            token = make_token(tid=spec.tenant_id or await _sandbox_tenant_id(base_url))
+        elif spec.tenant_id:
+            _check_token_tenant(token, token_env, spec.tenant_id)
         credential: Any = StaticTokenCredential(token)
         graph_target = url_target(base_url)
         kind = "sandbox"
@@ -161,6 +164,19 @@ async def _sandbox_tenant_id(base_url: str) -> str:
             f"(e.g. tenant_id = \"{served[0]}\")"
         )
     return tenant
+
+
+def _check_token_tenant(token: str, token_env: str, tenant_id: str) -> None:
+    """A token for another tenant of the same sandbox would be admitted and act there: refuse it."""
+    try:
+        tid = decode_token(token).tenant_id
+    except AuthFailure:  # not a JWT: the sandbox refuses it with its own 401 (exit 4)
+        return
+    if tid != tenant_id.strip().casefold():
+        raise CredentialError(
+            f"the token in {token_env} is for tenant {tid}, not this job's target.tenant_id {tenant_id}: "
+            f"set {token_env} to a token for {tenant_id}"
+        )
 
 
 def _credential_config(spec: TenantTarget) -> CredentialConfig:

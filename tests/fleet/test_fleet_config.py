@@ -78,6 +78,7 @@ def test_each_tenant_gets_the_template_with_its_overrides_target_and_output(tmp_
     assert contoso.job.target.url == "http://127.0.0.1:8999/v1.0" and contoso.job.target.snapshot is None
     assert contoso.job.target.tenant_id == "contoso.onmicrosoft.com"
     assert contoso.job.output.directory == tmp_path / "reports"
+    assert (contoso.job.fleet_key, fabrikam.job.fleet_key) == (contoso.key, fabrikam.key)  # where their history is
     # the overrides
     assert fabrikam.job.mode is PlanMode.ADDITIVE and fabrikam.job.sms_sign_in is SmsIntent.ENABLE
     assert fabrikam.job.safety.max_changes == 5

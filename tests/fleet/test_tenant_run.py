@@ -304,3 +304,22 @@ def test_a_run_log_takes_its_own_run_and_unscoped_records_only(tmp_path: Path) -
         assert "outside any run" in text
         assert crashes[name] == logs[name]
         assert f"crash in {name}" in text and f"crash in {other}" not in text
+
+
+def test_a_shrunken_roster_is_refused_against_the_tenants_previous_fleet_run(tmp_path: Path) -> None:
+    # Authoritative mode compares a roster with the tenant's last finished run (min_roster_percent,
+    # default 50): in a fleet that run lives in an earlier fleet run directory's tenants/<key>/run.
+    with tenant_sandbox(20) as (app, url):
+        full = tenant_spec(tmp_path / "full", url, range(20), settings='mode = "authoritative"')
+        assert full.job is not None
+        reports = full.job.output.directory
+        full = TenantSpec(**{**{f: getattr(full, f) for f in TenantSpec.__slots__}, "job": full.job.model_copy(update={"fleet_key": "t1"})})
+        first = run_tenant(task_for(full, reports / "fleet-nightly-20261201T020000Z"))
+        assert first["status"] == "ok"
+        cut = tenant_spec(tmp_path / "cut", url, range(5), settings='mode = "authoritative"')
+        assert cut.job is not None
+        job = cut.job.model_copy(update={"fleet_key": "t1", "output": full.job.output})
+        cut = TenantSpec(**{**{f: getattr(cut, f) for f in TenantSpec.__slots__}, "job": job})
+        second = run_tenant(task_for(cut, reports / "fleet-nightly-20261202T020000Z"))
+        assert (second["status"], second["exit_code"]) == ("refused", 3)
+        assert "20" in second["message"] and len(mobiles(app)) == 20  # nothing deleted

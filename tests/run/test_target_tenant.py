@@ -48,7 +48,7 @@ def test_a_token_for_another_tenant_named_by_token_env_is_refused_with_exit_4(
         monkeypatch.setenv("TENANT_B_TOKEN", make_token(tid="00000000-0000-0000-0000-00000000000b"))
         other = tmp_path / "other"
         other.mkdir()
-        bad = _job_at(other, url, f'tenant_id = "{own}"\ntoken_env = "TENANT_B_TOKEN"')
+        bad = _job_at(other, url, 'token_env = "TENANT_B_TOKEN"')  # no tenant named: the sandbox judges the token
         with pytest.raises(AuthError) as refused:
             _read_phones(bad)
         assert refused.value.exit_code == 4
@@ -89,3 +89,21 @@ def test_a_job_without_tenant_id_refuses_a_sandbox_serving_several_tenants(tmp_p
         named = tmp_path / "named"
         named.mkdir()
         assert _read_phones(_job_at(named, url, f'tenant_id = "{second.tenant_id}"')) == []
+
+
+def test_a_token_for_another_tenant_the_sandbox_serves_is_refused_before_any_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provision.errors import CredentialError
+    from provision.sandbox.app import create_multi_app
+    from provision.sandbox.tenant import Tenant
+
+    first, second = Tenant(tenant_id="11111111-1111-1111-1111-111111111111"), Tenant(tenant_id="22222222-2222-2222-2222-222222222222")
+    second.create_user(upn(0))
+    app = create_multi_app([first, second])
+    monkeypatch.setenv("TENANT_ONE_TOKEN", make_token(tid=first.tenant_id))  # the admin pasted tenant one's token
+    with served(app) as url:
+        with pytest.raises(CredentialError, match="is for tenant 11111111-.*set TENANT_ONE_TOKEN to a token for 2222") as refused:
+            _read_phones(_job_at(tmp_path, url, f'tenant_id = "{second.tenant_id}"\ntoken_env = "TENANT_ONE_TOKEN"'))
+        assert refused.value.exit_code == 4
+    assert app.tenant_router.total_stats().http_requests == 0  # refused before any request reached either tenant
