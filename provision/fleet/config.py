@@ -62,6 +62,9 @@ class TenantSpec:
     line: int  # its line in tenants.csv
     job: Job | None  # the validated per-tenant Job (roster path absolute, target with tenant_id)
     problem: str | None  # why job is None: the tenant ends bad_input (exit 2) without running
+    # When job is None: the template's job without this tenant's overrides, only to list its
+    # roster's rows in the reports (as skipped, with the problem); never run.
+    roster_job: Job | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,9 +249,10 @@ def load_fleet(path: str | Path, *, only: tuple[str, ...] = (), groups: tuple[st
         if reason is not None:
             excluded.append(Excluded(row.tenant_id, reason))
             continue
-        job, problem = _tenant_job(row, fleet_target=target, output_dir=output_dir, default_template=template,
-                                   templates=templates, csv_path=tenants_file)
-        tenants.append(TenantSpec(row.tenant_id, row.name or row.tenant_id, row.key, row.groups, row.line, job, problem))
+        job, problem, roster_job = _tenant_job(row, fleet_target=target, output_dir=output_dir, default_template=template,
+                                               templates=templates, csv_path=tenants_file)
+        tenants.append(TenantSpec(row.tenant_id, row.name or row.tenant_id, row.key, row.groups, row.line, job, problem,
+                                  roster_job))
     if not tenants:
         raise UsageError(f"{path}: no tenant to run ({len(rows)} in {tenants_file.name}, every one left out: "
                          f"{_reasons(excluded)})")
@@ -373,8 +377,9 @@ def _left_out(row: _Row, groups: tuple[str, ...], chosen: set[str], never: set[s
 def _tenant_job(
     row: _Row, *, fleet_target: FleetTarget, output_dir: Path, default_template: Path,
     templates: dict[Path, dict[str, Any] | str], csv_path: Path,
-) -> tuple[Job | None, str | None]:
-    """The tenant's validated Job, or (None, why) naming the column at fault."""
+) -> tuple[Job | None, str | None, Job | None]:
+    """(the tenant's validated Job, None, None), or (None, why naming the column at fault,
+    the job without the tenant's overrides if that one parses: its roster can still be listed)."""
     where = f"{csv_path.name} line {row.line}"
     template = default_template
     if "job" in row.cells:
@@ -386,17 +391,18 @@ def _tenant_job(
                 templates[template] = str(exc)
     loaded = templates[template]
     if isinstance(loaded, str):
-        return None, f"{where}: column job: {loaded}"
+        return None, f"{where}: column job: {loaded}", None
     raw = copy.deepcopy(loaded)
     try:
         raw["target"] = _tenant_target(row, fleet_target)
     except ValueError as exc:
-        return None, f"{where}: {exc}"
+        return None, f"{where}: {exc}", None
     raw["output"] = {"directory": str(output_dir)}
     raw["fleet_key"] = row.key  # where its earlier runs are: min_roster_percent compares against them
     roster = dict(raw.get("roster") or {})
     roster["path"] = str(row.roster)
     raw["roster"] = roster
+    base = copy.deepcopy(raw)  # before the overrides: enough to read the roster if one is bad
     for column, (section, key) in _OVERRIDES.items():
         if column not in row.cells:
             continue
@@ -408,9 +414,13 @@ def _tenant_job(
         else:
             raw[section] = {**dict(raw.get(section) or {}), key: value}
     try:
-        return parse_job(raw, base=template.parent, source=template), None
+        return parse_job(raw, base=template.parent, source=template), None, None
     except JobFileError as exc:
-        return None, f"{where}: {_name_columns(str(exc), template)}"
+        try:
+            roster_job: Job | None = parse_job(base, base=template.parent, source=template)
+        except JobFileError:
+            roster_job = None
+        return None, f"{where}: {_name_columns(str(exc), template)}", roster_job
 
 
 def _tenant_target(row: _Row, fleet_target: FleetTarget) -> dict[str, Any]:

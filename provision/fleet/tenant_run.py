@@ -165,7 +165,13 @@ class _TenantRun:
     def run(self) -> None:
         spec = self.task.spec
         if spec.job is None:
-            self._end(ExitCode.USAGE, spec.problem or "the tenant's job could not be built")
+            problem = spec.problem or "the tenant's job could not be built"
+            roster = _listing_roster(spec.roster_job)
+            if roster is not None:  # every row still shows in the merged report, skipped for the problem
+                rows = _skipped_rows(roster, f"bad_input: {problem}")
+                self._write_rows(rows)
+                self._rows(len(rows), 0, len(rows), {RowOutcome.SKIPPED.value: len(rows)})
+            self._end(ExitCode.USAGE, problem)
             return
         if self.task.action == "plan":
             self._plan(spec.job)
@@ -438,6 +444,18 @@ def _journal_counts(journal: Path) -> tuple[int, int] | None:
 def _failed_writes(journal: Path) -> int:
     counts = _journal_counts(journal)
     return counts[1] if counts is not None else 0
+
+
+def _listing_roster(job: Job | None) -> Roster | None:
+    """The roster of a tenant that won't run, read with its template's settings, if it reads."""
+    if job is None:
+        return None
+    from provision.run.plan_stage import load_roster
+
+    try:
+        return load_roster(job)
+    except ProvisionError:
+        return None
 
 
 def _skipped_rows(roster: Roster, reason: str) -> list[RowResult]:

@@ -200,9 +200,13 @@ def assert_mixed_outcome(fleet_dir: Path, files: FleetFiles, snapshot_of: Callab
     rows = list(workbook["Rows"].iter_rows(values_only=True))
     header, body = rows[0], rows[1:]
     ids = [r[header.index("tenant_id")] for r in body]
-    unreadable = {t.tenant_id for t in files.tenants if files.special.get(t.tenant_id) in (BROKEN_ROSTER, BAD_OVERRIDE)}
+    # (a bad override's tenant never runs, but its roster is listed: every row skipped, naming the column)
+    unreadable = {t.tenant_id for t in files.tenants if files.special.get(t.tenant_id) == BROKEN_ROSTER}
     for t in files.tenants:
         assert ids.count(t.tenant_id) == (0 if t.tenant_id in unreadable else USERS), t.tenant_id
+    bad = next(t.tenant_id for t in files.tenants if files.special.get(t.tenant_id) == BAD_OVERRIDE)
+    reasons = {r[header.index("reason")] for r in body if r[header.index("tenant_id")] == bad}
+    assert len(reasons) >= 1 and all("mode" in str(reason) for reason in reasons), reasons
     tenants_sheet = list(workbook["Tenants"].iter_rows(values_only=True))
     assert len(tenants_sheet) == 1 + len(files.tenants)
 
