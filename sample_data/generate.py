@@ -8,6 +8,8 @@ row errors. Every number is fictional (US 555-01xx, documentation ranges elsewhe
     new_hires.xlsx        onboarding: HR new-hire sheet, international numbers (additive, SMS on)
     msonline_export.csv   legacy MFA migration: MSOnline StrongAuthenticationUserDetails export (fill-empty)
     hr_extract.csv        nightly reconciliation: HR system extract, ';'-separated (authoritative)
+    fleet/                the fleet rehearsal (jobs/msp_fleet.toml): six customer tenants' snapshots,
+                          rosters and tenants.csv (provision.sandbox.fleet_seed)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from openpyxl import Workbook
 
 from provision.model import METHOD_IDS, PhoneType
+from provision.sandbox.fleet_seed import seed_fleet
 from provision.sandbox.snapshot import save_snapshot
 from provision.sandbox.tenant import Tenant
 
@@ -209,6 +212,8 @@ def main() -> None:
     write_new_hires(HERE / "new_hires.xlsx")
     write_csv(HERE / "msonline_export.csv", MSONLINE_HEADER, MSONLINE)
     write_csv(HERE / "hr_extract.csv", HR_HEADER, HR, delimiter=";", bom=True)
+    # The fleet rehearsal (jobs/msp_fleet.toml): six customer tenants of twenty users each.
+    seed_fleet(HERE / "fleet", tenants=6, users=20, seed=7)
 
 
 if __name__ == "__main__":

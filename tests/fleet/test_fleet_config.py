@@ -219,3 +219,11 @@ def test_a_later_started_sandbox_url_reaches_every_sandbox_job(tmp_path: Path) -
     moved = with_sandbox_url(job, "http://127.0.0.1:4242/v1.0/")
     assert isinstance(moved.target, SandboxTarget)
     assert moved.target.url == "http://127.0.0.1:4242/v1.0" and moved.target.tenant_id == "contoso.onmicrosoft.com"
+
+
+def test_the_shipped_fleet_rehearsal_loads_with_every_tenant_runnable() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    fleet = load_fleet(repo / "jobs" / "msp_fleet.toml")
+    assert len(fleet.tenants) == 6 and not fleet.excluded
+    assert all(t.problem is None and t.job is not None and t.job.roster.path.is_file() for t in fleet.tenants)
+    assert all(t.job is not None and t.job.mode is PlanMode.AUTHORITATIVE for t in fleet.tenants)  # nightly_reconcile's
