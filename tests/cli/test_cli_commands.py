@@ -29,7 +29,7 @@ from support.cli import run_provision, start_provision
 from provision.planner.plan_file import read_plan
 from provision.sandbox.auth import decode_token
 
-COMMANDS = ("validate", "plan", "apply", "resume", "report", "export", "rollback", "sandbox")
+COMMANDS = ("validate", "plan", "apply", "resume", "report", "export", "rollback", "sandbox", "fleet", "doctor")
 
 
 def test_help_lists_every_command_in_process_and_as_python_m_provision(tmp_path: Path) -> None:
@@ -51,8 +51,11 @@ def test_help_lists_every_command_in_process_and_as_python_m_provision(tmp_path:
         (["resume"], ["RUN_DIR", "--verify"]),
         (["report"], ["RUN_DIR"]),
         (["validate"], ["--job", "--region", "--sheet", "--out"]),
-        (["sandbox"], ["serve", "token", "snapshot"]),
-        (["sandbox", "serve"], ["--host", "--port", "--snapshot", "--profile", "--save"]),
+        (["sandbox"], ["serve", "token", "snapshot", "seed-fleet"]),
+        (["sandbox", "serve"], ["--host", "--port", "--snapshot", "--profile", "--save", "--tenants", "--save-dir"]),
+        (["fleet"], ["plan", "apply", "resume", "report"]),
+        (["fleet", "apply"], ["FLEET", "--cluster", "--only", "--group", "--yes", "--log-format"]),
+        (["fleet", "resume"], ["FLEET_DIR", "--cluster"]),
         (["sandbox", "token"], ["--roles", "--scp", "--tid", "--url"]),
         (["sandbox", "snapshot"], ["--url", "--out"]),
     ],
