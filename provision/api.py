@@ -22,21 +22,20 @@ event loop too (a notebook): the run then gets a loop of its own in a worker thr
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import os
 import tempfile
-from collections.abc import Coroutine, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from provision.errors import ExitCode
 from provision.masking import mask
 from provision.model import PHONE_CHANGE_KINDS
 from provision.roster.reader import Roster, read_roster
+from provision.run.loop import run_to_end
 
 if TYPE_CHECKING:
     import pandas
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["ApplyResult", "PlanResult", "apply", "plan", "validate"]
 
 CHANGE_COLUMNS = ("user", "phone_type", "action", "before", "after", "reason", "rows")
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +110,7 @@ def plan(
     from provision.run.plan_stage import save_plan
 
     loaded = _job(job)
-    planned = _run(plan_job(loaded, _roster(loaded, roster)))
+    planned = run_to_end(plan_job(loaded, _roster(loaded, roster)))
     saved = None
     if out is not None:
         saved = Path(out)
@@ -162,7 +160,7 @@ def apply(
             confirm=confirm,
             on_run_dir=on_run_dir,
         )
-        outcome = _run(apply_job(loaded, roster_data, options))
+        outcome = run_to_end(apply_job(loaded, roster_data, options))
     summary_file = outcome.reports["summary"]
     return ApplyResult(
         results=_results_frame(outcome.reports["csv"]),
@@ -194,16 +192,6 @@ def _roster(job: Job, roster: "str | Path | pandas.DataFrame | None") -> Roster:
         return load_job_roster(job, source)
     cfg = job.roster
     return read_roster(source, columns=cfg.columns or None, default_region=cfg.default_region)
-
-
-def _run(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run a coroutine to its end, also when called from inside a running loop (Jupyter)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="provision-api") as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def _no_hook(run: RunDir) -> None:

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, f
 from provision.errors import JobFileError, UsageError
 from provision.graph.clouds import Cloud
 from provision.graph.credentials import CredentialKind
-from provision.run.jobs import Job, SandboxTarget, parse_job
+from provision.run.jobs import Job, SandboxTarget, describe_errors, parse_job, suggest
 
 __all__ = [
     "Excluded",
@@ -215,7 +215,7 @@ def load_fleet(path: str | Path, *, only: tuple[str, ...] = (), groups: tuple[st
     try:
         spec = _FleetFile.model_validate(raw)
     except ValidationError as exc:
-        raise JobFileError(_describe(exc), path=str(path)) from None
+        raise JobFileError(describe_errors(exc, _known_keys), path=str(path)) from None
     base = path.parent
     template = _absolute(spec.job_template, base)
     tenants_file = _absolute(spec.tenants, base)
@@ -313,7 +313,7 @@ def _read_tenants(path: Path) -> list[_Row]:
     names = [h.strip().lower() for h in header]
     for column in names:
         if column not in COLUMNS:
-            raise UsageError(f"{where}: line 1: unknown column {column!r}{_suggest(column, COLUMNS)}; columns are {', '.join(COLUMNS)}")
+            raise UsageError(f"{where}: line 1: unknown column {column!r}{suggest(column, COLUMNS)}; columns are {', '.join(COLUMNS)}")
     for required in ("tenant_id", "roster"):
         if required not in names:
             raise UsageError(f"{where}: line 1: the required column {required!r} is missing")
@@ -357,7 +357,7 @@ def _check_names(names: tuple[str, ...], rows: list[_Row], *, what: str, fleet: 
         tenant = by_name.get(name.strip().lower())
         if tenant is None:
             prefix = f"{fleet}: exclude: " if fleet is not None else f"{what}: "
-            raise UsageError(f"{prefix}no tenant {name!r} in the tenants file{_suggest(name, list(by_name))}")
+            raise UsageError(f"{prefix}no tenant {name!r} in the tenants file{suggest(name, list(by_name))}")
         found.add(tenant)
     return found
 
@@ -482,20 +482,6 @@ def _read_toml(path: Path, *, what: str, key: str | None = None, fleet: Path | N
         raise JobFileError(f"{named} is not valid TOML: {exc}", **where) from None
 
 
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in {"sandbox", "graph"})]
-        key = ".".join(loc) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key{_suggest(loc[-1], _known_keys(loc[:-1]))}")
-        elif err["type"] == "missing":
-            lines.append(f"{key}: required key is missing")
-        else:
-            lines.append(f"{key}: {err['msg']}")
-    return "; ".join(lines)
-
-
 def _known_keys(loc: list[str]) -> tuple[str, ...]:
     sections: dict[str, type[BaseModel]] = {"executor": ExecutorConfig, "quarantine": _QuarantineSection, "output": _FleetOutput}
     if not loc:
@@ -504,13 +490,6 @@ def _known_keys(loc: list[str]) -> tuple[str, ...]:
         return tuple(set(FleetSandboxTarget.model_fields) | set(FleetGraphTarget.model_fields))
     model = sections.get(loc[0])
     return tuple(model.model_fields) if model else ()
-
-
-def _suggest(word: str, candidates: tuple[str, ...] | list[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, list(candidates), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _reasons(excluded: list[Excluded]) -> str:

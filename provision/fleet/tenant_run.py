@@ -22,7 +22,6 @@ are journaled, the reports are rendered, the journal stays resumable):
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import os
 import shutil
@@ -30,12 +29,11 @@ import socket
 import sqlite3
 import time
 import traceback
-from collections.abc import Callable, Coroutine, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from provision.errors import ExitCode, ProvisionError, RunLockedError, UsageError, exit_code_for
 from provision.fleet.config import QuarantineConfig, TenantSpec
@@ -46,6 +44,7 @@ from provision.report.values import PhoneResult, RowResult
 from provision.roster.reader import Roster
 from provision.run.jobs import Job
 from provision.run.logs import logger, record_crash, run_scope
+from provision.run.loop import run_to_end
 from provision.run.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -72,7 +71,6 @@ _STATUS_BY_EXIT: dict[int, Status] = {
     ExitCode.DRIFT: "drift",
 }
 
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +185,7 @@ class _TenantRun:
         if roster is None:
             return
         try:
-            planned = _run_loop(plan_job(job, roster, console=self.console))
+            planned = run_to_end(plan_job(job, roster, console=self.console))
         except ProvisionError as exc:
             self._failed_before_run(exc, roster)
             return
@@ -238,7 +236,7 @@ class _TenantRun:
                     w.cancel()
 
         try:
-            outcome = _run_loop(go())
+            outcome = run_to_end(go())
         except ProvisionError as exc:
             self._failed_before_run(exc, roster, run)
             return
@@ -529,18 +527,6 @@ def _write_result(tenant_dir: Path, result: dict[str, Any]) -> None:
         partial.replace(dest)
     except OSError as exc:
         logger().error("could not write %s: %s", dest, exc)
-
-
-def _run_loop(coro: Coroutine[Any, Any, _T]) -> _T:
-    """The coroutine on a loop of its own: this thread's, or a fresh thread's when one is running here."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="provision-tenant") as pool:
-        # The pool's thread does not inherit this context; carry the run's log scope over.
-        ctx = contextvars.copy_context()
-        return pool.submit(ctx.run, asyncio.run, coro).result()
 
 
 def _utc_now() -> str:

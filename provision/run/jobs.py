@@ -12,7 +12,7 @@ import difflib
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 from pydantic import (
     BaseModel,
@@ -53,7 +53,7 @@ class RosterConfig(_Strict):
     def _known_fields(cls, v: dict[str, str]) -> dict[str, str]:
         for name in v:
             if name not in ROSTER_FIELDS:
-                raise ValueError(f"unknown roster field {name!r}{_suggest(name, ROSTER_FIELDS)}; fields are {', '.join(ROSTER_FIELDS)}")
+                raise ValueError(f"unknown roster field {name!r}{suggest(name, ROSTER_FIELDS)}; fields are {', '.join(ROSTER_FIELDS)}")
         return v
 
 
@@ -224,7 +224,7 @@ def parse_job(raw: dict[str, Any], *, base: Path, source: Path | None = None) ->
     try:
         job = Job.model_validate({**data, "source": source})
     except ValidationError as exc:
-        raise JobFileError(_describe(exc), path=str(source) if source else None) from None
+        raise JobFileError(describe_errors(exc), path=str(source) if source else None) from None
     return _resolve_paths(job, base)
 
 
@@ -259,14 +259,16 @@ def _refuse_secrets(raw: Any, source: Path | None, prefix: str = "") -> None:
         _refuse_secrets(value, source, f"{dotted}.")
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_errors(exc: ValidationError, known_keys: Callable[[list[str]], tuple[str, ...]] | None = None) -> str:
+    """A pydantic error as the admin reads it: each key with what is wrong, an unknown key
+    with the nearest known one (``known_keys(parent path)``; default: a job file's keys)."""
+    known = known_keys or _known_keys
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in {"sandbox", "graph"})]
         key = ".".join(loc) or "(top level)"
         if err["type"] == "extra_forbidden":
-            parent = _known_keys(loc[:-1])
-            lines.append(f"{key}: unknown key{_suggest(loc[-1], parent)}")
+            lines.append(f"{key}: unknown key{suggest(loc[-1], known(loc[:-1]))}")
         elif err["type"] == "missing":
             lines.append(f"{key}: required key is missing")
         else:
@@ -285,6 +287,7 @@ def _known_keys(loc: list[str]) -> tuple[str, ...]:
     return tuple(model.model_fields) if model else ()
 
 
-def _suggest(word: str, candidates: tuple[str, ...] | list[str]) -> str:
+def suggest(word: str, candidates: tuple[str, ...] | list[str]) -> str:
+    """" (did you mean 'x'?)" for the nearest candidate, or ""."""
     close = difflib.get_close_matches(word, list(candidates), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
