@@ -35,11 +35,11 @@ AnyConsole = JsonConsole | RichConsole
 
 _Cluster = Annotated[
     str | None,
-    typer.Option("--cluster", help="A Dask scheduler address (tcp://HOST:8786); default: the fleet file's, "
+    typer.Option("--cluster", metavar="ADDRESS", help="A Dask scheduler address (tcp://HOST:8786); default: the fleet file's, "
                  "PROVISION_CLUSTER, else an embedded cluster on this machine"),
 ]
-_Only = Annotated[list[str] | None, typer.Option("--only", help="Only this tenant (id or key); repeatable")]
-_Group = Annotated[list[str] | None, typer.Option("--group", help="Only tenants in this group (replaces the fleet file's groups); repeatable")]
+_Only = Annotated[list[str] | None, typer.Option("--only", metavar="TENANT", help="Only this tenant (id or key); repeatable")]
+_Group = Annotated[list[str] | None, typer.Option("--group", metavar="GROUP", help="Only tenants in this group (replaces the fleet file's groups); repeatable")]
 _Format = Annotated[LogFormat, typer.Option("--log-format", help="auto: rich on a terminal, JSON lines otherwise")]
 _FleetFile = Annotated[Path, typer.Argument(metavar="FLEET", help="Fleet file (TOML)")]
 _FleetDirArg = Annotated[Path, typer.Argument(metavar="FLEET_DIR", help="The fleet run directory `provision fleet apply` printed")]
