@@ -62,7 +62,7 @@ if __package__ in (None, ""):
 import httpx  # noqa: E402
 import psutil  # type: ignore[import-untyped]  # noqa: E402  (a dependency of distributed)
 
-from provision.sandbox.fleet_seed import FleetSeed, SeedTenant, seed_fleet  # noqa: E402
+from provision.sandbox.fleet_seed import FleetSeed, SeedTenant, job_template, seed_fleet  # noqa: E402
 from provision.sandbox.limits import load_profile  # noqa: E402
 
 PROFILE = "graph-like"
@@ -75,23 +75,6 @@ QUICK_TENANTS = 100
 DEFAULT_THREADS_PER_WORKER = 16
 DEFAULT_MAX_PARALLEL = 32
 
-TEMPLATE = """\
-name = "nightly"
-mode = "authoritative"
-sms_sign_in = "leave"
-[roster]
-path = "placeholder.csv"
-default_region = "US"
-[roster.columns]
-user = "upn"
-mobile = "mobile"
-office = "office"
-region = "country"
-[safety]
-max_changes = 200
-max_delete_percent = 30
-max_update_percent = 30
-"""
 
 WRITE_KINDS = ("create", "update", "delete")
 
@@ -197,7 +180,7 @@ def serve(snapshots: Path, profile: str = PROFILE) -> Iterator[Sandbox]:
 def write_fleet(root: Path, tenants: Sequence[SeedTenant], url: str, *, name: str, threads_per_worker: int,
                 max_parallel: int, workers: int) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "template.toml").write_text(TEMPLATE, encoding="utf-8")
+    (root / "template.toml").write_text(job_template(max(t.users for t in tenants)), encoding="utf-8")
     with (root / "tenants.csv").open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["tenant_id", "name", "roster", "groups"])
@@ -216,7 +199,7 @@ def write_fleet(root: Path, tenants: Sequence[SeedTenant], url: str, *, name: st
 def write_job(root: Path, tenant: SeedTenant, url: str) -> Path:
     """The job file an admin keeps per customer today: the same template, one tenant."""
     root.mkdir(parents=True, exist_ok=True)
-    text = TEMPLATE.replace('path = "placeholder.csv"', f'path = "{tenant.roster}"')
+    text = job_template(tenant.users).replace('path = "rosters/placeholder.csv"', f'path = "{tenant.roster}"')
     text += f'\n[target]\nkind = "sandbox"\nurl = "{url}"\ntenant_id = "{tenant.tenant_id}"\n'
     text += f'\n[output]\ndirectory = "{root / "reports"}"\n'
     path = root / f"{tenant.key}.toml"

@@ -211,4 +211,5 @@ def seed_fleet_cmd(
         err=True,
     )
     typer.echo(f"  serve: provision sandbox serve --tenants {fleet.snapshots}", err=True)
+    typer.echo(f"  rehearse: provision fleet apply {fleet.fleet_file} --yes", err=True)
     typer.echo(str(fleet.tenants_csv))

@@ -115,7 +115,7 @@ class FleetSandboxTarget(_Strict):
     url: str | None = None
     snapshots: Path | None = None
     # The embedded sandbox's state (kept so `fleet resume` continues the same tenants);
-    # default .provision/fleet-sandbox/<fleet name>/ (relative to the working directory).
+    # Relative to the fleet file; default .provision/fleet-sandbox/<fleet name>/ under the working directory.
     state: Path | None = None
     profile: str = "unlimited"
     api_version: Literal["v1.0", "beta"] = "v1.0"
@@ -175,10 +175,13 @@ class Fleet:
         return isinstance(self.target, FleetSandboxTarget) and self.target.snapshots is not None
 
     def sandbox_state(self, cwd: Path | None = None) -> Path:
-        """Where the embedded sandbox keeps its tenants between commands (absolute)."""
+        """Where the embedded sandbox keeps its tenants between commands (absolute): ``state``
+        against the fleet file's folder, as every path in it; unset, under the working directory
+        (``.provision/fleet-sandbox/<name>``, beside the single jobs' embedded sandbox)."""
         assert isinstance(self.target, FleetSandboxTarget)
-        state = self.target.state or Path(".provision") / "fleet-sandbox" / self.name
-        return state if state.is_absolute() else (cwd or Path.cwd()) / state
+        if self.target.state is not None:
+            return self.target.state if self.target.state.is_absolute() else self.source.parent / self.target.state
+        return (cwd or Path.cwd()) / ".provision" / "fleet-sandbox" / self.name
 
     def cluster(self, override: str | None = None) -> str | None:
         """The scheduler address: ``--cluster``, else ``[executor] cluster``, else PROVISION_CLUSTER; None: embedded."""

@@ -32,6 +32,10 @@ Worker processes are not daemonic (``distributed.worker.daemon`` false): a tenan
 roster bigger than the reader's batch normalises its numbers in a process pool of its own,
 and a daemonic process may not start children. With ``dask worker`` on other machines, set
 ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` in the workers' environment for the same reason.
+Their statistical profiler is off (``distributed.worker.profile.enabled``): it samples every
+thread's frames every 10 ms, which can deadlock CPython before 3.11.9 (gh-106883) in a worker
+whose tenant threads start and end all the time; remote workers want
+``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False`` too.
 """
 
 from __future__ import annotations
@@ -160,6 +164,11 @@ def open_executor(
                         # Count every lost worker as an attempt here (see the module's docstring).
                         "distributed.scheduler.allowed-failures": 0,
                         "distributed.worker.daemon": False,
+                        # Dask's profiler samples every thread's frames (sys._current_frames)
+                        # every 10 ms; on CPython before 3.11.9 that can deadlock a process
+                        # whose threads come and go (gh-106883): bench.fleet saw worker hangs
+                        # and crashes at 16-32 tenant threads per worker with it on.
+                        "distributed.worker.profile.enabled": False,
                     }
                 )
             )

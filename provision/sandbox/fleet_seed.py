@@ -8,6 +8,9 @@
 - ``rosters/<key>.csv``: each tenant's HR extract for a job like ``jobs/nightly_reconcile.toml``
   (columns ``upn,mobile,office,country``; authoritative: a blank cell deletes that phone);
 - ``tenants.csv``: ``tenant_id,name,roster,groups``, rosters relative to it;
+- ``job.toml`` (``job_template(users)``: the nightly job the rosters fit) and ``fleet.toml``
+  (that job across every tenant, served by a multi-tenant sandbox the fleet starts from
+  ``snapshots/``), so ``provision fleet apply OUT/fleet.toml --yes`` rehearses it at once;
 
 and returns a ``FleetSeed`` saying what it wrote and what an authoritative run should do
 per tenant. The same seed writes the same files. Per user, drawn from the tenant's rng:
@@ -35,6 +38,46 @@ _COMPANIES = (
 # Shares of users per situation (cumulative thresholds on one draw per user).
 _UNCHANGED, _CREATE, _UPDATE, _DELETE = 0.80, 0.86, 0.92, 0.97  # the rest: an invalid row
 INVALID_CELL = "12345"  # too short for any region: the roster reader refuses the row's mobile
+
+
+def job_template(users: int) -> str:
+    """The job the seeded rosters fit (jobs/nightly_reconcile.toml's columns, authoritative):
+    a fleet's ``job_template``. ``max_changes`` leaves room for the seed's ~20% drift."""
+    return f"""\
+name = "nightly"
+mode = "authoritative"
+sms_sign_in = "leave"
+[roster]
+path = "rosters/placeholder.csv"   # each tenant's roster comes from tenants.csv
+default_region = "US"
+[roster.columns]
+user = "upn"
+mobile = "mobile"
+office = "office"
+region = "country"
+[safety]
+max_changes = {max(200, users)}
+max_delete_percent = 30
+max_update_percent = 30
+"""
+
+
+_FLEET_FILE = """\
+# A rehearsal fleet written by `provision sandbox seed-fleet`: the nightly job across every
+# generated tenant, served by a multi-tenant sandbox the fleet starts from snapshots/.
+name = "rehearsal"
+job_template = "job.toml"
+tenants = "tenants.csv"
+
+[target]
+kind = "sandbox"
+snapshots = "snapshots"
+state = "sandbox-state"   # the tenants as the runs leave them (delete it to start again)
+profile = "graph-like"
+
+[output]
+directory = "reports"
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +111,10 @@ class FleetSeed:
     @property
     def rosters(self) -> Path:
         return self.directory / "rosters"
+
+    @property
+    def fleet_file(self) -> Path:
+        return self.directory / "fleet.toml"
 
 
 class _Numbers:
@@ -190,7 +237,9 @@ def seed_fleet(out_dir: Path, *, tenants: int, users: int, seed: int = 0) -> Fle
         writer.writerow(["tenant_id", "name", "roster", "groups"])
         for spec in specs:
             writer.writerow([spec.tenant_id, spec.name, f"rosters/{spec.roster.name}", ";".join(spec.groups)])
+    (out_dir / "job.toml").write_text(job_template(users), encoding="utf-8")
+    (out_dir / "fleet.toml").write_text(_FLEET_FILE, encoding="utf-8")
     return FleetSeed(directory=out_dir, tenants_csv=tenants_csv, seed=seed, tenants=tuple(specs))
 
 
-__all__ = ["INVALID_CELL", "FleetSeed", "SeedTenant", "seed_fleet"]
+__all__ = ["INVALID_CELL", "FleetSeed", "SeedTenant", "job_template", "seed_fleet"]

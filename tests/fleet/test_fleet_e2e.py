@@ -39,7 +39,7 @@ from support.sandbox import write_profile
 from provision.fleet.pipeline import FleetOptions, FleetOutcome, apply_fleet
 from provision.sandbox.app import create_multi_app
 from provision.sandbox.auth import make_token
-from provision.sandbox.fleet_seed import FleetSeed, SeedTenant, seed_fleet
+from provision.sandbox.fleet_seed import FleetSeed, SeedTenant, job_template, seed_fleet
 from provision.sandbox.server import serve_in_thread
 from provision.sandbox.tenants_dir import load_tenants, snapshot_paths, state_file_name
 
@@ -49,23 +49,6 @@ DEADLINE_S = 180.0
 WRONG_TOKEN_ENV = "FLEET_TEST_WRONG_TENANT_TOKEN"
 UNKNOWN_TENANT = "99999999-9999-4999-8999-999999999999"
 
-TEMPLATE = """\
-name = "nightly"
-mode = "authoritative"
-sms_sign_in = "leave"
-[roster]
-path = "placeholder.csv"
-default_region = "US"
-[roster.columns]
-user = "upn"
-mobile = "mobile"
-office = "office"
-region = "country"
-[safety]
-max_changes = 200
-max_delete_percent = 30
-max_update_percent = 30
-"""
 
 # The special tenants of the mixed fleet, by index in the seed; every other one is healthy.
 AUTH, BROKEN_ROSTER, REFUSED, BAD_OVERRIDE = 3, 5, 6, 8
@@ -95,7 +78,7 @@ class FleetFiles:
 
 def write_fleet(root: Path, seeded: FleetSeed, *, count: int, mixed: bool, target: str, executor: str) -> FleetFiles:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "template.toml").write_text(TEMPLATE, encoding="utf-8")
+    (root / "template.toml").write_text(job_template(USERS), encoding="utf-8")
     (root / "broken.csv").write_bytes(b"\x00\x01\x02 not a roster \xff\xfe")
     tenants = list(seeded.tenants[:count])
     modes: dict[str, str] = {}

@@ -13,7 +13,7 @@ from provision.cli import app
 from provision.model import RowStatus
 from provision.roster.reader import read_roster
 from provision.sandbox.app import create_multi_app
-from provision.sandbox.fleet_seed import SeedTenant, seed_fleet
+from provision.sandbox.fleet_seed import SeedTenant, job_template, seed_fleet
 from provision.sandbox.server import serve_in_thread
 from provision.sandbox.tenants_dir import load_tenants, snapshot_paths
 
@@ -46,6 +46,13 @@ def test_seed_fleet_writes_loadable_snapshots_readable_rosters_and_a_tenants_csv
     assert all(count > 0 for count in totals.values())  # the mix holds every situation
     assert sum(t.expected["unchanged"] for t in fleet.tenants) > 0.7 * 30 * 40  # most users already right
 
+    # and the rehearsal fleet file over them: every tenant runnable with the seed's job template
+    from provision.fleet.config import load_fleet
+
+    loaded = load_fleet(fleet.fleet_file)
+    assert [t.tenant_id for t in loaded.tenants] == [t.tenant_id for t in fleet.tenants]
+    assert all(t.problem is None and t.job is not None and t.job.roster.columns == COLUMNS for t in loaded.tenants)
+
 
 def test_the_same_seed_writes_the_same_fleet_and_another_seed_another(tmp_path: Path) -> None:
     seed_fleet(tmp_path / "a", tenants=3, users=10, seed=1)
@@ -64,27 +71,14 @@ def test_seed_fleet_command(tmp_path: Path) -> None:
 
 
 def _job(tmp: Path, tenant: SeedTenant, url: str) -> Path:
-    """jobs/nightly_reconcile.toml's roster and mode, aimed at one tenant of a multi-tenant sandbox."""
+    """The seed's own job template (jobs/nightly_reconcile.toml's roster and mode), aimed at one
+    tenant of a multi-tenant sandbox."""
     job = tmp / f"{tenant.key}.toml"
+    text = job_template(tenant.users).replace('name = "nightly"', f'name = "nightly_{tenant.key}"')
+    text = text.replace('path = "rosters/placeholder.csv"', f'path = "{tenant.roster}"')
     job.write_text(
-        f"""name = "nightly_{tenant.key}"
-mode = "authoritative"
-sms_sign_in = "leave"
-[roster]
-path = "{tenant.roster}"
-default_region = "US"
-[roster.columns]
-user = "upn"
-mobile = "mobile"
-office = "office"
-region = "country"
-[output]
-directory = "{tmp / 'reports'}"
-[target]
-kind = "sandbox"
-url = "{url}"
-tenant_id = "{tenant.tenant_id}"
-""",
+        f'{text}[output]\ndirectory = "{tmp / "reports"}"\n'
+        f'[target]\nkind = "sandbox"\nurl = "{url}"\ntenant_id = "{tenant.tenant_id}"\n',
         encoding="utf-8",
     )
     return job
