@@ -89,8 +89,8 @@ class ExecutorConfig(_Strict):
     cluster: str = ""
     workers: Annotated[StrictInt, Field(ge=0)] = 0  # embedded: worker processes (0: the machine's cores)
     # Tenants one worker process runs at once: the work waits on Graph, so more threads than cores.
-    threads_per_worker: Annotated[StrictInt, Field(ge=1)] = 8
-    max_parallel_tenants: Annotated[StrictInt, Field(ge=1)] = 16
+    threads_per_worker: Annotated[StrictInt, Field(ge=1)] = 16
+    max_parallel_tenants: Annotated[StrictInt, Field(ge=1)] = 32
     tenant_timeout_minutes: Annotated[float, Field(gt=0)] = 120
     retries: Annotated[StrictInt, Field(ge=0)] = 2  # re-dispatches of a tenant whose worker was lost
 
