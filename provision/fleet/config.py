@@ -33,9 +33,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from provision.errors import JobFileError, UsageError
-from provision.graph.clouds import Cloud
-from provision.graph.credentials import CredentialKind
-from provision.run.jobs import Job, SandboxTarget, describe_errors, parse_job, suggest
+from provision.run.jobs import GraphApp, Job, SandboxTarget, describe_errors, parse_job, suggest
 
 __all__ = [
     "Excluded",
@@ -127,14 +125,8 @@ class FleetSandboxTarget(_Strict):
         return self
 
 
-class FleetGraphTarget(_Strict):
-    kind: Literal["graph"]
-    client_id: str | None = None
-    cloud: Cloud = Cloud.GLOBAL
-    api_version: Literal["v1.0", "beta"] = "v1.0"
-    credential: CredentialKind = CredentialKind.DEFAULT
-    certificate_path: Path | None = None
-    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+class FleetGraphTarget(GraphApp):
+    """Every tenant's app; each tenant's id (and credential overrides) come from tenants.csv."""
 
 
 class _FleetOutput(_Strict):

@@ -113,9 +113,11 @@ class SandboxTarget(_Strict):
         return v.rstrip("/")
 
 
-class TenantTarget(_Strict):
+class GraphApp(_Strict):
+    """The app a real-tenant job signs in as: a job's ``[target]`` less its tenant, which is
+    also what a fleet file's ``[target]`` names for every tenant of the fleet."""
+
     kind: Literal["graph"]
-    tenant_id: str
     client_id: str | None = None
     cloud: Cloud = Cloud.GLOBAL
     api_version: Literal["v1.0", "beta"] = "v1.0"
@@ -126,6 +128,10 @@ class TenantTarget(_Strict):
     # certificate password, instead of AZURE_CLIENT_SECRET / AZURE_CLIENT_CERTIFICATE_PASSWORD:
     # a fleet gives each tenant its own.
     secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class TenantTarget(GraphApp):
+    tenant_id: str
 
     @model_validator(mode="after")
     def _needs(self) -> "TenantTarget":
