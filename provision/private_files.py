@@ -13,12 +13,17 @@ not import ``run`` (the planner's plan file) write such files too.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["DIR_MODE", "FILE_MODE", "open_private", "open_private_binary", "secure_tree"]
+__all__ = ["DIR_MODE", "FILE_MODE", "open_private", "open_private_binary", "replaced_privately", "secure_tree",
+           "write_private_json"]
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -32,6 +37,26 @@ def open_private(path: str | os.PathLike[str], *, append: bool = False, newline:
 def open_private_binary(path: str | os.PathLike[str]) -> IO[bytes]:
     """Open ``path`` for writing bytes (truncated), mode 0600."""
     return os.fdopen(_private_fd(path, False), "wb")
+
+
+@contextmanager
+def replaced_privately(path: Path, *, newline: str | None = None) -> Iterator[IO[str]]:
+    """Write ``path`` (0600) whole or not at all: into a hidden sibling, renamed over ``path``
+    when the block ends without error, so a reader (a resume, a report) never sees half a file
+    and a failure leaves the old one. The sibling's name is the process's and thread's own."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        with open_private(tmp, newline=newline) as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_private_json(path: Path, doc: Any) -> None:
+    """``doc`` as indented UTF-8 JSON in ``path`` (0600), replaced whole (``replaced_privately``)."""
+    with replaced_privately(path) as f:
+        f.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
 def _private_fd(path: str | os.PathLike[str], append: bool) -> int:

@@ -40,7 +40,6 @@ whose tenant threads start and end all the time; remote workers want
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -57,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from provision.errors import ExitCode, StoppedError, UsageError
-from provision.private_files import open_private
+from provision.fleet.rundir import write_tenant_result
 from provision.run.logs import JsonLineFormatter
 
 if TYPE_CHECKING:
@@ -65,9 +64,8 @@ if TYPE_CHECKING:
 
     from provision.fleet.tenant_run import TenantTask
 
-__all__ = ["Executor", "TENANT_FILE", "lost_result", "open_executor", "run_fleet", "stopped_result", "write_tenant_result"]
+__all__ = ["Executor", "lost_result", "open_executor", "run_fleet", "stopped_result"]
 
-TENANT_FILE = "tenant.json"
 _DASK_LOGGERS = ("distributed", "tornado", "bokeh")
 # Connecting to a scheduler by address: how long to wait for it before exit 5.
 CONNECT_TIMEOUT_S = 30.0
@@ -307,15 +305,6 @@ def stopped_result(task: TenantTask, *, attempts: int, started: str, message: st
         "duration_s": _seconds_since(started),
         "worker": f"{socket.gethostname()}:{os.getpid()}",
     }
-
-
-def write_tenant_result(tenant_dir: Path, result: dict[str, Any]) -> None:
-    """``tenant_dir/tenant.json``, replaced atomically (a reader never sees half a file)."""
-    tenant_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    partial = tenant_dir / f".{TENANT_FILE}.{os.getpid()}.partial"
-    with open_private(partial) as f:
-        f.write(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
-    partial.replace(tenant_dir / TENANT_FILE)
 
 
 class _WorkerOutput(WorkerPlugin):

@@ -33,7 +33,7 @@ from typing import Any, Iterator, Literal
 
 from provision.errors import ExitCode, RunLockedError, UsageError
 from provision.fleet.config import Fleet, TenantSpec
-from provision.private_files import open_private, open_private_binary
+from provision.private_files import open_private, open_private_binary, replaced_privately, write_private_json
 from provision.run.jobs import Job, SandboxTarget
 
 __all__ = [
@@ -125,7 +125,7 @@ class FleetDir:
         """Update manifest fields (atomically), e.g. the last command's ``resumed`` time."""
         doc = self.manifest()
         doc.update(fields)
-        _write_json(self.manifest_file, doc)
+        write_private_json(self.manifest_file, doc)
 
     def point_runs_at(self, keys: list[str], specs: dict[str, TenantSpec]) -> None:
         """Aim the unfinished sandbox runs of ``keys`` at the sandbox this command started.
@@ -146,10 +146,8 @@ class FleetDir:
             if not isinstance(job.target, SandboxTarget) or job.target.url == spec.job.target.url:
                 continue
             retargeted = job.model_copy(update={"target": job.target.model_copy(update={"url": spec.job.target.url})})
-            partial = resolved.with_name(f".{resolved.name}.partial")
-            with open_private(partial) as f:
+            with replaced_privately(resolved) as f:
                 f.write(retargeted.model_dump_json(indent=2))
-            partial.replace(resolved)
 
 
 def create_fleet_dir(
@@ -190,7 +188,7 @@ def create_fleet_dir(
         ],
         "excluded": [{"tenant_id": e.tenant_id, "reason": e.reason} for e in fleet.excluded],
     }
-    _write_json(path / MANIFEST, manifest)
+    write_private_json(path / MANIFEST, manifest)
     with open_private(path / LOG_FILE, append=True):
         pass  # created 0600 before any handler opens it (a FileHandler would take the umask's mode)
     return FleetDir(path)
@@ -241,11 +239,11 @@ def _read_holder(path: Path) -> str:
         return ""
 
 
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    with open_private(partial) as f:
-        f.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    partial.replace(path)
+def write_tenant_result(tenant_dir: Path, result: dict[str, Any]) -> None:
+    """``tenant_dir/tenant.json``, replaced whole: written by the tenant's run where it ran, and
+    by the dispatcher from the returned result (a worker on another machine may not share the disk)."""
+    tenant_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private_json(tenant_dir / TENANT_FILE, result)
 
 
 def _copy(source: Path, dest: Path) -> None:

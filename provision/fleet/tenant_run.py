@@ -22,7 +22,6 @@ are journaled, the reports are rendered, the journal stays resumable):
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import socket
@@ -37,9 +36,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from provision.errors import ExitCode, ProvisionError, RunLockedError, UsageError, exit_code_for
 from provision.fleet.config import QuarantineConfig, TenantSpec
+from provision.fleet.rundir import TENANT_FILE, write_tenant_result
 from provision.masking import mask_in_text
 from provision.model import RowOutcome
-from provision.private_files import DIR_MODE, open_private, open_private_binary
+from provision.private_files import DIR_MODE, open_private, replaced_privately
 from provision.report.values import PhoneResult, RowResult
 from provision.roster.reader import Roster
 from provision.run.jobs import Job
@@ -50,10 +50,9 @@ from provision.run.rundir import RunDir
 if TYPE_CHECKING:
     from provision.run.run_report import RunOutcome
 
-__all__ = ["TENANT_FILE", "Status", "TenantTask", "Watch", "run_tenant"]
+__all__ = ["Status", "TenantTask", "Watch", "run_tenant"]
 
 SCHEMA = 1
-TENANT_FILE = "tenant.json"
 RESULTS_FILE = "results.csv"
 PLAN_FILE = "plan.json"
 RUN_DIR = "run"
@@ -309,18 +308,15 @@ class _TenantRun:
         from provision.report.csv_writer import write_csv
 
         dest = self.task.tenant_dir / RESULTS_FILE
-        partial = dest.with_name(f".{dest.name}.partial")
-        with open_private(partial, newline="") as f:
+        with replaced_privately(dest, newline="") as f:
             write_csv(rows, f)
-        partial.replace(dest)
 
     def _copy_results(self, run: RunDir) -> None:
         source = run.path / RESULTS_FILE
         dest = self.task.tenant_dir / RESULTS_FILE
-        partial = dest.with_name(f".{dest.name}.partial")
-        with source.open("rb") as src, open_private_binary(partial) as dst:
+        # results.csv is text (UTF-8 with a BOM, CRLF records): copied as read, newlines kept.
+        with source.open(encoding="utf-8", newline="") as src, replaced_privately(dest, newline="") as dst:
             shutil.copyfileobj(src, dst)
-        partial.replace(dest)
 
     def _render_and_copy(self, run: RunDir) -> bool:
         """The run's reports from its journal (a run that raised after it started), copied up."""
@@ -519,14 +515,10 @@ def _make_private_dir(path: Path) -> None:
 
 
 def _write_result(tenant_dir: Path, result: dict[str, Any]) -> None:
-    dest = tenant_dir / TENANT_FILE
-    partial = dest.with_name(f".{dest.name}.partial")
     try:
-        with open_private(partial) as f:
-            f.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-        partial.replace(dest)
-    except OSError as exc:
-        logger().error("could not write %s: %s", dest, exc)
+        write_tenant_result(tenant_dir, result)
+    except OSError as exc:  # the dispatcher writes it again from the returned result
+        logger().error("could not write %s: %s", tenant_dir / TENANT_FILE, exc)
 
 
 def _utc_now() -> str:

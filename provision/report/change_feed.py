@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from typing import Any
 from provision.executor.journal import ChangeStatus, JournalEntry
 from provision.masking import mask, mask_in_text
 from provision.model import SMS_CHANGE_KINDS
-from provision.private_files import open_private
+from provision.private_files import open_private, replaced_privately
 
 __all__ = ["CHANGES_FILE", "SHIPPED_FILE", "feed_lines", "ship", "write_change_feed"]
 
@@ -97,13 +96,8 @@ def _shown(kind: str, value: str | None) -> str | None:
 def write_change_feed(run_dir: Path, lines: Sequence[str]) -> Path:
     """Rewrite ``run_dir/changes.jsonl`` (0600) with ``lines``, atomically."""
     path = run_dir / CHANGES_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open_private(tmp) as f:
-            f.writelines(f"{line}\n" for line in lines)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replaced_privately(path) as f:
+        f.writelines(f"{line}\n" for line in lines)
     return path
 
 

@@ -43,7 +43,7 @@ from provision.errors import Cancelled, ExitCode
 from provision.executor.dispatch import ExecutionResult
 from provision.model import PHONE_TYPES, ChangeKind, RowStatus, Severity, UserDecision
 from provision.planner import check_safety, summarize
-from provision.private_files import open_private
+from provision.private_files import write_private_json
 from provision.roster.reader import Roster
 from provision.run.apply_stage import apply_planned, resume_run
 from provision.run.console import Console, NullConsole
@@ -254,10 +254,7 @@ def _name_reversed_run(run: RunDir, outcome: RunOutcome) -> RunOutcome:
         return outcome
     doc = json.loads(summary_file.read_text(encoding="utf-8"))
     doc["rollback_of"] = str(original)
-    partial = summary_file.with_name(f".{summary_file.name}.partial")
-    with open_private(partial) as f:
-        f.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    partial.replace(summary_file)
+    write_private_json(summary_file, doc)
     return outcome
 
 
