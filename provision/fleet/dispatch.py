@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from provision.errors import ExitCode, StoppedError, UsageError
-from provision.fleet.rundir import write_tenant_result
+from provision.fleet.rundir import relative_to_fleet, write_tenant_result
 from provision.run.logs import JsonLineFormatter
 
 if TYPE_CHECKING:
@@ -288,7 +288,7 @@ def stopped_result(task: TenantTask, *, attempts: int, started: str, message: st
         "status": "stopped",
         "exit_code": int(ExitCode.STOPPED),
         "message": message,
-        "run_dir": _relative(run, task.fleet_dir) if run.is_dir() else None,
+        "run_dir": relative_to_fleet(run, task.fleet_dir) if run.is_dir() else None,
         "plan_file": None,
         "rows_total": 0,
         "rows_ok": 0,
@@ -416,13 +416,6 @@ def _seconds_since(iso: str) -> float:
         return round((datetime.now(timezone.utc) - datetime.fromisoformat(iso)).total_seconds(), 3)
     except ValueError:
         return 0.0
-
-
-def _relative(path: Path, base: Path) -> str:
-    try:
-        return path.relative_to(base).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _first_line(text: str) -> str:

@@ -239,6 +239,14 @@ def _read_holder(path: Path) -> str:
         return ""
 
 
+def relative_to_fleet(path: Path, fleet_dir: Path) -> str:
+    """How tenant.json names a path under the fleet run directory (posix, relative; else whole)."""
+    try:
+        return path.relative_to(fleet_dir).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def write_tenant_result(tenant_dir: Path, result: dict[str, Any]) -> None:
     """``tenant_dir/tenant.json``, replaced whole: written by the tenant's run where it ran, and
     by the dispatcher from the returned result (a worker on another machine may not share the disk)."""

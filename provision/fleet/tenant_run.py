@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from provision.errors import ExitCode, ProvisionError, RunLockedError, UsageError, exit_code_for
 from provision.fleet.config import QuarantineConfig, TenantSpec
-from provision.fleet.rundir import TENANT_FILE, write_tenant_result
+from provision.fleet.rundir import TENANT_FILE, relative_to_fleet, write_tenant_result
 from provision.masking import mask_in_text
 from provision.model import RowOutcome
 from provision.private_files import DIR_MODE, open_private, replaced_privately
@@ -190,7 +190,7 @@ class _TenantRun:
             return
         plan_file = self.task.tenant_dir / PLAN_FILE
         save_plan(planned, plan_file)
-        self.result["plan_file"] = _relative(plan_file, self.task.fleet_dir)
+        self.result["plan_file"] = relative_to_fleet(plan_file, self.task.fleet_dir)
         rows = row_results(roster.rows, roster.issues, planned.plan.users, sms_intent=job.sms_sign_in)
         self._write_rows(rows)
         ok, failed, by_outcome = count_outcomes(rows)
@@ -244,7 +244,7 @@ class _TenantRun:
     # -- endings ------------------------------------------------------------------------
     def _finished_run(self, run: RunDir, outcome: RunOutcome) -> None:
         s = outcome.summary
-        self.result["run_dir"] = _relative(run.path, self.task.fleet_dir)
+        self.result["run_dir"] = relative_to_fleet(run.path, self.task.fleet_dir)
         self._run_figures(run, outcome)
         code = ExitCode(s.exit_code)
         if self.stopped_by is not None:
@@ -271,7 +271,7 @@ class _TenantRun:
         # Another process holding the tenant's run lock may be writing that run directory
         # right now: its reports are left to it.
         if run is not None and _started(run) and not isinstance(exc, RunLockedError):
-            self.result["run_dir"] = _relative(run.path, self.task.fleet_dir)
+            self.result["run_dir"] = relative_to_fleet(run.path, self.task.fleet_dir)
             if self._render_and_copy(run):
                 self._end(code, message)
                 return
@@ -499,13 +499,6 @@ def _crashed(task: TenantTask, result: dict[str, Any], exc: Exception, run_log: 
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return mask_in_text(lines[0] if lines else type(exc).__name__)
-
-
-def _relative(path: Path, base: Path) -> str:
-    try:
-        return path.relative_to(base).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _make_private_dir(path: Path) -> None:
