@@ -589,99 +589,81 @@ def _open_workbook(path: Path, sheet: str | int | None, header_only: bool = Fals
 
 
 def sheet_names(path: Path) -> list[str]:
-    """A workbook's sheet names, in order."""
-    book = _excel_file(path)
+    """A workbook's worksheet names, in order."""
+    book = _calamine_workbook(path)
     try:
-        return list(book.sheet_names)
+        return _worksheet_names(book)
     finally:
         book.close()
 
 
-def _excel_file(path: Path) -> Any:
-    """The workbook as a ``pandas.ExcelFile`` over calamine's workbook, opened here: by its
-    path, so a damaged file fails as calamine says (truncated, a part missing) rather than
-    as an unknown format, and a workbook saved as "roster.csv" is still a workbook. Closing
-    the ExcelFile closes the workbook."""
-    import pandas
+def _calamine_workbook(path: Path) -> python_calamine.CalamineWorkbook:
+    """calamine's workbook, opened by its path: a damaged file fails as calamine says
+    (truncated, a part missing) rather than as an unknown format, and a workbook saved as
+    "roster.csv" is still a workbook."""
+    return _guard(path, lambda: python_calamine.CalamineWorkbook.from_path(str(path)))
 
-    book = _guard(path, lambda: python_calamine.CalamineWorkbook.from_path(str(path)))
-    try:
-        # pandas takes its engine's own workbook object; pandas-stubs lists only paths and buffers.
-        return _guard(path, lambda: pandas.ExcelFile(book, engine="calamine"))  # type: ignore[arg-type]
-    except BaseException:
-        book.close()
-        raise
+
+def _worksheet_names(book: python_calamine.CalamineWorkbook) -> list[str]:
+    # Worksheets only: a chart sheet or a macro sheet holds no rows (pandas' calamine
+    # engine lists the same).
+    return [s.name for s in book.sheets_metadata if s.typ == python_calamine.SheetTypeEnum.WorkSheet]
 
 
 def _workbook_table(path: Path, sheet: str | int | None, closables: list[_Closable], header_only: bool) -> Table:
     """The workbook's Table; everything opened is added to ``closables`` as it opens.
 
-    ``pandas.read_excel(engine="calamine", dtype=object)`` reads the cached values with
-    their types: a number cell stays a number (so a lost ``+`` or leading zero shows), a
-    text cell stays text. calamine can't see formulas, so a workbook holding any is also
-    read by openpyxl in formula mode, to tell a formula with no cached value from an
-    empty cell.
+    calamine reads the cached values with their types: a number cell stays a number (so a
+    lost ``+`` or leading zero shows), a text cell stays text. It can't see formulas, so a
+    workbook holding any is also read by openpyxl in formula mode, to tell a formula with
+    no cached value from an empty cell.
     """
-    import pandas
-
-    book = _excel_file(path)
+    book = _calamine_workbook(path)
     closables.append(book)
-    title = _pick_sheet(list(book.sheet_names), sheet, path)
+    title = _pick_sheet(_worksheet_names(book), sheet, path)
     limit = _HEADER_SEARCH_ROWS if header_only else None
-    frame = _guard(
-        path,
-        # No NA detection: an empty cell is "", and "NA" or "null" typed in a cell is text.
-        lambda: pandas.read_excel(book, sheet_name=title, header=None, dtype=object, na_filter=False, nrows=limit),
-    )
-    columns: list[list[Any]] = [frame.iloc[:, i].tolist() for i in range(frame.shape[1])]
-    del frame
-    header_row = next(
-        (row for row in range(len(columns[0]) if columns else 0) if any(_workbook_cell(c[row])[0] for c in columns)),
-        None,
-    )
+    # From A1, whatever the first used cell: row and column positions are the sheet's own.
+    rows = _guard(path, lambda: book.get_sheet_by_name(title).to_python(skip_empty_area=False, nrows=limit))
+    header_row = next((k for k, row in enumerate(rows) if any(_workbook_cell(v)[0] for v in row)), None)
     if header_row is None:
         raise RosterReadError(f"sheet {title!r} of {path.name} has no header row (the sheet is empty)")
-    header = _checked_header(tuple(_workbook_cell(c[header_row])[0] for c in columns), path, header_row + 1)
+    header = _checked_header(tuple(_workbook_cell(v)[0] for v in rows[header_row]), path, header_row + 1)
     _check_lengths([[name] for name in header], header_row + 1, path)
-    for column in columns:
-        del column[: header_row + 1]
+    del rows[: header_row + 1]
     header_row += 1  # a spreadsheet row number from here on
     if header_only or not _guard(path, lambda: _has_formulas(path)):
-        batches = _column_batches(columns, header_row, len(header), path)
+        batches = _row_batches(rows, header_row, len(header), path)
     else:
         formulas_sheet = _guard(path, lambda: _load_formulas(path, closables=closables)[title])
         formulas_sheet.reset_dimensions()  # some exporters write a wrong <dimension>; don't trust it
-        rows = _sheet_records(_drain_columns(columns), formulas_sheet, path, header_row)
-        batches = batched(_fit(rows, len(header)), len(header))
+        records = _sheet_records(_drain(rows), formulas_sheet, path, header_row)
+        batches = batched(_fit(records, len(header)), len(header))
     return Table(header=header, header_row=header_row, batches=batches, sheet=title, closables=tuple(closables))
 
 
 def _workbook_cell(value: object) -> tuple[str, bool]:
-    """``cell_text`` of a cell as calamine gave it to pandas. pandas made a whole-number float
-    an int and a date a midnight datetime; a float too big for its digits to be exact, and
-    the date, are given back so they read as calamine's own values did."""
+    """``cell_text`` of a cell as calamine gives it; a date-and-time at midnight (how some
+    workbooks store a plain date) reads as the date."""
     if type(value) is str:
         return value.strip(), False
-    if type(value) is int and abs(value) >= 1e17:
-        value = float(value)
-    elif type(value) is dt.datetime and value.tzinfo is None and value.time() == dt.time():
+    if type(value) is dt.datetime and value.tzinfo is None and value.time() == dt.time():
         value = value.date()
     return cell_text(value)
 
 
-def _column_batches(columns: list[list[Any]], header_row: int, width: int, path: Path) -> Iterator[Batch]:
-    """The rows of a sheet's values below its header, as batches, each batch's part of the
-    columns released once converted: most cells are text and only need trimming, the
-    others (numbers, dates, booleans) go through ``_workbook_cell``."""
+def _row_batches(rows: list[list[Any]], header_row: int, width: int, path: Path) -> Iterator[Batch]:
+    """The rows of a sheet's values below its header, as batches, each batch's rows released
+    once turned into columns: most cells are text and only need trimming, the others
+    (numbers, dates, booleans) go through ``_workbook_cell``."""
     row = header_row + 1
-    total = len(columns[0]) if columns else 0
-    for start in range(0, total, BATCH_ROWS):
-        count = min(BATCH_ROWS, total - start)
+    while rows:
+        count = min(BATCH_ROWS, len(rows))
+        values = list(zip(*rows[:count]))
+        del rows[:count]
         texts: list[list[str]] = []
         numeric: dict[int, frozenset[int]] = {}
-        for at, values in enumerate(columns):
-            column: list[Any] = [v.strip() if type(v) is str else v for v in values[:count]]
-            del values[:count]
+        for at, cells in enumerate(values):
+            column: list[Any] = [v.strip() if type(v) is str else v for v in cells]
             numbers: set[int] = set()
             for k in [k for k, v in enumerate(column) if type(v) is not str]:
                 column[k], is_number = _workbook_cell(column[k])
@@ -690,6 +672,7 @@ def _column_batches(columns: list[list[Any]], header_row: int, width: int, path:
             if numbers and at < width:
                 numeric[at] = frozenset(numbers)
             texts.append(column)
+        del values
         _check_lengths(texts, row, path)
         overflow: dict[int, int] = {}
         for column in texts[width:]:
@@ -710,13 +693,11 @@ def _check_lengths(columns: list[list[str]], first_row: int, path: Path) -> None
         raise _too_long(path, first_row + worst, max(len(column[worst]) for column in columns))
 
 
-def _drain_columns(columns: list[list[Any]]) -> Iterator[tuple[object, ...]]:
-    """The sheet's rows from its columns, each row released once read (the columns are the
-    largest thing held)."""
-    for column in columns:
-        column.reverse()
-    while columns and columns[0]:
-        yield tuple(column.pop() for column in columns)
+def _drain(rows: list[list[Any]]) -> Iterator[list[Any]]:
+    """The sheet's rows in order, each released once read (the rows are the largest thing held)."""
+    rows.reverse()
+    while rows:
+        yield rows.pop()
 
 
 def _load_formulas(path: Path, *, closables: list[_Closable]) -> Any:
