@@ -42,6 +42,7 @@ import re
 import warnings
 import zipfile
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
@@ -72,6 +73,7 @@ _FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
 # Records per Batch: big enough that per-batch costs vanish, small enough that the first
 # batch's phone cells reach the worker processes early and the last one's rows are quick.
 BATCH_ROWS = 20_000
+EDGE_ROWS = 5_000  # a workbook's first and last batches (``_batch_sizes``)
 _HEADER_SEARCH_ROWS = 1_000  # rows of a sheet searched for a header when only that is wanted
 _REASON_CHARS = 160  # of a library's error message, in ours
 _T = TypeVar("_T")
@@ -622,8 +624,30 @@ def _workbook_table(path: Path, sheet: str | int | None, closables: list[_Closab
     closables.append(book)
     title = _pick_sheet(_worksheet_names(book), sheet, path)
     limit = _HEADER_SEARCH_ROWS if header_only else None
+    with ThreadPoolExecutor(1, thread_name_prefix="roster-formulas") as pool:
+        # calamine parses the sheet without holding the GIL, so the formula check (a second
+        # unzip of the sheets) runs meanwhile instead of after it: on a big workbook the
+        # worker processes idle until the parse is done and the first rows are sent.
+        formulas = None if header_only else pool.submit(_has_formulas, path)
+        rows = _sheet_rows(book, title, limit, path)
+        return _workbook_rows_table(path, title, rows, formulas, closables)
+
+
+def _sheet_rows(book: python_calamine.CalamineWorkbook, title: str, limit: int | None, path: Path) -> list[list[Any]]:
+    sheet = _guard(path, lambda: book.get_sheet_by_name(title))
     # From A1, whatever the first used cell: row and column positions are the sheet's own.
-    rows = _guard(path, lambda: book.get_sheet_by_name(title).to_python(skip_empty_area=False, nrows=limit))
+    return _guard(path, lambda: sheet.to_python(skip_empty_area=False, nrows=limit))
+
+
+def _workbook_rows_table(
+    path: Path,
+    title: str,
+    rows: list[list[Any]],
+    formulas: Future[bool] | None,
+    closables: list[_Closable],
+) -> Table:
+    """The Table of a sheet's ``rows`` (calamine's values); ``formulas``: whether the
+    workbook holds any formula (None: not asked, only the header is wanted)."""
     header_row = next((k for k, row in enumerate(rows) if any(_workbook_cell(v)[0] for v in row)), None)
     if header_row is None:
         raise RosterReadError(f"sheet {title!r} of {path.name} has no header row (the sheet is empty)")
@@ -631,7 +655,7 @@ def _workbook_table(path: Path, sheet: str | int | None, closables: list[_Closab
     _check_lengths([[name] for name in header], header_row + 1, path)
     del rows[: header_row + 1]
     header_row += 1  # a spreadsheet row number from here on
-    if header_only or not _guard(path, lambda: _has_formulas(path)):
+    if formulas is None or not _guard(path, formulas.result):
         batches = _row_batches(rows, header_row, len(header), path)
     else:
         formulas_sheet = _guard(path, lambda: _load_formulas(path, closables=closables)[title])
@@ -652,12 +676,11 @@ def _workbook_cell(value: object) -> tuple[str, bool]:
 
 
 def _row_batches(rows: list[list[Any]], header_row: int, width: int, path: Path) -> Iterator[Batch]:
-    """The rows of a sheet's values below its header, as batches, each batch's rows released
-    once turned into columns: most cells are text and only need trimming, the others
-    (numbers, dates, booleans) go through ``_workbook_cell``."""
+    """The rows of a sheet's values below its header, as batches (``_batch_sizes``), each
+    batch's rows released once turned into columns: most cells are text and only need
+    trimming, the others (numbers, dates, booleans) go through ``_workbook_cell``."""
     row = header_row + 1
-    while rows:
-        count = min(BATCH_ROWS, len(rows))
+    for count in _batch_sizes(len(rows)):
         values = list(zip(*rows[:count]))
         del rows[:count]
         texts: list[list[str]] = []
@@ -680,6 +703,18 @@ def _row_batches(rows: list[list[Any]], header_row: int, width: int, path: Path)
                 overflow[k] = overflow.get(k, 0) + 1
         yield Batch(range(row, row + count), texts[:width], numeric, {}, overflow)
         row += count
+
+
+def _batch_sizes(total: int) -> list[int]:
+    """Batch sizes for ``total`` rows held whole in memory: one batch up to ``BATCH_ROWS``;
+    past that, the first two and the last ``EDGE_ROWS`` long. The reader sends a batch's
+    phone cells to the worker processes once it holds two batches, so small first ones
+    start the workers soon after the parse; and the last batch's rows are the ones still
+    to make once the workers are done, so a small last one ends the read soon after them."""
+    if total <= BATCH_ROWS:
+        return [total] if total else []
+    middle = total - 3 * EDGE_ROWS
+    return [EDGE_ROWS, EDGE_ROWS, *[min(BATCH_ROWS, middle - at) for at in range(0, middle, BATCH_ROWS)], EDGE_ROWS]
 
 
 def _check_lengths(columns: list[list[str]], first_row: int, path: Path) -> None:
