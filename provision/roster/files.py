@@ -47,7 +47,7 @@ import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import islice
+from itertools import chain, islice, repeat
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Protocol, Sequence, TypeVar
 from xml.etree.ElementTree import ParseError
@@ -625,44 +625,53 @@ def _workbook_table(path: Path, sheet: str | int | None, closables: list[_Closab
     book = _calamine_workbook(path)
     closables.append(book)
     title = _pick_sheet(_worksheet_names(book), sheet, path)
-    limit = _HEADER_SEARCH_ROWS if header_only else None
     with ThreadPoolExecutor(1, thread_name_prefix="roster-formulas") as pool:
         # calamine parses the sheet without holding the GIL, so the formula check (a second
         # unzip of the sheets) runs meanwhile instead of after it: on a big workbook the
         # worker processes idle until the parse is done and the first rows are sent.
         formulas = None if header_only else pool.submit(_has_formulas, path)
-        rows = _sheet_rows(book, title, limit, path)
-        return _workbook_rows_table(path, title, rows, formulas, closables)
+        return _workbook_rows_table(path, title, _sheet_rows(book, title, path), formulas, closables)
 
 
-def _sheet_rows(book: python_calamine.CalamineWorkbook, title: str, limit: int | None, path: Path) -> list[list[Any]]:
+def _sheet_rows(book: python_calamine.CalamineWorkbook, title: str, path: Path) -> tuple[Iterator[list[Any]], int]:
+    """The sheet's rows from A1, whatever its first used cell (row and column positions are
+    the sheet's own), converted to Python values as they are taken; and how many there are."""
     sheet = _guard(path, lambda: book.get_sheet_by_name(title))
-    # From A1, whatever the first used cell: row and column positions are the sheet's own.
-    return _guard(path, lambda: sheet.to_python(skip_empty_area=False, nrows=limit))
+    start, end = sheet.start, sheet.end
+    if start is None or end is None:  # an empty sheet
+        return iter(()), 0
+    rows: Iterator[list[Any]] = sheet.iter_rows()  # the rows above the first used one come blank
+    if start[1]:  # not the columns left of the first used one
+        left = [""] * start[1]
+        rows = (left + row for row in rows)
+    return rows, end[0] + 1
 
 
 def _workbook_rows_table(
     path: Path,
     title: str,
-    rows: list[list[Any]],
+    sheet_rows: tuple[Iterator[list[Any]], int],
     formulas: Future[bool] | None,
     closables: list[_Closable],
 ) -> Table:
-    """The Table of a sheet's ``rows`` (calamine's values); ``formulas``: whether the
-    workbook holds any formula (None: not asked, only the header is wanted)."""
-    header_row = next((k for k, row in enumerate(rows) if any(_workbook_cell(v)[0] for v in row)), None)
-    if header_row is None:
+    """The Table of a sheet's rows (calamine's values, and their count); ``formulas``:
+    whether the workbook holds any formula (None: not asked, only the header is wanted,
+    within the first ``_HEADER_SEARCH_ROWS`` rows)."""
+    rows, total = sheet_rows
+    if formulas is None:
+        rows, total = islice(rows, _HEADER_SEARCH_ROWS), min(total, _HEADER_SEARCH_ROWS)
+    header_row, first = next(((k, row) for k, row in enumerate(rows) if any(_workbook_cell(v)[0] for v in row)), (None, None))
+    if header_row is None or first is None:
         raise RosterReadError(f"sheet {title!r} of {path.name} has no header row (the sheet is empty)")
-    header = _checked_header(tuple(_workbook_cell(v)[0] for v in rows[header_row]), path, header_row + 1)
+    header = _checked_header(tuple(_workbook_cell(v)[0] for v in first), path, header_row + 1)
     _check_lengths([[name] for name in header], header_row + 1, path)
-    del rows[: header_row + 1]
     header_row += 1  # a spreadsheet row number from here on
     if formulas is None or not _guard(path, formulas.result):
-        batches = _row_batches(rows, header_row, len(header), path)
+        batches = _row_batches(rows, total - header_row, header_row, len(header), path)
     else:
         formulas_sheet = _guard(path, lambda: _load_formulas(path, closables=closables)[title])
         formulas_sheet.reset_dimensions()  # some exporters write a wrong <dimension>; don't trust it
-        records = _sheet_records(_drain(rows), formulas_sheet, path, header_row)
+        records = _sheet_records(rows, formulas_sheet, path, header_row)
         batches = batched(_fit(records, len(header)), len(header))
     return Table(header=header, header_row=header_row, batches=batches, sheet=title, closables=tuple(closables))
 
@@ -677,14 +686,16 @@ def _workbook_cell(value: object) -> tuple[str, bool]:
     return cell_text(value)
 
 
-def _row_batches(rows: list[list[Any]], header_row: int, width: int, path: Path) -> Iterator[Batch]:
-    """The rows of a sheet's values below its header, as batches (``_batch_sizes``), each
-    batch's rows released once turned into columns: most cells are text and only need
-    trimming, the others (numbers, dates, booleans) go through ``_workbook_cell``."""
+def _row_batches(rows: Iterator[list[Any]], total: int, header_row: int, width: int, path: Path) -> Iterator[Batch]:
+    """The ``total`` rows of a sheet's values below its header, as batches (``_batch_sizes``),
+    each batch's rows taken and turned into columns in turn: most cells are text and only
+    need trimming, the others (numbers, dates, booleans) go through ``_workbook_cell``."""
     row = header_row + 1
-    for count in _batch_sizes(len(rows)):
-        values = list(zip(*rows[:count]))
-        del rows[:count]
+    for size in chain(_batch_sizes(total), repeat(BATCH_ROWS)):
+        values = list(zip(*islice(rows, size)))
+        count = len(values[0]) if values else 0
+        if not count:
+            return
         texts: list[list[str]] = []
         numeric: dict[int, frozenset[int]] = {}
         for at, cells in enumerate(values):
@@ -708,7 +719,7 @@ def _row_batches(rows: list[list[Any]], header_row: int, width: int, path: Path)
 
 
 def _batch_sizes(total: int) -> list[int]:
-    """Batch sizes for ``total`` rows held whole in memory: one batch up to ``BATCH_ROWS``;
+    """Batch sizes for a sheet of ``total`` rows (known before they are read): one batch up to ``BATCH_ROWS``;
     past that, the first two and the last ``EDGE_ROWS`` long. The reader sends a batch's
     phone cells to the worker processes once it holds two batches, so small first ones
     start the workers soon after the parse; and the last batch's rows are the ones still
@@ -728,13 +739,6 @@ def _check_lengths(columns: list[list[str]], first_row: int, path: Path) -> None
             worst = k if worst is None else min(worst, k)
     if worst is not None:
         raise _too_long(path, first_row + worst, max(len(column[worst]) for column in columns))
-
-
-def _drain(rows: list[list[Any]]) -> Iterator[list[Any]]:
-    """The sheet's rows in order, each released once read (the rows are the largest thing held)."""
-    rows.reverse()
-    while rows:
-        yield rows.pop()
 
 
 def _load_formulas(path: Path, *, closables: list[_Closable]) -> Any:
