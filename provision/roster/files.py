@@ -660,7 +660,8 @@ def _workbook_rows_table(
     rows, total = sheet_rows
     if formulas is None:
         rows, total = islice(rows, _HEADER_SEARCH_ROWS), min(total, _HEADER_SEARCH_ROWS)
-    header_row, first = next(((k, row) for k, row in enumerate(rows) if any(_workbook_cell(v)[0] for v in row)), (None, None))
+    searched = _guarded(rows, path)  # calamine converts cells as they are taken; takes one row at a time
+    header_row, first = next(((k, row) for k, row in enumerate(searched) if any(_workbook_cell(v)[0] for v in row)), (None, None))
     if header_row is None or first is None:
         raise RosterReadError(f"sheet {title!r} of {path.name} has no header row (the sheet is empty)")
     header = _checked_header(tuple(_workbook_cell(v)[0] for v in first), path, header_row + 1)
@@ -671,7 +672,7 @@ def _workbook_rows_table(
     else:
         formulas_sheet = _guard(path, lambda: _load_formulas(path, closables=closables)[title])
         formulas_sheet.reset_dimensions()  # some exporters write a wrong <dimension>; don't trust it
-        records = _sheet_records(rows, formulas_sheet, path, header_row)
+        records = _sheet_records(_guarded(rows, path), formulas_sheet, path, header_row)
         batches = batched(_fit(records, len(header)), len(header))
     return Table(header=header, header_row=header_row, batches=batches, sheet=title, closables=tuple(closables))
 
@@ -692,7 +693,7 @@ def _row_batches(rows: Iterator[list[Any]], total: int, header_row: int, width: 
     need trimming, the others (numbers, dates, booleans) go through ``_workbook_cell``."""
     row = header_row + 1
     for size in chain(_batch_sizes(total), repeat(BATCH_ROWS)):
-        values = list(zip(*islice(rows, size)))
+        values = _guard(path, lambda: list(zip(*islice(rows, size))))  # calamine converts cells as they are taken
         count = len(values[0]) if values else 0
         if not count:
             return
