@@ -720,11 +720,12 @@ def _row_batches(rows: Iterator[list[Any]], total: int, header_row: int, width: 
 
 
 def _batch_sizes(total: int) -> list[int]:
-    """Batch sizes for a sheet of ``total`` rows (known before they are read): one batch up to ``BATCH_ROWS``;
-    past that, the first two and the last ``EDGE_ROWS`` long. The reader sends a batch's
-    phone cells to the worker processes once it holds two batches, so small first ones
-    start the workers soon after the parse; and the last batch's rows are the ones still
-    to make once the workers are done, so a small last one ends the read soon after them."""
+    """Batch sizes for a sheet's ``total`` rows (known before they are read): one batch up to
+    ``BATCH_ROWS``; past that, the first two and the last ``EDGE_ROWS`` long. The reader
+    sends a batch's phone cells to the worker processes once it holds two batches, so small
+    first ones start the workers soon after the parse; and the last batch's rows are the
+    ones still to make once the workers are done, so a small last one ends the read soon
+    after them."""
     if total <= BATCH_ROWS:
         return [total] if total else []
     middle = total - 3 * EDGE_ROWS
