@@ -21,8 +21,8 @@ What pandas costs, measured on the bench's files (``bench/roster_read``): its im
 (~0.25 s of CPU and ~85 MB of memory, paid once per process). The CSV parse itself is
 pyarrow's, as fast as calling pyarrow directly. Workbooks skip pandas: on the bench's
 100,000-row workbook ``read_excel(engine="calamine", dtype=object)`` took ~0.5 s of CPU
-against ~0.3 s for calamine's own parse and rows (the same cells), and the main process
-peaked ~100 MB higher; the import is not paid at all.
+against ~0.3 s for calamine's own parse and rows (the same cells), and the whole read peaked
+at ~240 MB in the main process through pandas, ~150 MB without; nor is the import paid.
 
 A file that can't be read as a roster at all (damaged or truncated workbook, a zip that is
 no workbook, a password-protected or legacy workbook, binary data, text that doesn't
