@@ -4,8 +4,8 @@ rows as a pandas DataFrame for scripts, notebooks and schedulers.
 ``validation_table(roster)`` is the one definition of that table (columns ``row, user,
 mobile, alternate_mobile, office, status, problems`` and the passthrough columns, phones in
 Graph form); the CLI's CSV and ``provision.api.validate`` both render it. This module imports
-pandas only when a DataFrame is asked for (a roster file's cells are parsed through pandas by
-``provision.roster.files``, which imports it when it opens a file).
+pandas only when a DataFrame is asked for (a CSV roster's cells are parsed through pandas by
+``provision.roster.files``, which imports it when it opens one; a workbook is read without it).
 """
 
 from __future__ import annotations
