@@ -35,7 +35,7 @@ from bisect import bisect_left
 from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from itertools import chain, repeat
+from itertools import chain, compress, count, repeat
 from operator import attrgetter, itemgetter
 from os import PathLike
 from pathlib import Path
@@ -85,6 +85,7 @@ KNOWN_CELLS = 200_000
 WARM_UP_BYTES = 1_500_000
 
 _OK, _WARNING, _ERROR = 0, 1, 2
+_NOT_ERROR = bytes.maketrans(b"\x00\x01\x02", b"\x01\x01\x00")  # severity -> 1 unless an error
 _STATUS = (RowStatus.OK, RowStatus.WARNING, RowStatus.ERROR)
 
 
@@ -606,9 +607,39 @@ class _Builder:
         )
         self.severity += severity
         self.mobiles.extend(mobiles if mobiles is not None else [None] * len(keys))
+        self._add_users(batch.rows, users, keys, phone_values, sms_values, severity, base)
+        if mobiles is not None:
+            self._note_mobiles(mobiles, keys, severity)
+
+    def _add_users(
+        self,
+        rows: Sequence[int],
+        users: list[str],
+        keys: list[str | None],
+        phones: list[RowPhones],
+        sms: Sequence[bool | None],
+        severity: bytearray,
+        base: int,
+    ) -> None:
+        """The batch's users met for the first time: a DesiredUser for a first row without
+        error, else the row remembered in ``first_error``; rows of users met before are
+        repeats. Usually every user is new (set operations say so) and the users are made
+        in one pass without looking at rows one by one."""
         desired = self.users
         first_error = self.first_error
-        rows = batch.rows
+        present = set(keys)
+        present.discard(None)
+        if len(present) == len(keys) - keys.count(None) and desired.keys().isdisjoint(present) and first_error.keys().isdisjoint(present):
+            ok = severity.translate(_NOT_ERROR)
+            new = cast("list[str]", list(compress(keys, ok)))  # a row without error has a user key
+            desired.update(zip(new, map(
+                DesiredUser, new, compress(users, ok), compress(phones, ok), compress(sms, ok), zip(compress(rows, ok)),
+            )))
+            if len(new) < len(keys):
+                for k in compress(count(), map(_ERROR.__eq__, severity)):
+                    if (key := keys[k]) is not None:
+                        first_error[key] = base + k
+            return
         for k, key in enumerate(keys):
             if key is None:
                 continue
@@ -617,9 +648,7 @@ class _Builder:
             elif severity[k] == _ERROR:
                 first_error[key] = base + k
             else:
-                desired[key] = DesiredUser(key, users[k], phone_values[k], sms_values[k], (rows[k],))
-        if mobiles is not None:
-            self._note_mobiles(mobiles, keys, severity)
+                desired[key] = DesiredUser(key, users[k], phones[k], sms[k], (rows[k],))
 
     def _repeat(self, key: str, i: int) -> None:
         """Row position ``i`` holds a user already seen."""
@@ -633,15 +662,21 @@ class _Builder:
         self.repeats[key] = [first, i]
 
     def _note_mobiles(self, mobiles: list[str | None], keys: list[str | None], severity: bytearray) -> None:
-        """Which user has each mobile, over the rows without error, as the rows come."""
-        owner = self.owner.setdefault
+        """Which user has each mobile, over the rows without error, as the rows come: the
+        batch's (number, user) pairs as sets, so only the numbers that meet another user
+        (in this batch or before it) are looked at one by one."""
+        owner = self.owner
         shared = self.shared
-        for number, key, level in zip(mobiles, keys, severity):
-            if number is None or key is None or level == _ERROR:
-                continue
-            first = owner(number, key)
-            if first != key:
-                shared.setdefault(number, {first}).add(key)
+        pairs = cast("list[tuple[str, str]]", list(filter(all, compress(zip(mobiles, keys), severity.translate(_NOT_ERROR)))))
+        first = dict(reversed(pairs))  # number -> its first user in the batch (no error: a key)
+        others = set(pairs).difference(first.items())  # the batch's other users of a number
+        for number in owner.keys() & first.keys():
+            if owner[number] != first[number]:
+                shared.setdefault(number, {owner[number]}).add(first[number])
+            del first[number]
+        for number, key in others:
+            shared.setdefault(number, {owner.get(number) or first[number]}).add(key)
+        owner.update(first)
 
     # -- rows against each other -----------------------------------------------------------
 
@@ -686,21 +721,28 @@ class _Builder:
             self._note_mobiles(self.mobiles, [r.key for r in rows], self.severity)
 
     def _check_shared_mobiles(self) -> None:
-        """A mobile on the rows of several users: SMS sign-in can only work for one of them."""
+        """A mobile on the rows of several users: SMS sign-in can only work for one of them.
+        Each shared number's reason is written (and its number masked) once, for all its rows."""
         self.owner.clear()
         shared = self.shared
         if not shared:
             return
         severity = self.severity
         column = self.names.get("mobile")
-        hits = [(i, number) for i, number in enumerate(self.mobiles) if number in shared and severity[i] != _ERROR]
-        for i, number in hits:
-            assert number is not None  # only numbers are shared
-            self._raise(i, RowIssue(
-                self.rows[i].row, self.sheet, column, Severity.WARNING, "duplicate_mobile",
-                f"{mask(number)} is the mobile of {len(shared[number])} users; "
-                "SMS sign-in can work for only one of them",
-            ))
+        rows = self.rows
+        mobiles = self.mobiles
+        reasons: dict[str, str] = {}
+        for i in compress(count(), map(shared.__contains__, mobiles)):
+            if severity[i] == _ERROR:
+                continue
+            number = cast(str, mobiles[i])  # only numbers are shared
+            reason = reasons.get(number)
+            if reason is None:
+                reason = reasons[number] = (
+                    f"{mask(number)} is the mobile of {len(shared[number])} users; "
+                    "SMS sign-in can work for only one of them"
+                )
+            self._raise(i, RowIssue(rows[i].row, self.sheet, column, Severity.WARNING, "duplicate_mobile", reason))
 
     def _finish(self) -> Roster:
         issues = sorted(self.issues, key=_row_of)  # stable: each row's issues keep their order
