@@ -85,7 +85,6 @@ KNOWN_CELLS = 200_000
 WARM_UP_BYTES = 1_500_000
 
 _OK, _WARNING, _ERROR = 0, 1, 2
-_NOT_ERROR = bytes.maketrans(b"\x00\x01\x02", b"\x01\x01\x00")  # severity -> 1 unless an error
 _STATUS = (RowStatus.OK, RowStatus.WARNING, RowStatus.ERROR)
 
 
@@ -607,39 +606,9 @@ class _Builder:
         )
         self.severity += severity
         self.mobiles.extend(mobiles if mobiles is not None else [None] * len(keys))
-        self._add_users(batch.rows, users, keys, phone_values, sms_values, severity, base)
-        if mobiles is not None:
-            self._note_mobiles(mobiles, keys, severity)
-
-    def _add_users(
-        self,
-        rows: Sequence[int],
-        users: list[str],
-        keys: list[str | None],
-        phones: list[RowPhones],
-        sms: Sequence[bool | None],
-        severity: bytearray,
-        base: int,
-    ) -> None:
-        """The batch's users met for the first time: a DesiredUser for a first row without
-        error, else the row remembered in ``first_error``; rows of users met before are
-        repeats. Usually every user is new (set operations say so) and the users are made
-        in one pass without looking at rows one by one."""
         desired = self.users
         first_error = self.first_error
-        present = set(keys)
-        present.discard(None)
-        if len(present) == len(keys) - keys.count(None) and desired.keys().isdisjoint(present) and first_error.keys().isdisjoint(present):
-            ok = severity.translate(_NOT_ERROR)
-            new = cast("list[str]", list(compress(keys, ok)))  # a row without error has a user key
-            desired.update(zip(new, map(
-                DesiredUser, new, compress(users, ok), compress(phones, ok), compress(sms, ok), zip(compress(rows, ok)),
-            )))
-            if len(new) < len(keys):
-                for k in compress(count(), map(_ERROR.__eq__, severity)):
-                    if (key := keys[k]) is not None:
-                        first_error[key] = base + k
-            return
+        rows = batch.rows
         for k, key in enumerate(keys):
             if key is None:
                 continue
@@ -648,7 +617,9 @@ class _Builder:
             elif severity[k] == _ERROR:
                 first_error[key] = base + k
             else:
-                desired[key] = DesiredUser(key, users[k], phones[k], sms[k], (rows[k],))
+                desired[key] = DesiredUser(key, users[k], phone_values[k], sms_values[k], (rows[k],))
+        if mobiles is not None:
+            self._note_mobiles(mobiles, keys, severity)
 
     def _repeat(self, key: str, i: int) -> None:
         """Row position ``i`` holds a user already seen."""
@@ -662,21 +633,15 @@ class _Builder:
         self.repeats[key] = [first, i]
 
     def _note_mobiles(self, mobiles: list[str | None], keys: list[str | None], severity: bytearray) -> None:
-        """Which user has each mobile, over the rows without error, as the rows come: the
-        batch's (number, user) pairs as sets, so only the numbers that meet another user
-        (in this batch or before it) are looked at one by one."""
-        owner = self.owner
+        """Which user has each mobile, over the rows without error, as the rows come."""
+        owner = self.owner.setdefault
         shared = self.shared
-        pairs = cast("list[tuple[str, str]]", list(filter(all, compress(zip(mobiles, keys), severity.translate(_NOT_ERROR)))))
-        first = dict(reversed(pairs))  # number -> its first user in the batch (no error: a key)
-        others = set(pairs).difference(first.items())  # the batch's other users of a number
-        for number in owner.keys() & first.keys():
-            if owner[number] != first[number]:
-                shared.setdefault(number, {owner[number]}).add(first[number])
-            del first[number]
-        for number, key in others:
-            shared.setdefault(number, {owner.get(number) or first[number]}).add(key)
-        owner.update(first)
+        for number, key, level in zip(mobiles, keys, severity):
+            if number is None or key is None or level == _ERROR:
+                continue
+            first = owner(number, key)
+            if first != key:
+                shared.setdefault(number, {first}).add(key)
 
     # -- rows against each other -----------------------------------------------------------
 
