@@ -35,7 +35,7 @@ from bisect import bisect_left
 from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from itertools import chain, compress, count, repeat
+from itertools import chain, compress, count, filterfalse, repeat
 from operator import attrgetter, itemgetter
 from os import PathLike
 from pathlib import Path
@@ -57,9 +57,10 @@ from provision.roster.columns import PHONE_FIELDS, ColumnMap, match_columns
 from provision.roster.files import BATCH_ROWS, FRAME_PATH, Batch, Table, frame_table, open_table, sheet_names
 from provision.roster.memory import give_back_freed_memory
 from provision.roster.number_pool import (
+    Answers,
     BatchNormaliser,
     CellKey,
-    CellResult,
+    CellNote,
     PendingCells,
     default_workers,
     normalise_now,
@@ -307,7 +308,7 @@ class _Prepared:
     regions: list[str | None] | None  # None: every record has the default region
     bad_regions: list[int]
     cells: list[list[CellKey | None]]
-    known: dict[CellKey, CellResult]  # answers of earlier batches, for cells not sent again
+    known: Answers | None  # answers of earlier batches, for cells not sent again
 
 
 _Found = list[tuple[int, RowIssue]]  # (index in the batch, issue)
@@ -343,7 +344,8 @@ class _Builder:
         self.shared: dict[str, set[str]] = {}  # mobile -> its users, when more than one
         self.region_cache: dict[str, str | None] = {"": region}
         self.sms_cache: dict[str, bool | None] = {}
-        self.answered: dict[CellKey, CellResult] = {}
+        self.answered: dict[CellKey, str | None] = {}  # answers kept across batches: Graph forms
+        self.answered_notes: dict[CellKey, CellNote] = {}  # and the notes among them
         self.bad_sms: set[str] = set()
 
     def build(self, batches: Iterator[Batch], normaliser: BatchNormaliser) -> Roster:
@@ -364,6 +366,7 @@ class _Builder:
                 prepared, results = pending.popleft()
                 self._make_rows(prepared, results())
         self.answered.clear()  # nothing more to send
+        self.answered_notes.clear()
         while pending:
             prepared, results = pending.popleft()
             answers = results()
@@ -405,9 +408,12 @@ class _Builder:
         distinct.pop(None, None)
         keys = cast("list[CellKey]", list(distinct))
         answered = self.answered
-        known = {key: answered[key] for key in keys if key in answered} if answered else {}
-        fresh = [key for key in keys if key not in known] if known else keys
-        return _Prepared(batch, regions, bad_regions, cells, known), fresh
+        seen = answered.keys() & distinct.keys()  # a set operation: over the smaller of the two
+        if not seen:
+            return _Prepared(batch, regions, bad_regions, cells, None), keys
+        notes = self.answered_notes
+        known = Answers({key: answered[key] for key in seen}, {key: notes[key] for key in seen if key in notes})
+        return _Prepared(batch, regions, bad_regions, cells, known), list(filterfalse(seen.__contains__, keys))
 
     def _without_blanks(self, batch: Batch) -> Batch:
         """The batch without its blank records (only counted); most rows have a user, so
@@ -428,18 +434,21 @@ class _Builder:
             {new[k]: v for k, v in batch.overflow.items() if k in new},
         )
 
-    def _remember(self, results: dict[CellKey, CellResult]) -> None:
+    def _remember(self, answers: Answers) -> None:
         """Keep a batch's answers for the batches after it, up to ``KNOWN_CELLS`` of them:
         a number repeated across the file (a site's switchboard) is normalised once per
         that many distinct cells, and the cache's memory stays bounded."""
-        if len(self.answered) + len(results) > KNOWN_CELLS:
+        if len(self.answered) + len(answers.graphs) > KNOWN_CELLS:
             self.answered.clear()
-        self.answered.update(results)
+            self.answered_notes.clear()
+        self.answered.update(answers.graphs)
+        self.answered_notes.update(answers.notes)
 
-    def _make_rows(self, prepared: _Prepared, results: dict[CellKey, CellResult]) -> None:
-        self._remember(results)
+    def _make_rows(self, prepared: _Prepared, answers: Answers) -> None:
+        self._remember(answers)
         if prepared.known:
-            results = {**results, **prepared.known}
+            answers.graphs.update(prepared.known.graphs)
+            answers.notes.update(prepared.known.notes)
         batch = prepared.batch
         at = self.at
         rows = list(batch.rows)  # one int per row number, shared by the row, its user and issues
@@ -449,7 +458,7 @@ class _Builder:
         keys = self._user_keys(users, rows, found)
         for k in prepared.bad_regions:
             self._add(found, k, rows[k], "region", Severity.WARNING, "invalid_region", _bad_region(columns[at.region][k]))  # type: ignore[index]
-        graphs = {t: self._phones(t, name, cells, results, rows, found) for (t, name, _), cells in zip(at.phones, prepared.cells)}
+        graphs = {t: self._phones(t, name, cells, answers, rows, found) for (t, name, _), cells in zip(at.phones, prepared.cells)}
         sms = self._sms_sign_in(columns[at.sms_sign_in], rows, found) if at.sms_sign_in is not None else None
         for k in sorted(batch.uncached):
             for position in sorted(batch.uncached[k]):
@@ -502,19 +511,20 @@ class _Builder:
         phone_type: PhoneType,
         field_name: str,
         cells: list[CellKey | None],
-        results: Mapping[CellKey, CellResult],
+        answers: Answers,
         rows: Sequence[int],
         found: _Found,
     ) -> list[str | None]:
         """A phone column in Graph's form (None: blank or unusable), and its cells' problems."""
-        answers = list(map(results.get, cells))  # type: ignore[arg-type]  # a blank cell (None) has no answer
-        for k in [k for k, a in enumerate(answers) if a is not None and (a[1] or a[3])]:
-            _, problem, reason, warning = answers[k]  # type: ignore[misc]
-            if problem:
-                self._add(found, k, rows[k], field_name, Severity.ERROR, problem, reason)
-            else:
-                self._add(found, k, rows[k], field_name, Severity.WARNING, warning, reason)  # type: ignore[arg-type]
-        return [a[0] if a is not None else None for a in answers]
+        notes = answers.notes
+        if notes:
+            for k in compress(count(), map(notes.__contains__, cells)):
+                problem, reason, warning = notes[cells[k]]  # type: ignore[index]  # a cell with a note is not blank
+                if problem:
+                    self._add(found, k, rows[k], field_name, Severity.ERROR, problem, reason)
+                else:
+                    self._add(found, k, rows[k], field_name, Severity.WARNING, warning, reason)  # type: ignore[arg-type]
+        return list(map(answers.graphs.get, cells))  # type: ignore[arg-type]  # a blank cell (None) has no answer
 
     def _sms_sign_in(self, column: list[str], rows: Sequence[int], found: _Found) -> list[bool | None]:
         """The SMS sign-in column (None: blank), each distinct cell parsed once; an
