@@ -342,6 +342,7 @@ class _Builder:
         self.repeats: dict[str, list[int]] = {}  # key -> row positions, for users on several rows
         self.owner: dict[str, str] = {}  # mobile -> the first user (of a row without error) with it
         self.shared: dict[str, set[str]] = {}  # mobile -> its users, when more than one
+        self.masked: dict[str, str] = {}  # shared mobile -> its masked form, for the reasons
         self.region_cache: dict[str, str | None] = {"": region}
         self.sms_cache: dict[str, bool | None] = {}
         self.answered: dict[CellKey, str | None] = {}  # answers kept across batches: Graph forms
@@ -518,12 +519,13 @@ class _Builder:
         """A phone column in Graph's form (None: blank or unusable), and its cells' problems."""
         notes = answers.notes
         if notes:
+            sheet = self.sheet
+            column = self.names.get(field_name)
             for k in compress(count(), map(notes.__contains__, cells)):
                 problem, reason, warning = notes[cells[k]]  # type: ignore[index]  # a cell with a note is not blank
-                if problem:
-                    self._add(found, k, rows[k], field_name, Severity.ERROR, problem, reason)
-                else:
-                    self._add(found, k, rows[k], field_name, Severity.WARNING, warning, reason)  # type: ignore[arg-type]
+                found.append((k, RowIssue(
+                    rows[k], sheet, column, Severity.ERROR if problem else Severity.WARNING, problem or warning, reason,  # type: ignore[arg-type]
+                )))
         return list(map(answers.graphs.get, cells))  # type: ignore[arg-type]  # a blank cell (None) has no answer
 
     def _sms_sign_in(self, column: list[str], rows: Sequence[int], found: _Found) -> list[bool | None]:
@@ -556,18 +558,23 @@ class _Builder:
     ) -> None:
         """Warnings for what needs a mobile on rows whose mobile cell is empty (or absent)."""
         alternates = graphs.get(PhoneType.ALTERNATE_MOBILE)
+        sheet = self.sheet
         if alternates is not None:
-            for k in [k for k, g in enumerate(alternates) if g and (mobile_cells is None or not mobile_cells[k])]:
-                self._add(
-                    found, k, rows[k], "alternate_mobile", Severity.WARNING, "alternate_without_mobile",
-                    "an alternate mobile needs a mobile first; it can only be added if the user already has one",
-                )
+            column = self.names.get("alternate_mobile")
+            reason = "an alternate mobile needs a mobile first; it can only be added if the user already has one"
+            found.extend(
+                (k, RowIssue(rows[k], sheet, column, Severity.WARNING, "alternate_without_mobile", reason))
+                for k, g in enumerate(alternates)
+                if g and (mobile_cells is None or not mobile_cells[k])
+            )
         if sms is not None:
-            for k in [k for k, s in enumerate(sms) if s and (mobile_cells is None or not mobile_cells[k])]:
-                self._add(
-                    found, k, rows[k], "sms_sign_in", Severity.WARNING, "sms_sign_in_without_mobile",
-                    "SMS sign-in works only on a mobile; it can only be enabled if the user already has one",
-                )
+            column = self.names.get("sms_sign_in")
+            reason = "SMS sign-in works only on a mobile; it can only be enabled if the user already has one"
+            found.extend(
+                (k, RowIssue(rows[k], sheet, column, Severity.WARNING, "sms_sign_in_without_mobile", reason))
+                for k, s in enumerate(sms)
+                if s and (mobile_cells is None or not mobile_cells[k])
+            )
 
     def _add_rows(
         self,
@@ -651,6 +658,8 @@ class _Builder:
                 continue
             first = owner(number, key)
             if first != key:
+                if number not in shared:
+                    self.masked.setdefault(number, mask(number))  # now, while the workers still run
                 shared.setdefault(number, {first}).add(key)
 
     # -- rows against each other -----------------------------------------------------------
@@ -661,7 +670,7 @@ class _Builder:
         level = _ERROR if issue.severity is Severity.ERROR else _WARNING
         if self.severity[i] < level:
             self.severity[i] = level
-            self.rows[i] = replace(self.rows[i], status=_STATUS[level])
+            self.rows[i] = _with_status(self.rows[i], _STATUS[level])
 
     def _check_repeats(self) -> None:
         """A user on several rows is applied once if the rows agree; else none is applied."""
@@ -697,27 +706,36 @@ class _Builder:
 
     def _check_shared_mobiles(self) -> None:
         """A mobile on the rows of several users: SMS sign-in can only work for one of them.
-        Each shared number's reason is written (and its number masked) once, for all its rows."""
+        Each shared number's reason is written once, for all its rows, from its masked form
+        (made as the rows came). This runs after the workers have finished: kept lean."""
         self.owner.clear()
         shared = self.shared
         if not shared:
             return
         severity = self.severity
-        column = self.names.get("mobile")
         rows = self.rows
         mobiles = self.mobiles
+        issues = self.issues
+        sheet = self.sheet
+        column = self.names.get("mobile")
+        masked = self.masked
         reasons: dict[str, str] = {}
         for i in compress(count(), map(shared.__contains__, mobiles)):
-            if severity[i] == _ERROR:
+            level = severity[i]
+            if level == _ERROR:
                 continue
             number = cast(str, mobiles[i])  # only numbers are shared
             reason = reasons.get(number)
             if reason is None:
                 reason = reasons[number] = (
-                    f"{mask(number)} is the mobile of {len(shared[number])} users; "
+                    f"{masked[number]} is the mobile of {len(shared[number])} users; "
                     "SMS sign-in can work for only one of them"
                 )
-            self._raise(i, RowIssue(rows[i].row, self.sheet, column, Severity.WARNING, "duplicate_mobile", reason))
+            row = rows[i]
+            issues.append(RowIssue(row.row, sheet, column, Severity.WARNING, "duplicate_mobile", reason))
+            if level == _OK:
+                severity[i] = _WARNING
+                rows[i] = _with_status(row, RowStatus.WARNING)
 
     def _finish(self) -> Roster:
         issues = sorted(self.issues, key=_row_of)  # stable: each row's issues keep their order
@@ -736,6 +754,12 @@ class _Builder:
             default_region=self.region,
             phone_types=tuple(PHONE_FIELDS[f] for f in self.colmap.phone_fields),
         )
+
+
+def _with_status(row: RosterRow, status: RowStatus) -> RosterRow:
+    """``replace(row, status=status)`` in a third of the time: tens of thousands of rows
+    can change status once every row is known (users on several rows, shared mobiles)."""
+    return RosterRow(row.row, row.sheet, row.user, row.key, row.phones, row.sms_sign_in, status, row.extra)
 
 
 def _bad_region(value: str) -> str:
