@@ -1,4 +1,5 @@
-"""The roster's frozen values keep every dataclass behaviour with their faster ``__init__``."""
+"""The roster's frozen values keep every dataclass behaviour with their faster ``__init__``, and
+the reader's bulk makers make values no different from the classes' own."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ import pickle
 
 import pytest
 
-from provision.model import DesiredUser, PhoneType, RosterRow, RowIssue, RowStatus, Severity
+from provision.model import (
+    DesiredUser,
+    PhoneType,
+    RosterRow,
+    RowIssue,
+    RowStatus,
+    Severity,
+    make_desired_user,
+    make_roster_row,
+    make_row_issue,
+)
 
 
 def test_rows_build_positionally_or_by_keyword_with_a_fresh_default_extra() -> None:
@@ -64,3 +75,19 @@ def test_a_dataclass_with_more_in_its_init_is_refused_when_it_loads() -> None:
     for cls in (Checked, Named):
         with pytest.raises(TypeError, match="only plain frozen slots dataclasses"):
             _slot_init(cls)
+
+
+def test_bulk_made_values_are_the_classes_own() -> None:
+    phones = {PhoneType.MOBILE: "+1 2065550100"}
+    row = make_roster_row(2, "Staff", "Ann@contoso.com", "ann@contoso.com", phones, None, RowStatus.OK, {"Dept": "x"})
+    same = RosterRow(2, "Staff", "Ann@contoso.com", "ann@contoso.com", phones, None, RowStatus.OK, {"Dept": "x"})
+    assert type(row) is RosterRow and row == same and repr(row) == repr(same)
+    assert dataclasses.replace(row, status=RowStatus.WARNING).status is RowStatus.WARNING
+    issue = make_row_issue(2, None, "Mobile", Severity.WARNING, "duplicate_mobile", "shared")
+    assert type(issue) is RowIssue and issue == RowIssue(2, None, "Mobile", Severity.WARNING, "duplicate_mobile", "shared")
+    assert hash(issue) == hash(RowIssue(2, None, "Mobile", Severity.WARNING, "duplicate_mobile", "shared"))
+    assert pickle.loads(pickle.dumps(issue)) == issue
+    user = make_desired_user("ann@contoso.com", "Ann@contoso.com", phones, True, (2,))
+    assert type(user) is DesiredUser and user == DesiredUser("ann@contoso.com", "Ann@contoso.com", phones, True, (2,))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        user.rows = (3,)  # type: ignore[misc]

@@ -51,6 +51,9 @@ from provision.model import (
     RowIssue,
     RowStatus,
     Severity,
+    make_desired_user,
+    make_roster_row,
+    make_row_issue,
 )
 from provision.roster import numbers as phones
 from provision.roster.columns import PHONE_FIELDS, ColumnMap, match_columns
@@ -485,7 +488,7 @@ class _Builder:
 
     def _add(self, found: _Found, k: int, row: int, field_name: str | None, severity: Severity, code: str, reason: str) -> None:
         column = self.names.get(field_name) if field_name else None
-        found.append((k, RowIssue(row, self.sheet, column, severity, code, reason)))
+        found.append((k, make_row_issue(row, self.sheet, column, severity, code, reason)))
 
     def _user_keys(self, users: list[str], rows: Sequence[int], found: _Found) -> list[str | None]:
         """Each user cell's matching key (``user_key``): the UPNs in one pass over the column,
@@ -523,7 +526,7 @@ class _Builder:
             column = self.names.get(field_name)
             for k in compress(count(), map(notes.__contains__, cells)):
                 problem, reason, warning = notes[cells[k]]  # type: ignore[index]  # a cell with a note is not blank
-                found.append((k, RowIssue(
+                found.append((k, make_row_issue(
                     rows[k], sheet, column, Severity.ERROR if problem else Severity.WARNING, problem or warning, reason,  # type: ignore[arg-type]
                 )))
         return list(map(answers.graphs.get, cells))  # type: ignore[arg-type]  # a blank cell (None) has no answer
@@ -563,7 +566,7 @@ class _Builder:
             column = self.names.get("alternate_mobile")
             reason = "an alternate mobile needs a mobile first; it can only be added if the user already has one"
             found.extend(
-                (k, RowIssue(rows[k], sheet, column, Severity.WARNING, "alternate_without_mobile", reason))
+                (k, make_row_issue(rows[k], sheet, column, Severity.WARNING, "alternate_without_mobile", reason))
                 for k, g in enumerate(alternates)
                 if g and (mobile_cells is None or not mobile_cells[k])
             )
@@ -571,7 +574,7 @@ class _Builder:
             column = self.names.get("sms_sign_in")
             reason = "SMS sign-in works only on a mobile; it can only be enabled if the user already has one"
             found.extend(
-                (k, RowIssue(rows[k], sheet, column, Severity.WARNING, "sms_sign_in_without_mobile", reason))
+                (k, make_row_issue(rows[k], sheet, column, Severity.WARNING, "sms_sign_in_without_mobile", reason))
                 for k, s in enumerate(sms)
                 if s and (mobile_cells is None or not mobile_cells[k])
             )
@@ -610,7 +613,7 @@ class _Builder:
         base = len(self.rows)
         self.rows.extend(
             map(
-                RosterRow,
+                make_roster_row,
                 batch.rows,
                 repeat(self.sheet),
                 users,
@@ -634,7 +637,7 @@ class _Builder:
             elif severity[k] == _ERROR:
                 first_error[key] = base + k
             else:
-                desired[key] = DesiredUser(key, users[k], phone_values[k], sms_values[k], (rows[k],))
+                desired[key] = make_desired_user(key, users[k], phone_values[k], sms_values[k], (rows[k],))
         if mobiles is not None:
             self._note_mobiles(mobiles, keys, severity)
 
@@ -732,7 +735,7 @@ class _Builder:
                     "SMS sign-in can work for only one of them"
                 )
             row = rows[i]
-            issues.append(RowIssue(row.row, sheet, column, Severity.WARNING, "duplicate_mobile", reason))
+            issues.append(make_row_issue(row.row, sheet, column, Severity.WARNING, "duplicate_mobile", reason))
             if level == _OK:
                 severity[i] = _WARNING
                 rows[i] = _with_status(row, RowStatus.WARNING)
@@ -757,9 +760,9 @@ class _Builder:
 
 
 def _with_status(row: RosterRow, status: RowStatus) -> RosterRow:
-    """``replace(row, status=status)`` in a third of the time: tens of thousands of rows
+    """``replace(row, status=status)`` in a fifth of the time: tens of thousands of rows
     can change status once every row is known (users on several rows, shared mobiles)."""
-    return RosterRow(row.row, row.sheet, row.user, row.key, row.phones, row.sms_sign_in, status, row.extra)
+    return make_roster_row(row.row, row.sheet, row.user, row.key, row.phones, row.sms_sign_in, status, row.extra)
 
 
 def _bad_region(value: str) -> str:
