@@ -483,7 +483,7 @@ class _Builder:
             level = _ERROR if issue.severity is Severity.ERROR else _WARNING
             if severity[k] < level:
                 severity[k] = level
-        self.issues.extend(issue for _, issue in found)
+        self.issues.extend(map(_second, found))
         self._add_rows(batch._replace(rows=rows), keys, graphs, sms, severity)
 
     def _add(self, found: _Found, k: int, row: int, field_name: str | None, severity: Severity, code: str, reason: str) -> None:
@@ -565,19 +565,19 @@ class _Builder:
         if alternates is not None:
             column = self.names.get("alternate_mobile")
             reason = "an alternate mobile needs a mobile first; it can only be added if the user already has one"
-            found.extend(
+            found.extend([
                 (k, make_row_issue(rows[k], sheet, column, Severity.WARNING, "alternate_without_mobile", reason))
                 for k, g in enumerate(alternates)
                 if g and (mobile_cells is None or not mobile_cells[k])
-            )
+            ])
         if sms is not None:
             column = self.names.get("sms_sign_in")
             reason = "SMS sign-in works only on a mobile; it can only be enabled if the user already has one"
-            found.extend(
+            found.extend([
                 (k, make_row_issue(rows[k], sheet, column, Severity.WARNING, "sms_sign_in_without_mobile", reason))
                 for k, s in enumerate(sms)
                 if s and (mobile_cells is None or not mobile_cells[k])
-            )
+            ])
 
     def _add_rows(
         self,
@@ -773,4 +773,5 @@ def _bad_region(value: str) -> str:
 
 
 _first = itemgetter(0)
+_second = itemgetter(1)
 _row_of = attrgetter("row")
