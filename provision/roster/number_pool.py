@@ -110,8 +110,12 @@ class BatchNormaliser:
             return normalise_now(keys)
         try:
             pool = self._started()
-            # Pieces smaller than a chunk keep every worker busy to the end of the file.
-            pieces = [keys[at : at + _PIECE] for at in range(0, len(keys), _PIECE)]
+            # Pieces smaller than a chunk keep every worker busy to the end of the file, and
+            # as many per worker, of one size, so the last batch's pieces end together.
+            count = -(-len(keys) // _PIECE)
+            count += -count % self.workers
+            size = -(-len(keys) // count)
+            pieces = [keys[at : at + size] for at in range(0, len(keys), size)]
             futures: list[Future[_Answers]] = [pool.submit(_work, _to_wire(piece)) for piece in pieces]
         except (OSError, RuntimeError, BrokenProcessPool):
             self.workers = 0
@@ -134,7 +138,7 @@ class BatchNormaliser:
         return out
 
 
-_PIECE = 5_000  # keys per task: ~0.15 s of work, so the last tasks end together
+_PIECE = 5_000  # keys per task at most: ~0.1 s of work
 
 # What crosses the process boundary, column-wise so pickling is a few flat lists: the
 # cells (raw texts, regions, phone type values, number-cell flags) one way; the Graph
