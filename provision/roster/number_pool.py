@@ -4,7 +4,8 @@ libphonenumber is pure Python (about 25 µs a number); a million-row roster hold
 1.5 million phone cells, each different. A chunk's distinct cells therefore go, in pieces
 of ``_PIECE``, to a process pool (one worker per core) while the caller carries on
 reading; on 2 cores this reads 1M rows in ~0.5x the in-process time (bench.roster_read).
-Cells and answers cross the process boundary as flat lists, cheap to pickle. The cells
+Cells and answers cross the process boundary as flat lists, cheap to pickle; the answers
+come back as one dict of Graph forms and a small one of the cells with a problem or warning. The cells
 are distinct already, so they go through ``normalise_distinct`` (no cache to fill). A
 failing pool falls back to doing the work in-process, so the result never depends on the
 pool.
@@ -21,17 +22,28 @@ import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from provision.model import PhoneType
 from provision.roster.numbers import normalise_distinct
 
 # (raw cell, region, phone type, cell was a spreadsheet number)
 CellKey = tuple[str, str | None, PhoneType | None, bool]
-# NormalisedPhone's fields as a plain tuple: what crosses the process boundary, cheaply.
-CellResult = tuple[str | None, str | None, str, str | None]
+# A cell's (problem, reason, warning), kept only for the few cells with a problem or a warning.
+CellNote = tuple[str | None, str, str | None]
+
+
+class Answers(NamedTuple):
+    """Normalised cells: ``graphs`` holds every cell's Graph form (None: unusable),
+    ``notes`` the cells that have a problem or a warning. Most cells have neither, so a
+    cell's answer is one string and whole columns map through ``graphs.get``."""
+
+    graphs: dict[CellKey, str | None]
+    notes: dict[CellKey, CellNote]
+
+
 # Results not necessarily ready yet: calling it waits for them.
-PendingCells = Callable[[], dict[CellKey, CellResult]]
+PendingCells = Callable[[], Answers]
 
 
 def default_workers() -> int:
@@ -43,13 +55,10 @@ def default_workers() -> int:
     return min(cpus, 4) if cpus > 1 else 0
 
 
-def normalise_cells(keys: Sequence[CellKey]) -> dict[CellKey, CellResult]:
-    """(graph, problem, reason, warning) for each cell, in this process."""
-    out: dict[CellKey, CellResult] = {}
-    for key in keys:
-        r = normalise_distinct(key[0], key[1], key[2], from_number=key[3])
-        out[key] = (r.graph, r.problem, r.reason, r.warning)
-    return out
+def normalise_cells(keys: Sequence[CellKey]) -> Answers:
+    """Each cell's answer, in this process."""
+    graphs, notes = _normalise(*_to_wire(keys)) if keys else ([], [])
+    return Answers(dict(zip(keys, graphs)), {keys[at]: note for at, note in notes})
 
 
 def normalise_now(keys: Sequence[CellKey]) -> PendingCells:
@@ -59,7 +68,7 @@ def normalise_now(keys: Sequence[CellKey]) -> PendingCells:
 
 
 class BatchNormaliser:
-    """``submit(keys)`` returns a callable that yields the results for those keys.
+    """``submit(keys)`` returns a callable that yields the answers for those keys.
 
     With ``workers == 0`` the work happens on submit; otherwise a process pool (started
     on first use, spawn context so no lock or thread is inherited) does it.
@@ -101,37 +110,45 @@ class BatchNormaliser:
             return normalise_now(keys)
         try:
             pool = self._started()
-            # Pieces smaller than a chunk keep every worker busy to the end of the file.
-            pieces = [keys[at : at + _PIECE] for at in range(0, len(keys), _PIECE)]
+            # Pieces smaller than a chunk keep every worker busy to the end of the file, and
+            # as many per worker, of one size, so the last batch's pieces end together.
+            count = -(-len(keys) // _PIECE)
+            count += -count % self.workers
+            size = -(-len(keys) // count)
+            pieces = [keys[at : at + size] for at in range(0, len(keys), size)]
             futures: list[Future[_Answers]] = [pool.submit(_work, _to_wire(piece)) for piece in pieces]
         except (OSError, RuntimeError, BrokenProcessPool):
             self.workers = 0
             return self.submit(keys)
         return lambda: self._collect(pieces, futures)
 
-    def _collect(self, pieces: list[Sequence[CellKey]], futures: list[Future[_Answers]]) -> dict[CellKey, CellResult]:
-        out: dict[CellKey, CellResult] = {}
+    def _collect(self, pieces: list[Sequence[CellKey]], futures: list[Future[_Answers]]) -> Answers:
+        out = Answers({}, {})
         for keys, future in zip(pieces, futures):
             try:
-                graphs, codes, outcomes = future.result()
+                graphs, notes = future.result()
             except (OSError, RuntimeError, BrokenProcessPool):
                 self.workers = 0
-                out.update(normalise_cells(keys))
+                done = normalise_cells(keys)
+                out.graphs.update(done.graphs)
+                out.notes.update(done.notes)
                 continue
-            out.update({key: (graph, *outcomes[code]) for key, graph, code in zip(keys, graphs, codes)})
+            out.graphs.update(zip(keys, graphs))
+            out.notes.update((keys[at], note) for at, note in notes)
         return out
 
 
-_PIECE = 5_000  # keys per task: ~0.15 s of work, so the last tasks end together
+_PIECE = 5_000  # keys per task at most: ~0.1 s of work
 
 # What crosses the process boundary, column-wise so pickling is a few flat lists: the
 # cells (raw texts, regions, phone type values, number-cell flags) one way; the Graph
-# forms and, per cell, an index into the distinct (problem, reason, warning) the other.
+# forms and the few notes (position in the piece, note) the other.
 _Wire = tuple[list[str], list[str | None], list[str | None], list[bool]]
-_Answers = tuple[list[str | None], list[int], list[tuple[str | None, str, str | None]]]
+_Answers = tuple[list[str | None], list[tuple[int, CellNote]]]
 
 
 _TYPE_VALUE: dict[PhoneType | None, str | None] = {t: t.value for t in PhoneType}
+_PHONE_TYPE: dict[str, PhoneType] = {t.value: t for t in PhoneType}
 
 
 def _to_wire(keys: Sequence[CellKey]) -> _Wire:
@@ -144,13 +161,15 @@ def _ready() -> None:
 
 
 def _work(wire: _Wire) -> _Answers:
-    raws, regions, types, numbers = wire
+    return _normalise(*wire)
+
+
+def _normalise(raws: list[str], regions: list[str | None], types: list[str | None], numbers: list[bool]) -> _Answers:
     graphs: list[str | None] = []
-    codes: list[int] = []
-    index: dict[tuple[str | None, str, str | None], int] = {}
-    phone_types = {t.value: t for t in PhoneType}
-    for raw, region, type_value, number in zip(raws, regions, types, numbers):
-        r = normalise_distinct(raw, region, phone_types[type_value] if type_value else None, from_number=number)
+    notes: list[tuple[int, CellNote]] = []
+    for at, (raw, region, type_value, number) in enumerate(zip(raws, regions, types, numbers)):
+        r = normalise_distinct(raw, region, _PHONE_TYPE[type_value] if type_value else None, from_number=number)
         graphs.append(r.graph)
-        codes.append(index.setdefault((r.problem, r.reason, r.warning), len(index)))
-    return graphs, codes, list(index)
+        if r.problem or r.warning:
+            notes.append((at, (r.problem, r.reason, r.warning)))
+    return graphs, notes

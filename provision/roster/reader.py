@@ -35,7 +35,7 @@ from bisect import bisect_left
 from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from itertools import chain, repeat
+from itertools import chain, compress, count, filterfalse, repeat
 from operator import attrgetter, itemgetter
 from os import PathLike
 from pathlib import Path
@@ -51,15 +51,19 @@ from provision.model import (
     RowIssue,
     RowStatus,
     Severity,
+    make_desired_user,
+    make_roster_row,
+    make_row_issue,
 )
 from provision.roster import numbers as phones
 from provision.roster.columns import PHONE_FIELDS, ColumnMap, match_columns
 from provision.roster.files import BATCH_ROWS, FRAME_PATH, Batch, Table, frame_table, open_table, sheet_names
 from provision.roster.memory import give_back_freed_memory
 from provision.roster.number_pool import (
+    Answers,
     BatchNormaliser,
     CellKey,
-    CellResult,
+    CellNote,
     PendingCells,
     default_workers,
     normalise_now,
@@ -210,13 +214,22 @@ def _size(path: Path) -> int:
 def _no_cycle_collection() -> Iterator[None]:
     """The cyclic garbage collector paused while a roster is built: a million rows are
     millions of new, acyclic objects, and each full collection walks all of them (about
-    half of the main process's time, measured). Reference counting still frees them."""
+    half of the main process's time, measured). Reference counting still frees them.
+
+    When it resumes, the new objects are moved straight to the oldest generation (a
+    freeze and unfreeze: two list splices). Left young, the first collection after would
+    walk all of them only to promote them (~0.4 s for a million rows, measured), and again
+    on their way to the oldest generation. Not done when the caller has frozen objects of
+    its own: unfreezing would hand those back to the collector."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            if not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
@@ -298,7 +311,7 @@ class _Prepared:
     regions: list[str | None] | None  # None: every record has the default region
     bad_regions: list[int]
     cells: list[list[CellKey | None]]
-    known: dict[CellKey, CellResult]  # answers of earlier batches, for cells not sent again
+    known: Answers | None  # answers of earlier batches, for cells not sent again
 
 
 _Found = list[tuple[int, RowIssue]]  # (index in the batch, issue)
@@ -332,9 +345,11 @@ class _Builder:
         self.repeats: dict[str, list[int]] = {}  # key -> row positions, for users on several rows
         self.owner: dict[str, str] = {}  # mobile -> the first user (of a row without error) with it
         self.shared: dict[str, set[str]] = {}  # mobile -> its users, when more than one
+        self.masked: dict[str, str] = {}  # shared mobile -> its masked form, for the reasons
         self.region_cache: dict[str, str | None] = {"": region}
         self.sms_cache: dict[str, bool | None] = {}
-        self.answered: dict[CellKey, CellResult] = {}
+        self.answered: dict[CellKey, str | None] = {}  # answers kept across batches: Graph forms
+        self.answered_notes: dict[CellKey, CellNote] = {}  # and the notes among them
         self.bad_sms: set[str] = set()
 
     def build(self, batches: Iterator[Batch], normaliser: BatchNormaliser) -> Roster:
@@ -355,6 +370,7 @@ class _Builder:
                 prepared, results = pending.popleft()
                 self._make_rows(prepared, results())
         self.answered.clear()  # nothing more to send
+        self.answered_notes.clear()
         while pending:
             prepared, results = pending.popleft()
             answers = results()
@@ -396,9 +412,12 @@ class _Builder:
         distinct.pop(None, None)
         keys = cast("list[CellKey]", list(distinct))
         answered = self.answered
-        known = {key: answered[key] for key in keys if key in answered} if answered else {}
-        fresh = [key for key in keys if key not in known] if known else keys
-        return _Prepared(batch, regions, bad_regions, cells, known), fresh
+        seen = answered.keys() & distinct.keys()  # a set operation: over the smaller of the two
+        if not seen:
+            return _Prepared(batch, regions, bad_regions, cells, None), keys
+        notes = self.answered_notes
+        known = Answers({key: answered[key] for key in seen}, {key: notes[key] for key in seen if key in notes})
+        return _Prepared(batch, regions, bad_regions, cells, known), list(filterfalse(seen.__contains__, keys))
 
     def _without_blanks(self, batch: Batch) -> Batch:
         """The batch without its blank records (only counted); most rows have a user, so
@@ -419,18 +438,21 @@ class _Builder:
             {new[k]: v for k, v in batch.overflow.items() if k in new},
         )
 
-    def _remember(self, results: dict[CellKey, CellResult]) -> None:
+    def _remember(self, answers: Answers) -> None:
         """Keep a batch's answers for the batches after it, up to ``KNOWN_CELLS`` of them:
         a number repeated across the file (a site's switchboard) is normalised once per
         that many distinct cells, and the cache's memory stays bounded."""
-        if len(self.answered) + len(results) > KNOWN_CELLS:
+        if len(self.answered) + len(answers.graphs) > KNOWN_CELLS:
             self.answered.clear()
-        self.answered.update(results)
+            self.answered_notes.clear()
+        self.answered.update(answers.graphs)
+        self.answered_notes.update(answers.notes)
 
-    def _make_rows(self, prepared: _Prepared, results: dict[CellKey, CellResult]) -> None:
-        self._remember(results)
+    def _make_rows(self, prepared: _Prepared, answers: Answers) -> None:
+        self._remember(answers)
         if prepared.known:
-            results = {**results, **prepared.known}
+            answers.graphs.update(prepared.known.graphs)
+            answers.notes.update(prepared.known.notes)
         batch = prepared.batch
         at = self.at
         rows = list(batch.rows)  # one int per row number, shared by the row, its user and issues
@@ -440,7 +462,7 @@ class _Builder:
         keys = self._user_keys(users, rows, found)
         for k in prepared.bad_regions:
             self._add(found, k, rows[k], "region", Severity.WARNING, "invalid_region", _bad_region(columns[at.region][k]))  # type: ignore[index]
-        graphs = {t: self._phones(t, name, cells, results, rows, found) for (t, name, _), cells in zip(at.phones, prepared.cells)}
+        graphs = {t: self._phones(t, name, cells, answers, rows, found) for (t, name, _), cells in zip(at.phones, prepared.cells)}
         sms = self._sms_sign_in(columns[at.sms_sign_in], rows, found) if at.sms_sign_in is not None else None
         for k in sorted(batch.uncached):
             for position in sorted(batch.uncached[k]):
@@ -461,12 +483,12 @@ class _Builder:
             level = _ERROR if issue.severity is Severity.ERROR else _WARNING
             if severity[k] < level:
                 severity[k] = level
-        self.issues.extend(issue for _, issue in found)
+        self.issues.extend(map(_second, found))
         self._add_rows(batch._replace(rows=rows), keys, graphs, sms, severity)
 
     def _add(self, found: _Found, k: int, row: int, field_name: str | None, severity: Severity, code: str, reason: str) -> None:
         column = self.names.get(field_name) if field_name else None
-        found.append((k, RowIssue(row, self.sheet, column, severity, code, reason)))
+        found.append((k, make_row_issue(row, self.sheet, column, severity, code, reason)))
 
     def _user_keys(self, users: list[str], rows: Sequence[int], found: _Found) -> list[str | None]:
         """Each user cell's matching key (``user_key``): the UPNs in one pass over the column,
@@ -493,19 +515,21 @@ class _Builder:
         phone_type: PhoneType,
         field_name: str,
         cells: list[CellKey | None],
-        results: Mapping[CellKey, CellResult],
+        answers: Answers,
         rows: Sequence[int],
         found: _Found,
     ) -> list[str | None]:
         """A phone column in Graph's form (None: blank or unusable), and its cells' problems."""
-        answers = list(map(results.get, cells))  # type: ignore[arg-type]  # a blank cell (None) has no answer
-        for k in [k for k, a in enumerate(answers) if a is not None and (a[1] or a[3])]:
-            _, problem, reason, warning = answers[k]  # type: ignore[misc]
-            if problem:
-                self._add(found, k, rows[k], field_name, Severity.ERROR, problem, reason)
-            else:
-                self._add(found, k, rows[k], field_name, Severity.WARNING, warning, reason)  # type: ignore[arg-type]
-        return [a[0] if a is not None else None for a in answers]
+        notes = answers.notes
+        if notes:
+            sheet = self.sheet
+            column = self.names.get(field_name)
+            for k in compress(count(), map(notes.__contains__, cells)):
+                problem, reason, warning = notes[cells[k]]  # type: ignore[index]  # a cell with a note is not blank
+                found.append((k, make_row_issue(
+                    rows[k], sheet, column, Severity.ERROR if problem else Severity.WARNING, problem or warning, reason,  # type: ignore[arg-type]
+                )))
+        return list(map(answers.graphs.get, cells))  # type: ignore[arg-type]  # a blank cell (None) has no answer
 
     def _sms_sign_in(self, column: list[str], rows: Sequence[int], found: _Found) -> list[bool | None]:
         """The SMS sign-in column (None: blank), each distinct cell parsed once; an
@@ -537,18 +561,23 @@ class _Builder:
     ) -> None:
         """Warnings for what needs a mobile on rows whose mobile cell is empty (or absent)."""
         alternates = graphs.get(PhoneType.ALTERNATE_MOBILE)
+        sheet = self.sheet
         if alternates is not None:
-            for k in [k for k, g in enumerate(alternates) if g and (mobile_cells is None or not mobile_cells[k])]:
-                self._add(
-                    found, k, rows[k], "alternate_mobile", Severity.WARNING, "alternate_without_mobile",
-                    "an alternate mobile needs a mobile first; it can only be added if the user already has one",
-                )
+            column = self.names.get("alternate_mobile")
+            reason = "an alternate mobile needs a mobile first; it can only be added if the user already has one"
+            found.extend([
+                (k, make_row_issue(rows[k], sheet, column, Severity.WARNING, "alternate_without_mobile", reason))
+                for k, g in enumerate(alternates)
+                if g and (mobile_cells is None or not mobile_cells[k])
+            ])
         if sms is not None:
-            for k in [k for k, s in enumerate(sms) if s and (mobile_cells is None or not mobile_cells[k])]:
-                self._add(
-                    found, k, rows[k], "sms_sign_in", Severity.WARNING, "sms_sign_in_without_mobile",
-                    "SMS sign-in works only on a mobile; it can only be enabled if the user already has one",
-                )
+            column = self.names.get("sms_sign_in")
+            reason = "SMS sign-in works only on a mobile; it can only be enabled if the user already has one"
+            found.extend([
+                (k, make_row_issue(rows[k], sheet, column, Severity.WARNING, "sms_sign_in_without_mobile", reason))
+                for k, s in enumerate(sms)
+                if s and (mobile_cells is None or not mobile_cells[k])
+            ])
 
     def _add_rows(
         self,
@@ -584,7 +613,7 @@ class _Builder:
         base = len(self.rows)
         self.rows.extend(
             map(
-                RosterRow,
+                make_roster_row,
                 batch.rows,
                 repeat(self.sheet),
                 users,
@@ -608,7 +637,7 @@ class _Builder:
             elif severity[k] == _ERROR:
                 first_error[key] = base + k
             else:
-                desired[key] = DesiredUser(key, users[k], phone_values[k], sms_values[k], (rows[k],))
+                desired[key] = make_desired_user(key, users[k], phone_values[k], sms_values[k], (rows[k],))
         if mobiles is not None:
             self._note_mobiles(mobiles, keys, severity)
 
@@ -632,6 +661,8 @@ class _Builder:
                 continue
             first = owner(number, key)
             if first != key:
+                if number not in shared:
+                    self.masked.setdefault(number, mask(number))  # now, while the workers still run
                 shared.setdefault(number, {first}).add(key)
 
     # -- rows against each other -----------------------------------------------------------
@@ -642,7 +673,7 @@ class _Builder:
         level = _ERROR if issue.severity is Severity.ERROR else _WARNING
         if self.severity[i] < level:
             self.severity[i] = level
-            self.rows[i] = replace(self.rows[i], status=_STATUS[level])
+            self.rows[i] = _with_status(self.rows[i], _STATUS[level])
 
     def _check_repeats(self) -> None:
         """A user on several rows is applied once if the rows agree; else none is applied."""
@@ -677,21 +708,37 @@ class _Builder:
             self._note_mobiles(self.mobiles, [r.key for r in rows], self.severity)
 
     def _check_shared_mobiles(self) -> None:
-        """A mobile on the rows of several users: SMS sign-in can only work for one of them."""
+        """A mobile on the rows of several users: SMS sign-in can only work for one of them.
+        Each shared number's reason is written once, for all its rows, from its masked form
+        (made as the rows came). This runs after the workers have finished: kept lean."""
         self.owner.clear()
         shared = self.shared
         if not shared:
             return
         severity = self.severity
+        rows = self.rows
+        mobiles = self.mobiles
+        issues = self.issues
+        sheet = self.sheet
         column = self.names.get("mobile")
-        hits = [(i, number) for i, number in enumerate(self.mobiles) if number in shared and severity[i] != _ERROR]
-        for i, number in hits:
-            assert number is not None  # only numbers are shared
-            self._raise(i, RowIssue(
-                self.rows[i].row, self.sheet, column, Severity.WARNING, "duplicate_mobile",
-                f"{mask(number)} is the mobile of {len(shared[number])} users; "
-                "SMS sign-in can work for only one of them",
-            ))
+        masked = self.masked
+        reasons: dict[str, str] = {}
+        for i in compress(count(), map(shared.__contains__, mobiles)):
+            level = severity[i]
+            if level == _ERROR:
+                continue
+            number = cast(str, mobiles[i])  # only numbers are shared
+            reason = reasons.get(number)
+            if reason is None:
+                reason = reasons[number] = (
+                    f"{masked[number]} is the mobile of {len(shared[number])} users; "
+                    "SMS sign-in can work for only one of them"
+                )
+            row = rows[i]
+            issues.append(make_row_issue(row.row, sheet, column, Severity.WARNING, "duplicate_mobile", reason))
+            if level == _OK:
+                severity[i] = _WARNING
+                rows[i] = _with_status(row, RowStatus.WARNING)
 
     def _finish(self) -> Roster:
         issues = sorted(self.issues, key=_row_of)  # stable: each row's issues keep their order
@@ -712,6 +759,12 @@ class _Builder:
         )
 
 
+def _with_status(row: RosterRow, status: RowStatus) -> RosterRow:
+    """``replace(row, status=status)`` in a fifth of the time: tens of thousands of rows
+    can change status once every row is known (users on several rows, shared mobiles)."""
+    return make_roster_row(row.row, row.sheet, row.user, row.key, row.phones, row.sms_sign_in, status, row.extra)
+
+
 def _bad_region(value: str) -> str:
     return (
         f"{_quote(value)} is not a country code (ISO 3166 like GB, or a calling code like +44); "
@@ -720,4 +773,5 @@ def _bad_region(value: str) -> str:
 
 
 _first = itemgetter(0)
+_second = itemgetter(1)
 _row_of = attrgetter("row")
