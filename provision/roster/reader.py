@@ -18,8 +18,8 @@ then the batch's ``RosterRow`` values, and ``DesiredUser`` for users met for the
 time, are made in one pass each. The checks across rows (a user on several rows, a
 mobile shared by users) run at the end and only rewrite the rows they concern.
 
-pandas parses the file (``files``: read_csv, read_excel; its import costs ~0.25 s and
-~85 MB per process, measured); the checks here don't use it: the column operations needed
+``files`` parses the file (a CSV through pandas' read_csv, whose import costs ~0.25 s and
+~85 MB per process, measured; a workbook through python-calamine); the checks here don't use it: the column operations needed
 are plain Python over lists (the UPN check with ``re`` over a column measured 3x faster than pyarrow's
 vectorised regex once the column is converted). The source may also be a pandas
 DataFrame (``provision.roster.files.frame_table``). The cyclic garbage collector is
