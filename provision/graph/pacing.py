@@ -11,22 +11,32 @@ discovers the limit and then stays just under it, with:
 
 A lane's rate goes through three phases (four against a window quota):
 
-``startup``    no throttle yet: the rate doubles while it is what holds callers back;
-``recovery``   after the first throttle: halved, or lower, to the limit R for which a
-               server bucket holding a second of R, full at our first request, would have
-               run dry just then given what we sent (the server's burst allowance hid the
-               limit while we overshot it; what got through per second would count it,
-               and miss what overflowed while we ramped up below R); after a long ramp (a
-               high limit, often reached with concurrency, not the rate, binding) set to
-               what got through outright. Then growing 15% a second until the next throttle;
+``startup``    no throttle yet: slow start, clocked by answers (as TCP's): each operation
+               answered while the rate held callers back adds half of itself per round trip,
+               so the rate grows 50% per round trip (per 0.2 s at most) whatever the limit,
+               from a few items in the lane's bucket, not a burst. Write batches are small
+               meanwhile (``ExecutorSettings.unsettled_batch_interval_s``): the server's
+               burst allowance hides its limit until we are far above it, and the first
+               throttle costs about a batch and a half;
+``recovery``   after the first throttle: the limit R for which a server bucket holding 1.5 s
+               of R (the middle of what we expect), full at our first request, would have
+               run dry just then given what we sent (what got through per second would
+               count the allowance, and miss what overflowed while we ramped up below R);
+               after a long ramp (a high limit, concurrency binding) what got through
+               outright. Then growing 15% a second until the next throttle;
 ``steady``     from the second throttle on, the lane knows what the server refilled
                between two throttles: its bucket was empty at both, so that is what we
                sent in between plus the debt the first left (throttled items still take
-               tokens), counted by dispatch (the order the server saw), less any refill
-               that overflowed while we ran below it: its limit. It restarts a little
-               above that and probes upwards, slowly at first and faster the longer nothing
-               is throttled (as TCP CUBIC does), so throttles come every 15-30 s and cost
-               an item or two each.
+               tokens), counted by dispatch (the order the server saw), replayed against a
+               bucket holding a second of the rate, so what overflowed while we ran below it
+               counts too: its limit. It restarts at that and probes upwards, slowly at first
+               and faster the longer nothing is throttled (as TCP CUBIC does).
+
+After every throttle the server's bucket refills during the pause (up to its allowance:
+at least a second of its rate): the lane sends that on top of its rate once the pause
+ends (less a tenth of a second of it, for the estimate's error), or it would sit there
+unspent at the end of a short job. A 20 s job can get at most (allowance + 20 s) of the
+limit: every tenth of a second of it wasted costs 0.5%.
 
 A long ``Retry-After`` (``long_retry_after_s``, 5 s, or more) says the server counts over a
 window instead (a quota of N writes per W seconds, the shape of Graph's identity write
@@ -44,12 +54,12 @@ quota: 3,000 per 150 s per app and tenant), and the lane switches to that model 
                bursts into a window that has just been shown to be full.
 
 Only requests dispatched after the last cut can cause another: the ones already in flight
-when we cut are part of the same congestion event (TCP's once-per-round-trip rule). After
-a throttle, the lane's bucket copies the server's (empty, minus the throttled items, minus
-what is still on its way), so the first request after the pause waits until the server can
-take all of it. When the rate may still be far off (a throttle again right after a pause,
-or a server a second or more in debt), that first request goes alone and the rest wait for
-its answer.
+when we cut are part of the same congestion event (TCP's once-per-round-trip rule), and
+their answers' Retry-After counts from their dispatch (the server counted it from when it
+checked them), so they don't stretch the pause while the server's bucket refills past
+full. After a throttle, the lane's bucket copies the server's (empty, minus the throttled
+items, minus what is still on its way), so the first request after the pause waits until
+the server can take all of it.
 
 Usage, one HTTP request (a ``$batch`` of up to 20 writes)::
 
@@ -146,14 +156,13 @@ class LanePhase(StrEnum):
 class PacingSettings:
     """Tuning constants, chosen with ``bench/pacing_sim.py`` (virtual time, a token-bucket
     server that charges throttled items, 150-300 ms latency, write batches formed as the
-    executor forms them): with these same values, over 60 s runs (5 seeds), the achieved
+    executor forms them): with these same values, over 20 s runs (5 seeds), the achieved
     write rate is >= 0.97 of a limit of 20, 55, 100, 250 or 400 operations/s for a burst
-    allowance of 1-2 s, with <= 2% of operations throttled (2.8% at 20/s with a 2 s
-    allowance). Over 20 s runs, finding the limit costs more: >= 0.93 of it (1 s allowance),
-    >= 0.965 (1.5-2 s), with up to 4.6% throttled (7% at 20/s with a 2 s allowance: at that
-    limit one batch formed at the startup rate is a good part of the allowance). Against a
-    sliding window (450/15 s, 1,500/60 s, 3,000/150 s, four windows long) they get >= 0.95
-    of its average rate with <= 2% throttled."""
+    allowance of 1-2 s (0.974 at worst), and over 60 s runs >= 0.99, with <= 3.2% of
+    operations throttled in 20 s (the first throttle at a limit of 12-55/s with a 2 s
+    allowance, reached at 6-10 times the limit, costs a batch and a half of 5-15 items)
+    and <= 1.3% in 60 s. Against a sliding window (450/15 s, 1,500/60 s, 3,000/150 s, four
+    windows long) they get >= 0.95 of its average rate with <= 3% throttled."""
 
     initial_rate: float = 50.0
     """Operations/s per lane before anything is known; the lane starts with
@@ -511,7 +520,7 @@ class Pacer:
                 lane.live.add(slot)
                 if lane.phase is LanePhase.STARTUP and now - lane.first_sent_at < self.settings.long_ramp_s:
                     lane.ramp_log.append(slot)
-                if lane.phase is not LanePhase.STARTUP and not lane.cut_log_full:
+                if lane.phase in (LanePhase.RECOVERY, LanePhase.STEADY) and not lane.cut_log_full:
                     lane.cut_log.append(slot)
                     lane.cut_log_full = len(lane.cut_log) > _CUT_LOG_MAX
                 return slot
@@ -744,7 +753,7 @@ class Pacer:
         lane.bound_s = 0.0
 
     def _ramp_estimate(self, lane: _LaneState, slot: Slot, ceiling: float) -> float:
-        """The limit R for which a server bucket holding ``assumed_burst_s`` of R, full at
+        """The limit R for which a server bucket holding ``ramp_burst_s`` of R, full at
         our first request, would have run dry exactly at ``slot`` given what we sent: unlike
         what got through per second, this counts what overflowed while we ramped up below R."""
         before = [o for o in lane.ramp_log if o.sent_before < slot.sent_before]
@@ -758,9 +767,11 @@ class Pacer:
         """What the server refilled per second between the previous throttle and this one
         (None if that span is too short to say): its bucket was empty at both, so it refilled
         what we sent in between, plus the debt the previous one left (its throttled items
-        still took tokens), less what overflowed while we ran below its limit (so a lower
-        bound). Counted by dispatch, not by answer: an answer's latency moves it across an
-        event, not the server's bucket. (If a request sent just before this one, still
+        still took tokens), plus what overflowed while it was full (we ran below its limit,
+        or paused longer than it holds): the rate for which a bucket holding
+        ``assumed_burst_s`` of it, in that debt at the first, runs dry at the second given
+        what we sent. Counted by dispatch, not by answer: an answer's latency moves it across
+        an event, not the server's bucket. (If a request sent just before this one, still
         unanswered, ran it dry, the figure counts that request too: a batch or so high.)"""
         throttled = [o for o in lane.crossing_candidates if o.throttled_ops]
         if not throttled:
