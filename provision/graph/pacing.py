@@ -112,6 +112,8 @@ Sleep = Callable[[float], Awaitable[None]]
 # Requests remembered since the last throttle, to replay against a model of the server's
 # bucket at the next one; past this many the plain count (a lower bound) is used instead.
 _CUT_LOG_MAX = 20_000
+# Admitted writes remembered while no window is known: two of Graph's 150 s windows.
+_WINDOW_MEMORY_S = 300.0
 
 
 def _rate_run_dry(sends: list[tuple[float, int]], start: float | None, burst_s: float, low: float,
@@ -648,10 +650,12 @@ class Pacer:
         lane.sent_since_event += slot.operations
         if lane.comeback_at is not None and slot.dispatched_at >= lane.comeback_at:
             lane.ok_since_comeback += ok
-        if lane.window_len is not None and ok:
-            # Admitted writes of the last window (by when they left), to measure it.
+        if ok:
+            # Admitted writes of the last window (by when they left), to measure it; from
+            # the start, before any window is known (the first fills it).
             lane.ok_log.append((slot.dispatched_at, ok))
-            while lane.ok_log and lane.ok_log[0][0] < now - 2 * lane.window_len:
+            memory = 2 * lane.window_len if lane.window_len is not None else _WINDOW_MEMORY_S
+            while lane.ok_log and lane.ok_log[0][0] < now - memory:
                 lane.ok_log.popleft()
 
         if throttled and retry_after is None:
@@ -824,8 +828,13 @@ class Pacer:
         self._set_rate(lane, now, min(admitted, slot.rate_at_dispatch))
         # Evenly from the comeback on: items leave the window at the rate they entered it,
         # so a burst would only refill it. The one exception is what it freed between
-        # reopening and our comeback (the Retry-After's rounding).
-        lane.tokens = min(lane.tokens, 0.0) - lane.rate * (reopens - now)
+        # reopening and our comeback (the Retry-After's rounding)...
+        freed = lane.rate * (comeback - reopens)
+        if first:
+            # ...of which, the first time, only our first request is sure to have left: the
+            # window may reopen as late as the comeback, and slow start sent little at first.
+            freed = min(freed, sum(ok for at, ok in lane.ok_log if at <= since))
+        lane.tokens = min(lane.tokens, 0.0) - lane.rate * (comeback - now) + freed
         # Answers still on their way belong to the window that just filled.
         lane.sent_since_event = -sum(o.operations for o in lane.live if o is not slot)
         lane.phase = LanePhase.WINDOW

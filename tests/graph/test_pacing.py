@@ -549,6 +549,26 @@ def test_after_a_long_retry_after_it_resumes_at_the_rate_the_window_admitted(run
     assert 0.9 * window_rate <= achieved <= 1.15 * window_rate
 
 
+def test_a_later_window_throttle_counts_the_writes_admitted_before_the_first(run_virtual: Any) -> None:
+    # The window filled in the first seconds; right after the comeback it is full again
+    # (it reopened later than the rounded Retry-After said). What it holds now includes
+    # most of the writes that filled it the first time: counting only those sent since
+    # the first throttle would put its rate at a few writes/s.
+    async def main(loop: VirtualTimeLoop) -> tuple[Any, Any]:
+        pacer = Pacer(clock=loop.time)
+        await _fill_window(pacer, loop, 450)
+        first = pacer.snapshot().lanes[Lane.WRITE]
+        await asyncio.sleep(14)
+        async with pacer.slot(Lane.WRITE, 5) as slot:
+            slot.report(200, throttled=5, retry_after=1)
+        return first, pacer.snapshot().lanes[Lane.WRITE]
+
+    first, second = run_virtual(main)
+    assert (first.phase, second.phase, second.cuts) == (LanePhase.WINDOW, LanePhase.WINDOW, 2)
+    assert first.estimated_limit is not None and second.estimated_limit is not None
+    assert second.estimated_limit >= 0.8 * first.estimated_limit
+
+
 def test_after_a_long_retry_after_it_does_not_burst_into_the_window(run_virtual: Any) -> None:
     # The window it comes back to frees its items at the rate they entered: what a burst
     # would get through is what just left. So the first second back carries about one
