@@ -86,6 +86,7 @@ executor and the state reader read it.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import time
 from collections import deque
@@ -138,6 +139,30 @@ def _rate_run_dry(sends: list[tuple[float, int]], start: float | None, burst_s: 
         mid = (low + high) / 2
         low, high = (mid, high) if left(mid) < 0 else (low, mid)
     return high
+
+
+def _window_fits(admitted: list[tuple[float, int]], dispatched: float, answered: float, retry_after: float,
+                 low: float, high: float, step: float = 0.005) -> tuple[float, float] | None:
+    """The window lengths W in [``low``, ``high``] that agree with a throttle of a sliding
+    window: full when it checked the request (between its dispatch and its answer), it
+    reopens when its oldest admitted write leaves, W after that write arrived, and said so
+    in whole seconds rounded up (``retry_after``). ``admitted``: (dispatch time, writes) of
+    our admitted writes, in order; a write arrives no earlier than it left and no later
+    than the throttled request's round trip after. None if no W agrees (someone else's
+    writes share the window)."""
+    times = [at for at, _ in admitted]
+    late = answered - dispatched
+    fits = []
+    for i in range(int((high - low) / step) + 2):
+        w = min(low + i * step, high)
+        k = bisect.bisect_right(times, dispatched - w)
+        if k < len(times) and dispatched + retry_after - 1 - late < times[k] + w <= answered + retry_after:
+            fits.append(w)
+    return (fits[0], fits[-1]) if fits else None
+
+
+def _admitted_within(admitted: list[tuple[float, int]], since: float) -> int:
+    return sum(ok for at, ok in admitted if at > since)
 
 
 class Lane(StrEnum):
@@ -241,6 +266,23 @@ class PacingSettings:
     quota of N per W seconds), not in a token bucket (whose Retry-After is the time one
     token, or the debt, takes to refill: a second or three). The lane then restarts at the
     rate the window admitted (see ``Pacer``), evenly, when the window reopens."""
+    window_search_s: float = 0.2
+    """Against a window quota, Retry-After (whole seconds, rounded up) says how long the
+    window is to within a second; the lane starts from the middle of that and, while what
+    is left open is wider than this, tries the middle of the shorter half after each
+    window it went through unthrottled (a throttle puts it back at the longest). Each try
+    risks a throttle (a second's pause at least) for half the width's worth of rate."""
+    window_hold_margin_s: float = 1.0
+    """A window estimate counts as held once the longest window it could be, plus this
+    (the answer's round trip and the Retry-After's rounding), went by unthrottled."""
+    window_first_room: float = 0.5
+    """Sent evenly at r, any W of a window quota can still hold r * W plus one request (writes
+    go several to a request), so the lane keeps room for the biggest request of the last W:
+    the rate is (N - biggest) / W. After the first throttle, only this share of it: the
+    requests that filled the window were sized for the ramp's rate, several times what
+    the lane sends from now on (a throttle a window later says if it was not enough)."""
+    """A window estimate counts as held once the longest window it could be, plus this
+    (the answer's round trip and the Retry-After's rounding), went by unthrottled."""
     default_retry_after_s: float = 1.0
     """Pause after a 429 that carries no Retry-After."""
     unavailable_share_to_cut: float = 0.2
@@ -335,6 +377,11 @@ class _LaneState:
     comeback_at: float | None = None
     ok_since_comeback: int = 0
     window_len: float | None = None
+    window_low: float = 0.0
+    window_high: float = 0.0
+    window_count: float = 0.0
+    window_room: float = 1.0
+    window_counted: set[Slot] = field(default_factory=set)
     ok_log: deque[tuple[float, int]] = field(default_factory=deque)
     window_start: float = 0.0
     bound_s: float = 0.0
@@ -624,6 +671,7 @@ class Pacer:
         self._in_flight -= 1
         lane.in_flight -= 1
         lane.live.discard(slot)
+        lane.window_counted.discard(slot)
         if not reported:
             lane.failed_requests += 1
             if self._silent_since is None:  # no answer: the silence goes on (or starts)
@@ -658,6 +706,8 @@ class Pacer:
             while lane.ok_log and lane.ok_log[0][0] < now - memory:
                 lane.ok_log.popleft()
 
+        if slot in lane.window_counted:
+            self._uncount(lane, now, slot, throttled)
         if throttled and retry_after is None:
             retry_after = s.default_retry_after_s
         if retry_after is not None:
@@ -801,39 +851,65 @@ class Pacer:
         # the edge of its rate reopens about as it answers.
         comeback = now + retry_after
         reopens = comeback - (0.5 if retry_after > 1 else retry_after)
-        window_len = lane.window_len
-        first = window_len is None
-        if window_len is None:
-            # The first time: what got through since our first request (or the comeback
-            # before it) fills the window, and its oldest item leaves as it reopens.
-            since = lane.comeback_at if lane.comeback_at is not None else slot.dispatched_at
-            window_len = max(reopens - since, self.settings.long_retry_after_s)
-            in_window = lane.ok_since_comeback
-        else:
-            since = reopens - window_len
-            in_window = sum(ok for at, ok in lane.ok_log if at > since)
+        first = lane.window_len is None
         # Requests that left before the throttled one reached the window before it: count
-        # them as admitted, though their answers (slower than a 429's) are still on the way.
-        in_window += sum(o.operations for o in lane.live if since <= o.dispatched_at < slot.dispatched_at)
-        if first and in_window == 0:
-            # Full before we sent anything (another run of the same app, say): nothing
-            # says at what rate it admits. Wait, and measure from the comeback instead.
-            lane.comeback_at = comeback
-            lane.ok_since_comeback = 0
-            lane.last_cut_at = now
-            return
+        # them as admitted, though their answers (slower than a 429's) are still on the way
+        # (``_uncount`` takes out what they bring back throttled).
+        if first:
+            # The first time: what got through since our first request (or the comeback
+            # before it) fills the window, and its oldest item leaves as it reopens: W is
+            # known to within the Retry-After's rounding (a second), and the rate is taken
+            # from the middle of that (a short job lives off the first window).
+            since = lane.comeback_at if lane.comeback_at is not None else slot.dispatched_at
+            counted = {o for o in lane.live if o.dispatched_at >= since and o.sent_before < slot.sent_before}
+            in_window = lane.ok_since_comeback + sum(o.operations for o in counted)
+            if in_window == 0:
+                # Full before we sent anything (another run of the same app, say): nothing
+                # says at what rate it admits. Wait, and measure from the comeback instead.
+                lane.comeback_at = comeback
+                lane.ok_since_comeback = 0
+                lane.last_cut_at = now
+                return
+            floor = self.settings.long_retry_after_s
+            late = now - slot.dispatched_at
+            window_len = max(reopens - since, floor)
+            lane.window_low = max(slot.dispatched_at + retry_after - 1 - late - since, floor)
+            lane.window_high = max(comeback - since, floor)
+        else:
+            # Later: the window was full when it checked this request. Its Retry-After,
+            # against when our admitted writes left, narrows W; the count of what got
+            # through over the shortest and the longest W bounds what it holds. The rate
+            # comes from the longest W: the side that does not throttle again.
+            counted = {o for o in lane.live if o.sent_before < slot.sent_before}
+            admitted = sorted([*lane.ok_log, *((o.dispatched_at, o.operations) for o in counted)])
+            fits = _window_fits(admitted, slot.dispatched_at, now, retry_after, lane.window_low, lane.window_high)
+            if fits is not None:
+                lane.window_low, lane.window_high = fits
+            held = lane.window_len or lane.window_high
+            if held < lane.window_high:  # the window is longer than the one we kept to
+                lane.window_low = max(lane.window_low, held)
+            least = _admitted_within(admitted, slot.dispatched_at - lane.window_low)
+            most = _admitted_within(admitted, slot.dispatched_at - lane.window_high)
+            in_window = int(min(max(lane.window_count, least), most))
+            window_len = lane.window_high
+            since = slot.dispatched_at - window_len
+        lane.window_count = in_window
+        lane.window_counted = counted
         lane.window_len = window_len
         lane.ramp_log.clear()
-        admitted = in_window / window_len
-        self._set_rate(lane, now, min(admitted, slot.rate_at_dispatch))
+        lane.window_room = self.settings.window_first_room if first else 1.0
+        admitted_rate = self._window_rate(lane, slot.dispatched_at, in_window, window_len, lane.window_room)
+        self._set_rate(lane, now, min(admitted_rate, slot.rate_at_dispatch))
         # Evenly from the comeback on: items leave the window at the rate they entered it,
         # so a burst would only refill it. The one exception is what it freed between
         # reopening and our comeback (the Retry-After's rounding)...
-        freed = lane.rate * (comeback - reopens)
+        freed = 0.0
         if first:
             # ...of which, the first time, only our first request is sure to have left: the
             # window may reopen as late as the comeback, and slow start sent little at first.
-            freed = min(freed, sum(ok for at, ok in lane.ok_log if at <= since))
+            # (Later, the pause left a gap in what we sent, and the window frees it a window
+            # later: a burst now would fill it again just then.)
+            freed = min(lane.rate * (comeback - reopens), sum(ok for at, ok in lane.ok_log if at <= since))
         lane.tokens = min(lane.tokens, 0.0) - lane.rate * (comeback - now) + freed
         # Answers still on their way belong to the window that just filled.
         lane.sent_since_event = -sum(o.operations for o in lane.live if o is not slot)
@@ -846,13 +922,38 @@ class Pacer:
         lane.base_rate = lane.rate
         # Sending that rate evenly keeps a window of that size just full: probe only after
         # a whole window of it went through unthrottled.
-        lane.probe_s = -lane.window_len
+        lane.probe_s = -self._hold_s(lane)
         lane.last_cut_at = now
         lane.event_at = comeback
         lane.cuts += 1
         lane.unavailable_share = 0.0
         lane.window_start = now
         lane.bound_s = 0.0
+
+    def _window_rate(self, lane: _LaneState, now: float, count: float, length: float, room: float = 1.0) -> float:
+        # Writes go in requests of several: any stretch of W can hold one request more
+        # than W's worth of the rate. Keep room for ``room`` times the biggest we sent in
+        # the last W.
+        biggest = max([ok for at, ok in lane.ok_log if at > now - length] + [o.operations for o in lane.live],
+                      default=0)
+        return max(count - room * biggest, 1.0) / length
+
+    def _uncount(self, lane: _LaneState, now: float, slot: Slot, throttled: int) -> None:
+        """A request the last window cut counted as admitted came back with ``throttled``
+        items: the window held that many fewer, and admits that much less per second."""
+        lane.window_counted.discard(slot)
+        if not throttled or lane.window_len is None or lane.phase is not LanePhase.WINDOW:
+            return
+        lane.window_count -= throttled
+        rate = self._window_rate(lane, slot.dispatched_at, lane.window_count, lane.window_len, lane.window_room)
+        if rate >= lane.rate:
+            return
+        old = lane.rate
+        self._set_rate(lane, now, rate)
+        # The lane's bucket was set to be just full at the comeback at the old rate: keep
+        # that moment, or the lower rate would push our comeback later.
+        lane.tokens += (old - lane.rate) * max(0.0, self._paused_until - now)
+        lane.estimated_limit = lane.base_rate = lane.rate
 
     def _maybe_increase(self, lane: _LaneState, now: float, slot: Slot, ok: int) -> None:
         s = self.settings
@@ -878,6 +979,9 @@ class Pacer:
         bound, lane.bound_s = lane.bound_s, 0.0
         if bound <= 0:
             return
+        if lane.phase is LanePhase.WINDOW and lane.probe_s < 0 <= lane.probe_s + bound:
+            self._window_held(lane, now)
+            return
         lane.probe_s += bound
         t = max(lane.probe_s, 0.0)
         if lane.phase is LanePhase.RECOVERY:
@@ -885,3 +989,25 @@ class Pacer:
         else:
             rate = lane.base_rate * (1 + s.probe_linear * t + s.probe_quadratic * t * t)
         self._set_rate(lane, now, rate)
+
+    def _hold_s(self, lane: _LaneState) -> float:
+        # A window too full shows when its longest possible length has passed since the
+        # comeback, and the answer saying so takes a round trip and a second's rounding.
+        return lane.window_high + self.settings.window_hold_margin_s
+
+    def _window_held(self, lane: _LaneState, now: float) -> None:
+        """A whole window went through at the lane's estimate, unthrottled: the window is no
+        longer than the estimate. While what the Retry-After's rounding left open is wide,
+        try the middle of what remains for the next window (a throttle puts the estimate
+        back at its longest); then probe as in ``steady``."""
+        assert lane.window_len is not None
+        lane.probe_s = 0.0
+        if lane.window_high - lane.window_low > self.settings.window_search_s:
+            lane.window_high = lane.window_len
+            lane.window_len = (lane.window_low + lane.window_high) / 2
+            lane.probe_s = -self._hold_s(lane)
+        lane.window_room = 1.0
+        rate = self._window_rate(lane, now, lane.window_count, lane.window_len)
+        if rate > lane.rate:
+            self._set_rate(lane, now, rate)
+            lane.base_rate = lane.estimated_limit = lane.rate
