@@ -45,12 +45,15 @@ class ExecutorSettings:
     batch of 20 needs the server's whole 1 s allowance, and latency jitter alone gets some
     of its items throttled (``bench/pacing_sim.py --batch-interval 0``). 0: always full."""
     unsettled_batch_interval_s: float = 0.03
-    search_headroom: float = 1.5
+    search_headroom: float = 1.2
     """...and to ``unsettled_batch_interval_s`` of it while the pacer is still searching for
     the limit (``LaneSnapshot.settled`` false), or to what lets the pacer's requests in
     flight carry ``search_headroom`` times the rate in one round trip, if more (at 210 ms
-    and 8 in flight: 0.04 s): the server's burst allowance hides its limit until the rate
-    is several times above it, and the first throttle costs about a batch and a half."""
+    and 8 in flight: 0.03 s): the server's burst allowance hides its limit until the rate
+    is several times above it, and the first throttle costs about a batch and a half.
+    1.2, not more: at a limit of 20-55/s with a 2 s allowance (20 s jobs) 1.5 let 3.2% of
+    writes be throttled, 1.2 2.1%; 1.1 starts to hold a 400/s search back (0.967 of the
+    limit in 20 s, against 0.977) (``bench/pacing_sim.py``)."""
     queued_batches: int = 3
     """Batches handed to the client that may wait for the pacer's permission at once."""
     journal_in_thread: bool = True

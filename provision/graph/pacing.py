@@ -113,6 +113,9 @@ Sleep = Callable[[float], Awaitable[None]]
 # Requests remembered since the last throttle, to replay against a model of the server's
 # bucket at the next one; past this many the plain count (a lower bound) is used instead.
 _CUT_LOG_MAX = 20_000
+# The requests a window lane will send next are sized like those of the last second (the
+# executor sizes its batches to the rate), not like the bigger ones of a faster past.
+_RECENT_REQUESTS_S = 1.0
 # Admitted writes remembered while no window is known: two of Graph's 150 s windows.
 _WINDOW_MEMORY_S = 300.0
 
@@ -932,9 +935,8 @@ class Pacer:
 
     def _window_rate(self, lane: _LaneState, now: float, count: float, length: float, room: float = 1.0) -> float:
         # Writes go in requests of several: any stretch of W can hold one request more
-        # than W's worth of the rate. Keep room for ``room`` times the biggest we sent in
-        # the last W.
-        biggest = max([ok for at, ok in lane.ok_log if at > now - length] + [o.operations for o in lane.live],
+        # than W's worth of the rate. Keep room for ``room`` times the biggest of late.
+        biggest = max([ok for at, ok in lane.ok_log if at > now - _RECENT_REQUESTS_S] + [o.operations for o in lane.live],
                       default=0)
         return max(count - room * biggest, 1.0) / length
 

@@ -438,8 +438,8 @@ def test_while_the_limit_is_unknown_write_batches_are_smaller_but_concurrency_st
     settings = ExecutorSettings()
     # 0.03 s of the rate: a throttle then costs about a batch and a half of little.
     assert settings.write_batch_size(200, settled=False) == 6
-    # ...unless 8 requests in flight at 400 ms could not carry 1.5 times the rate: 0.075 s.
-    assert settings.write_batch_size(190, settled=False, round_trip_s=0.4, max_in_flight=8) == 15
+    # ...unless 8 requests in flight at 400 ms could not carry 1.2 times the rate: 0.06 s.
+    assert settings.write_batch_size(190, settled=False, round_trip_s=0.4, max_in_flight=8) == 12
     assert settings.write_batch_size(2000, settled=False) == 20
 
 
