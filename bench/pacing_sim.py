@@ -267,7 +267,12 @@ class ExecutorBatches:
     async def next_slot(self) -> Slot:
         """Permission to send the next batch (``slot.operations`` writes); release it after."""
         async with self._waiting:
-            size = self.sizing.write_batch_size(self.pacer.snapshot().lanes[Lane.WRITE].rate_limit)
+            snap = self.pacer.snapshot()
+            write = snap.lanes[Lane.WRITE]
+            # (A baseline copy of pacing.py may predate LaneSnapshot.settled: full batches then.)
+            size = self.sizing.write_batch_size(write.rate_limit, settled=getattr(write, "settled", True),
+                                                round_trip_s=getattr(write, "round_trip_s", None),
+                                                max_in_flight=snap.max_in_flight)
             slot: Slot = await self.pacer.acquire(Lane.WRITE, size)
             return slot
 

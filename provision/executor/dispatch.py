@@ -80,7 +80,6 @@ from provision.executor.turns import NumberTurns
 from provision.graph import ops as graph_ops
 from provision.graph.batch import Op, OpResult
 from provision.graph.client import GraphClient
-from provision.graph.pacing import Lane
 from provision.graph.retry import breaker_alarm
 
 __all__ = [
@@ -347,7 +346,7 @@ class _Run:
             return
         snap = self.pacer.snapshot()
         waiting = self.unanswered - snap.in_flight
-        write_size = self.settings.write_batch_size(snap.lanes[Lane.WRITE].rate_limit)
+        write_size = self.settings.write_batch_size_for(snap)
         while len(self.tasks) < self.max_batches and schedule.due:
             if waiting >= self.settings.queued_batches:
                 self.gated = True
