@@ -28,7 +28,9 @@ def test_a_callers_frozen_objects_stay_frozen_and_a_paused_collector_stays_pause
     try:
         frozen = gc.get_freeze_count()
         assert len(read_roster(path, workers=0).rows) == 2
-        assert gc.get_freeze_count() == frozen
+        # Frozen objects that die meanwhile leave the count (a full suite frees a few):
+        # nothing was added to it, and it wasn't emptied by an unfreeze.
+        assert frozen // 2 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
     gc.disable()
