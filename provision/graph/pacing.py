@@ -259,6 +259,13 @@ class PacingSettings:
     (as the lane's rate says, up to ``assumed_burst_s`` of it, less ``spend_margin_s`` of
     it) on top of the rate, at ``spend_boost`` times the rate, from the pause's end.
     Running at the rate alone would leave it there, unspent at the end of a short job."""
+    recovery_spend: float = 0.0
+    """...but only this share of it while the rate is the first throttle's guess
+    (``recovery``): the guess assumes a 1.5 s allowance and is a third too high at 2 s,
+    and a burst on top of a rate that is too high brings the next throttle within a round
+    trip or two (at 12/s with a 2 s allowance, 20 s jobs: 3 items of a 255-item run that
+    may lose 7). The cost, where the guess is low (12/s, 1 s allowance): 0.4-0.9% of the
+    limit (``bench/pacing_sim.py``)."""
     restart_bump: float = 0.0
     """Later throttles restart the rate at (what the server refilled between the last two
     throttles, per second) * (1 + bump). The stored refill is spent separately (above),
@@ -786,6 +793,8 @@ class Pacer:
         # rate after the pause (``_refill``), less a margin for our estimate's error.
         stored = min(at_pause_end, lane.rate * s.assumed_burst_s) - s.spend_margin_s * lane.rate
         spend = max(0.0, stored - max(0.0, min(at_pause_end, self._capacity(lane))))
+        if lane.phase is LanePhase.RECOVERY:
+            spend *= s.recovery_spend
         # Answers of the same congestion event (still on their way at the cut) only lower it.
         lane.spend = spend if lane.spend_fresh else min(lane.spend, spend)
         lane.spend_fresh = False

@@ -294,6 +294,35 @@ def test_after_a_throttle_what_the_server_stored_during_the_pause_goes_out_on_to
     assert in_two_seconds <= rate * (2.0 + settings.assumed_burst_s) + 1
 
 
+def test_after_a_first_throttle_the_rate_is_a_guess_and_nothing_goes_out_on_top_of_it(
+        run_virtual: Any) -> None:
+    # The first throttle's rate assumes an allowance; if the server's is larger, the guess
+    # is too high, and a burst on top of it would bring the next throttle at once.
+    async def main(loop: VirtualTimeLoop) -> tuple[float, float, list[float]]:
+        pacer = Pacer(clock=loop.time)
+        await _send_at(pacer, loop, 0.0, 40)
+        await _send_at(pacer, loop, 0.2, 40, throttled=2, retry_after=2)
+        write = pacer.snapshot().lanes[Lane.WRITE]
+        assert write.phase is LanePhase.RECOVERY
+        resumed = pacer.snapshot().paused_until or loop.time()
+        sent: list[float] = []
+
+        async def worker() -> None:
+            while loop.time() < resumed + 1.0:
+                async with pacer.slot(Lane.WRITE, 2) as slot:
+                    sent.extend([loop.time()] * 2)
+                    await asyncio.sleep(0.2)
+                    slot.report(200)
+
+        await asyncio.gather(*(worker() for _ in range(16)))
+        return write.rate_limit, resumed, sent
+
+    rate, resumed, sent = run_virtual(main)
+    in_the_second = sum(1 for t in sent if resumed <= t < resumed + 1.0)
+    # The rate (it grows 15% a second meanwhile) and our own bucket, no more.
+    assert in_the_second <= rate * (1.15 + PacingSettings().local_burst_s) + 2
+
+
 def test_answers_of_the_same_congestion_event_do_not_extend_the_pause(run_virtual: Any) -> None:
     # The server counts a Retry-After from when it checked the request (on arrival): an
     # answer still on its way when a throttle paused us says nothing new about when to resume.
