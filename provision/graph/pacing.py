@@ -33,9 +33,10 @@ A lane's rate goes through three phases (four against a window quota):
                and faster the longer nothing is throttled (as TCP CUBIC does).
 
 After every throttle the server's bucket refills during the pause (up to its allowance:
-at least a second of its rate): the lane sends that on top of its rate once the pause
-ends (less a tenth of a second of it, for the estimate's error), or it would sit there
-unspent at the end of a short job. A 20 s job can get at most (allowance + 20 s) of the
+at least a second of its rate): once the limit is measured (``steady``) the lane sends
+that on top of its rate once the pause ends (less a tenth of a second of it, for the
+estimate's error), or it would sit there unspent at the end of a short job. Not in
+``recovery``: on top of a guessed rate that is too high, it brings the next throttle at once. A 20 s job can get at most (allowance + 20 s) of the
 limit: every tenth of a second of it wasted costs 0.5%.
 
 A long ``Retry-After`` (``long_retry_after_s``, 5 s, or more) says the server counts over a
@@ -199,12 +200,12 @@ class PacingSettings:
     """Tuning constants, chosen with ``bench/pacing_sim.py`` (virtual time, a token-bucket
     server that charges throttled items, 150-300 ms latency, write batches formed as the
     executor forms them): with these same values, over 20 s runs (5 seeds), the achieved
-    write rate is >= 0.97 of a limit of 20, 55, 100, 250 or 400 operations/s for a burst
-    allowance of 1-2 s (0.977 at worst; 0.970 against the sandbox app itself, whose
-    batches answer after their slowest item), and over 60 s runs >= 0.99, with <= 2.1% of
+    write rate is >= 0.97 of a limit of 12, 20, 35, 55, 100, 150, 250 or 400 operations/s
+    for a burst allowance of 1-2 s (0.974 at worst; 0.972 against the sandbox app itself,
+    whose batches answer after their slowest item), and over 60 s runs >= 0.986, with <= 2.7% of
     operations throttled in 20 s (the first throttle at a limit of 12-55/s with a 2 s
     allowance, reached at 6-10 times the limit, costs a batch and a half of a few items;
-    at 12/s that is up to 4.3% of a 20 s job) and <= 1% in 60 s. Against a sliding
+    at 12/s that is up to 2% of a 20 s job) and <= 1.3% in 60 s. Against a sliding
     window (450/15 s, 1,500/60 s, 3,000/150 s, four windows long) they get >= 0.95 of its
     average rate (0.954 at worst, 0.952 against the sandbox) with <= 2.4% throttled. A
     20 s job against 450/15 s is one window and a third: its first throttle alone (the
