@@ -33,9 +33,10 @@ A lane's rate goes through three phases (four against a window quota):
                and faster the longer nothing is throttled (as TCP CUBIC does).
 
 After every throttle the server's bucket refills during the pause (up to its allowance:
-at least a second of its rate): the lane sends that on top of its rate once the pause
-ends (less a tenth of a second of it, for the estimate's error), or it would sit there
-unspent at the end of a short job. A 20 s job can get at most (allowance + 20 s) of the
+at least a second of its rate): once the limit is measured (``steady``) the lane sends
+that on top of its rate once the pause ends (less a tenth of a second of it, for the
+estimate's error), or it would sit there unspent at the end of a short job. Not in
+``recovery``: on top of a guessed rate that is too high, it brings the next throttle at once. A 20 s job can get at most (allowance + 20 s) of the
 limit: every tenth of a second of it wasted costs 0.5%.
 
 A long ``Retry-After`` (``long_retry_after_s``, 5 s, or more) says the server counts over a
@@ -59,6 +60,11 @@ quota: 3,000 per 150 s per app and tenant), and the lane switches to that model 
                open the lane tries the middle of the shorter half, then probes as in
                ``steady``. It never restarts at a handful per second and never bursts into
                a window that has just been shown to be full.
+
+A request throttled whole is answered at once, ahead of requests sent before it: when
+one of those comes back throttled too, the server ran dry there, earlier than the cut
+assumed, and the cut's figure (the ramp's, or the throttle-to-throttle one) is redone from
+it, lowering the rate if it comes out lower.
 
 Only requests dispatched after the last cut can cause another: the ones already in flight
 when we cut are part of the same congestion event (TCP's once-per-round-trip rule), and
@@ -194,12 +200,12 @@ class PacingSettings:
     """Tuning constants, chosen with ``bench/pacing_sim.py`` (virtual time, a token-bucket
     server that charges throttled items, 150-300 ms latency, write batches formed as the
     executor forms them): with these same values, over 20 s runs (5 seeds), the achieved
-    write rate is >= 0.97 of a limit of 20, 55, 100, 250 or 400 operations/s for a burst
-    allowance of 1-2 s (0.977 at worst; 0.970 against the sandbox app itself, whose
-    batches answer after their slowest item), and over 60 s runs >= 0.99, with <= 2.1% of
+    write rate is >= 0.97 of a limit of 12, 20, 35, 55, 100, 150, 250 or 400 operations/s
+    for a burst allowance of 1-2 s (0.974 at worst; 0.972 against the sandbox app itself,
+    whose batches answer after their slowest item), and over 60 s runs >= 0.986, with <= 2.7% of
     operations throttled in 20 s (the first throttle at a limit of 12-55/s with a 2 s
     allowance, reached at 6-10 times the limit, costs a batch and a half of a few items;
-    at 12/s that is up to 4.3% of a 20 s job) and <= 1% in 60 s. Against a sliding
+    at 12/s that is up to 2% of a 20 s job) and <= 1.3% in 60 s. Against a sliding
     window (450/15 s, 1,500/60 s, 3,000/150 s, four windows long) they get >= 0.95 of its
     average rate (0.954 at worst, 0.952 against the sandbox) with <= 2.4% throttled. A
     20 s job against 450/15 s is one window and a third: its first throttle alone (the
@@ -254,6 +260,13 @@ class PacingSettings:
     (as the lane's rate says, up to ``assumed_burst_s`` of it, less ``spend_margin_s`` of
     it) on top of the rate, at ``spend_boost`` times the rate, from the pause's end.
     Running at the rate alone would leave it there, unspent at the end of a short job."""
+    recovery_spend: float = 0.0
+    """...but only this share of it while the rate is the first throttle's guess
+    (``recovery``): the guess assumes a 1.5 s allowance and is a third too high at 2 s,
+    and a burst on top of a rate that is too high brings the next throttle within a round
+    trip or two (at 12/s with a 2 s allowance, 20 s jobs: 3 items of a 255-item run that
+    may lose 7). The cost, where the guess is low (12/s, 1 s allowance): 0.4-0.9% of the
+    limit (``bench/pacing_sim.py``)."""
     restart_bump: float = 0.0
     """Later throttles restart the rate at (what the server refilled between the last two
     throttles, per second) * (1 + bump). The stored refill is spent separately (above),
@@ -388,6 +401,13 @@ class _LaneState:
     sent_since_event: int = 0
     crossing_candidates: list[Slot] = field(default_factory=list)
     ramp_log: list[Slot] = field(default_factory=list)
+    # The last cut's request and what its figure came from (``Pacer._recut``): the ramp
+    # (``basis_ramp``) or the previous event's crossing candidates and log.
+    cut_slot: Slot | None = None
+    basis_ramp: bool = False
+    basis_candidates: list[Slot] = field(default_factory=list)
+    basis_log: list[Slot] = field(default_factory=list)
+    basis_log_full: bool = False
     cut_log: list[Slot] = field(default_factory=list)
     cut_log_full: bool = False
     comeback_at: float | None = None
@@ -749,6 +769,9 @@ class Pacer:
                     self._window_cut(lane, now, slot, retry_after or 0.0)
                 else:
                     self._cut(lane, now, slot, retry_after or 0.0)
+            elif throttled and not long_wait and lane.cut_slot is not None and (
+                    slot.sent_before < lane.cut_slot.sent_before):
+                self._recut(lane, now, slot)
         elif ok:
             self._maybe_increase(lane, now, slot, ok)
         if throttled and not long_wait:
@@ -771,6 +794,8 @@ class Pacer:
         # rate after the pause (``_refill``), less a margin for our estimate's error.
         stored = min(at_pause_end, lane.rate * s.assumed_burst_s) - s.spend_margin_s * lane.rate
         spend = max(0.0, stored - max(0.0, min(at_pause_end, self._capacity(lane))))
+        if lane.phase is LanePhase.RECOVERY:
+            spend *= s.recovery_spend
         # Answers of the same congestion event (still on their way at the cut) only lower it.
         lane.spend = spend if lane.spend_fresh else min(lane.spend, spend)
         lane.spend_fresh = False
@@ -778,7 +803,10 @@ class Pacer:
     def _cut(self, lane: _LaneState, now: float, slot: Slot, retry_after: float) -> None:
         s = self.settings
         throttled_rate = slot.rate_at_dispatch
-        admitted = self._throttle_to_throttle(lane, slot)
+        admitted = self._throttle_to_throttle(lane.crossing_candidates, lane.cut_log, lane.cut_log_full, slot)
+        lane.cut_slot = slot
+        lane.basis_ramp = False
+        lane.basis_candidates, lane.basis_log, lane.basis_log_full = [], [], False
         lane.spend_fresh = True
         lane.spend = 0.0
         if lane.phase is LanePhase.STARTUP:
@@ -793,9 +821,11 @@ class Pacer:
                 if ramp_s >= s.long_ramp_s:
                     new_rate = got_through
                 else:
-                    new_rate = min(got_through, self._ramp_estimate(lane, slot, throttled_rate))
+                    new_rate = min(got_through, self._ramp_estimate(lane.ramp_log, slot, throttled_rate))
+                    lane.basis_ramp = True
+                    lane.basis_log = lane.ramp_log
             lane.phase = LanePhase.RECOVERY
-            lane.ramp_log.clear()
+            lane.ramp_log = []
         elif admitted is None:
             # Throttled again right after a pause: the restart rate was too high (far too
             # high if no throttle-to-throttle figure was ever made).
@@ -803,6 +833,8 @@ class Pacer:
         else:
             new_rate = admitted * (1 + s.restart_bump)
             lane.phase = LanePhase.STEADY
+            lane.basis_candidates, lane.basis_log = lane.crossing_candidates, lane.cut_log
+            lane.basis_log_full = lane.cut_log_full
         new_rate = min(new_rate, throttled_rate * s.max_cut)
         self._set_rate(lane, now, new_rate)
         lane.resumed_at = max(now, self._paused_until)
@@ -822,18 +854,36 @@ class Pacer:
         lane.window_start = now
         lane.bound_s = 0.0
 
-    def _ramp_estimate(self, lane: _LaneState, slot: Slot, ceiling: float) -> float:
+    def _recut(self, lane: _LaneState, now: float, slot: Slot) -> None:
+        """An answer of the last congestion event, to a request sent before the one that
+        caused the cut, came back throttled too: the server ran dry earlier than the cut
+        assumed (a request throttled whole is answered at once, ahead of the slower answers
+        of requests sent before it), so less got through before it. Redo the cut's figure
+        from this request; lower the rate if it comes out lower."""
+        if lane.basis_ramp:
+            figure: float | None = self._ramp_estimate(lane.basis_log, slot, lane.rate)
+        elif lane.basis_log:
+            figure = self._throttle_to_throttle(lane.basis_candidates, lane.basis_log, lane.basis_log_full, slot)
+        else:
+            return
+        if figure is None or figure >= lane.rate:
+            return
+        self._set_rate(lane, now, figure)
+        lane.estimated_limit = lane.base_rate = lane.rate
+
+    def _ramp_estimate(self, ramp_log: list[Slot], slot: Slot, ceiling: float) -> float:
         """The limit R for which a server bucket holding ``ramp_burst_s`` of R, full at
         our first request, would have run dry exactly at ``slot`` given what we sent: unlike
         what got through per second, this counts what overflowed while we ramped up below R."""
-        before = [o for o in lane.ramp_log if o.sent_before < slot.sent_before]
+        before = [o for o in ramp_log if o.sent_before < slot.sent_before]
         if not (slot.ok_ops or any(o.ok_ops or not o._reported for o in before)):
             return ceiling  # throttled before anything got through: its bucket was not full
         sends = [(o.dispatched_at, o.operations) for o in before]
         sends.append((slot.dispatched_at, slot.ok_ops))
         return _rate_run_dry(sends, None, self.settings.ramp_burst_s, self.settings.min_rate, ceiling)
 
-    def _throttle_to_throttle(self, lane: _LaneState, slot: Slot) -> float | None:
+    def _throttle_to_throttle(self, candidates: list[Slot], cut_log: list[Slot], cut_log_full: bool,
+                              slot: Slot) -> float | None:
         """What the server refilled per second between the previous throttle and this one
         (None if that span is too short to say): its bucket was empty at both, so it refilled
         what we sent in between, plus the debt the previous one left (its throttled items
@@ -842,8 +892,9 @@ class Pacer:
         ``assumed_burst_s`` of it, in that debt at the first, runs dry at the second given
         what we sent. Counted by dispatch, not by answer: an answer's latency moves it across
         an event, not the server's bucket. (If a request sent just before this one, still
-        unanswered, ran it dry, the figure counts that request too: a batch or so high.)"""
-        throttled = [o for o in lane.crossing_candidates if o.throttled_ops]
+        unanswered, ran it dry, the figure counts that request too, a batch or so high,
+        until its answer comes: ``_recut``.)"""
+        throttled = [o for o in candidates if o.throttled_ops]
         if not throttled:
             return None
         dry = min(throttled, key=lambda o: o.sent_before)  # the first request it throttled
@@ -852,10 +903,10 @@ class Pacer:
             return None
         between = slot.sent_before - dry.sent_before - dry.operations
         floor = (dry.throttled_ops + between + slot.ok_ops) / span
-        if lane.cut_log_full:
+        if cut_log_full:
             return floor
         sends = [(dry.dispatched_at, 0)]
-        sends += [(o.dispatched_at, o.operations) for o in lane.cut_log
+        sends += [(o.dispatched_at, o.operations) for o in cut_log
                   if dry.sent_before < o.sent_before < slot.sent_before]
         sends.append((slot.dispatched_at, slot.ok_ops))
         return _rate_run_dry(sends, -dry.throttled_ops, self.settings.assumed_burst_s, floor, 2 * slot.rate_at_dispatch)

@@ -200,6 +200,66 @@ def test_throttle_to_throttle_counts_the_debt_and_what_overflowed_meanwhile(run_
     assert limit > 1.1 * counted
 
 
+def test_a_first_throttle_answered_ahead_of_an_earlier_one_is_corrected_by_it(run_virtual: Any) -> None:
+    # As in the test above, but a request sent just after the 10 at 2 s is throttled whole
+    # and answered at once, ahead of them: the cut first takes it for where the server ran
+    # dry. The 10's answer (4 throttled) says it ran dry earlier: the rate is redone from
+    # them, the figure the test above gets.
+    async def main(loop: VirtualTimeLoop) -> tuple[float, Any]:
+        pacer = Pacer(clock=loop.time)
+        await _send_at(pacer, loop, 0.0, 5)
+        await _send_at(pacer, loop, 1.0, 5)
+        await asyncio.sleep(2.0 - loop.time())
+        early = await pacer.acquire(Lane.WRITE, 10)
+        await asyncio.sleep(0.05)
+        late = await pacer.acquire(Lane.WRITE, 5)
+        late.report(429, retry_after=1)
+        late.release()
+        first_figure = pacer.snapshot().lanes[Lane.WRITE].rate_limit
+        await asyncio.sleep(0.15)
+        early.report(200, throttled=4, retry_after=1)
+        early.release()
+        return first_figure, pacer.snapshot().lanes[Lane.WRITE]
+
+    first_figure, write = run_virtual(main)
+    assert (write.phase, write.cuts) == (LanePhase.RECOVERY, 1)
+    assert write.rate_limit == pytest.approx(16 / 3.5, rel=1e-3)
+    assert write.rate_limit < first_figure
+    assert write.estimated_limit == write.rate_limit
+
+
+def test_a_throttle_to_throttle_figure_is_redone_from_an_earlier_request_throttled_too(
+        run_virtual: Any) -> None:
+    # The second throttle's first answer is a request throttled whole (answered at once);
+    # one sent before it, answered later, had items throttled too: the server's bucket ran
+    # dry there, and the figure is redone with it as the crossing.
+    async def main(loop: VirtualTimeLoop) -> tuple[list[tuple[float, int]], float, Any]:
+        pacer = Pacer(clock=loop.time)
+        await _send_at(pacer, loop, 0.0, 40)
+        dry_at = await _send_at(pacer, loop, 0.2, 40, throttled=24, retry_after=1)
+        sends = [(dry_at, 0)]
+        for at in (3.0, 3.5):
+            sends.append((await _send_at(pacer, loop, at, 5), 5))
+        await asyncio.sleep(4.0 - loop.time())
+        early = await pacer.acquire(Lane.WRITE, 5)
+        sends.append((loop.time(), 2))
+        await asyncio.sleep(0.05)
+        late = await pacer.acquire(Lane.WRITE, 5)
+        late.report(429, retry_after=1)
+        late.release()
+        first_figure = pacer.snapshot().lanes[Lane.WRITE].rate_limit
+        await asyncio.sleep(0.15)
+        early.report(200, throttled=3, retry_after=1)
+        early.release()
+        return sends, first_figure, pacer.snapshot().lanes[Lane.WRITE]
+
+    sends, first_figure, write = run_virtual(main)
+    assert (write.phase, write.cuts) == (LanePhase.STEADY, 2)
+    limit = write.estimated_limit
+    assert limit is not None and limit < first_figure
+    assert _left_in_bucket(limit, -24, sends) == pytest.approx(0.0, abs=1e-3)
+
+
 def test_after_a_throttle_what_the_server_stored_during_the_pause_goes_out_on_top_of_the_rate(
         run_virtual: Any) -> None:
     # Once the limit is known (a throttle-to-throttle figure), the server's bucket refills
@@ -232,6 +292,35 @@ def test_after_a_throttle_what_the_server_stored_during_the_pause_goes_out_on_to
     # More than the rate and our own bucket allow, no more than the server could have stored.
     assert in_two_seconds > rate * (2.0 + settings.local_burst_s) + 1
     assert in_two_seconds <= rate * (2.0 + settings.assumed_burst_s) + 1
+
+
+def test_after_a_first_throttle_the_rate_is_a_guess_and_nothing_goes_out_on_top_of_it(
+        run_virtual: Any) -> None:
+    # The first throttle's rate assumes an allowance; if the server's is larger, the guess
+    # is too high, and a burst on top of it would bring the next throttle at once.
+    async def main(loop: VirtualTimeLoop) -> tuple[float, float, list[float]]:
+        pacer = Pacer(clock=loop.time)
+        await _send_at(pacer, loop, 0.0, 40)
+        await _send_at(pacer, loop, 0.2, 40, throttled=2, retry_after=2)
+        write = pacer.snapshot().lanes[Lane.WRITE]
+        assert write.phase is LanePhase.RECOVERY
+        resumed = pacer.snapshot().paused_until or loop.time()
+        sent: list[float] = []
+
+        async def worker() -> None:
+            while loop.time() < resumed + 1.0:
+                async with pacer.slot(Lane.WRITE, 2) as slot:
+                    sent.extend([loop.time()] * 2)
+                    await asyncio.sleep(0.2)
+                    slot.report(200)
+
+        await asyncio.gather(*(worker() for _ in range(16)))
+        return write.rate_limit, resumed, sent
+
+    rate, resumed, sent = run_virtual(main)
+    in_the_second = sum(1 for t in sent if resumed <= t < resumed + 1.0)
+    # The rate (it grows 15% a second meanwhile) and our own bucket, no more.
+    assert in_the_second <= rate * (1.15 + PacingSettings().local_burst_s) + 2
 
 
 def test_answers_of_the_same_congestion_event_do_not_extend_the_pause(run_virtual: Any) -> None:
