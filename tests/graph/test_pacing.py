@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from support.clock import FakeClock
+from support.pacing import fill_window
 
 from bench.pacing_sim import Scenario, VirtualTimeLoop, simulate
 from provision.graph.pacing import Lane, LanePhase, Pacer, PacingSettings
@@ -581,18 +582,7 @@ async def _fill_window(pacer: Pacer, loop: VirtualTimeLoop, quota: int) -> tuple
     next batch finds the window full: 429 on every item, Retry-After 14 s (a 15 s window
     filled in its first seconds). Returns (first request's time, the 429's time, the
     write rate limit just before it)."""
-    first = loop.time()
-    admitted = 0
-
-    async def worker() -> None:
-        nonlocal admitted
-        while admitted < quota:
-            async with pacer.slot(Lane.WRITE, 10) as slot:
-                admitted += 10
-                await asyncio.sleep(0.2)
-                slot.report(200)
-
-    await asyncio.gather(*(worker() for _ in range(4)))
+    first = await fill_window(pacer, loop, quota)
     rate = pacer.snapshot().lanes[Lane.WRITE].rate_limit
     async with pacer.slot(Lane.WRITE, 10) as slot:
         slot.report(200, throttled=10, retry_after=14)

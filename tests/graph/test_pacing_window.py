@@ -8,27 +8,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from support.pacing import fill_window
 
 from bench.pacing_sim import Scenario, VirtualTimeLoop, simulate
 from provision.graph.pacing import Lane, LanePhase, Pacer, PacingSettings
-
-
-async def _fill(pacer: Pacer, loop: VirtualTimeLoop, quota: int) -> float:
-    """Four workers send 10-write batches, all admitted, until ``quota`` got through.
-    Returns the first request's time."""
-    first = loop.time()
-    admitted = 0
-
-    async def worker() -> None:
-        nonlocal admitted
-        while admitted < quota:
-            async with pacer.slot(Lane.WRITE, 10) as slot:
-                admitted += 10
-                await asyncio.sleep(0.2)
-                slot.report(200)
-
-    await asyncio.gather(*(worker() for _ in range(4)))
-    return first
 
 
 async def _throttle(pacer: Pacer, retry_after: float) -> None:
@@ -64,7 +47,7 @@ def test_a_request_counted_into_the_full_window_that_comes_back_throttled_is_tak
     # less per second.
     async def main(loop: VirtualTimeLoop) -> tuple[float, float]:
         pacer = Pacer(clock=loop.time)
-        await _fill(pacer, loop, 440)
+        await fill_window(pacer, loop, 440)
         early = await pacer.acquire(Lane.WRITE, 10)  # reaches the window just before it fills
         await _throttle(pacer, 14)
         counted = _write(pacer).estimated_limit
@@ -85,7 +68,7 @@ def test_a_throttle_while_holding_the_middle_estimate_moves_to_the_longest_windo
     # request, so it is not throttled for the same reason again.
     async def main(loop: VirtualTimeLoop) -> tuple[float, float, float, Any, Any]:
         pacer = Pacer(clock=loop.time)
-        first = await _fill(pacer, loop, 450)
+        first = await fill_window(pacer, loop, 450)
         await _throttle(pacer, 14)
         longest = loop.time() + 14 - first
         held = _write(pacer).estimated_limit
@@ -105,7 +88,7 @@ def test_a_window_held_unthrottled_tries_a_shorter_one(run_virtual: Any) -> None
     # of what is left, a higher rate, and holds that for a window.
     async def main(loop: VirtualTimeLoop) -> tuple[float, float]:
         pacer = Pacer(clock=loop.time)
-        await _fill(pacer, loop, 450)
+        await fill_window(pacer, loop, 450)
         await _throttle(pacer, 14)
         held = _write(pacer).estimated_limit
         await _admit_all(pacer, loop, 14 + 17)
@@ -121,7 +104,7 @@ def test_the_window_search_stops_when_what_is_left_is_narrow(run_virtual: Any) -
 
     async def main(loop: VirtualTimeLoop) -> tuple[float, float]:
         pacer = Pacer(settings, clock=loop.time)
-        await _fill(pacer, loop, 450)
+        await fill_window(pacer, loop, 450)
         await _throttle(pacer, 14)
         held = _write(pacer).estimated_limit
         await _admit_all(pacer, loop, 14 + 17)
