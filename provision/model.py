@@ -9,8 +9,7 @@ Graph's form (``+CC NSN`` or ``+CC NSNxEXT``) once they pass ``provision.roster.
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Callable, Mapping, TypeVar
 
@@ -129,55 +128,9 @@ class RowStatus(StrEnum):
     ERROR = "error"
 
 
-class _Factory:
-    """A field with a default factory that the caller left out (shown as dataclasses show it)."""
-
-    def __repr__(self) -> str:
-        return "<factory>"
-
-
-_NO_VALUE = _Factory()
-
-
-def _slot_init(cls: type[_T]) -> type[_T]:
-    """A frozen slots dataclass whose ``__init__`` stores each field through the slot's
-    descriptor instead of ``object.__setattr__`` (the class's own ``__setattr__`` refuses):
-    the same parameters and defaults, in ~0.6x the time (measured). The roster reader makes
-    a million rows, users and issues per million-row file, so this is most of its cost.
-    Classes with anything else in their ``__init__`` (``__post_init__``, init-only or
-    keyword-only fields) are refused when the module loads rather than built wrongly."""
-    generated = cls.__init__
-    env: dict[str, Any] = {"_NO_VALUE": _NO_VALUE}
-    params: list[str] = []
-    body: list[str] = []
-    for f in fields(cls):  # type: ignore[arg-type]  # a dataclass
-        name = f.name
-        env[f"_set_{name}"] = cls.__dict__[name].__set__
-        value = name
-        if f.default is not MISSING:
-            env[f"_default_{name}"] = f.default
-            params.append(f"{name}=_default_{name}")
-        elif f.default_factory is not MISSING:
-            env[f"_factory_{name}"] = f.default_factory
-            params.append(f"{name}=_NO_VALUE")
-            value = f"_factory_{name}() if {name} is _NO_VALUE else {name}"
-        else:
-            params.append(name)
-        body.append(f"_set_{name}(self, {value})")
-    exec(f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body), env)  # noqa: S102
-    init = env["__init__"]
-    old, new = inspect.signature(generated).parameters, inspect.signature(init).parameters
-    if hasattr(cls, "__post_init__") or [(p.name, p.kind) for p in old.values()] != [(p.name, p.kind) for p in new.values()]:
-        raise TypeError(f"{cls.__name__}: only plain frozen slots dataclasses get a slot __init__")
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__annotations__ = generated.__annotations__
-    cls.__init__ = init  # type: ignore[method-assign]
-    return cls
-
-
 def _bulk_maker(cls: type[_T]) -> Callable[..., _T]:
-    """``cls``'s values made in bulk, in half the time of even the slot ``__init__``
-    (measured): every field positionally, stored into an instance of a plain class with
+    """``cls``'s values made in bulk, in a third of the dataclass ``__init__``'s time
+    (measured; a frozen class pays ``object.__setattr__`` per field): every field positionally, stored into an instance of a plain class with
     the same slots (ordinary attribute stores, no frozen ``__setattr__`` in the way), which
     then becomes a ``cls``. Assigning ``__class__`` between classes of the same slots is
     plain Python, checked by the interpreter (it refuses any other layout). What is made
@@ -190,7 +143,6 @@ def _bulk_maker(cls: type[_T]) -> Callable[..., _T]:
     return maker
 
 
-@_slot_init
 @dataclass(frozen=True, slots=True)
 class RowIssue:
     """A problem with one roster row (or one cell of it).
@@ -209,7 +161,6 @@ class RowIssue:
     reason: str
 
 
-@_slot_init
 @dataclass(frozen=True, slots=True)
 class RosterRow:
     """One data row of the roster file, after parsing; every data row yields exactly one.
@@ -231,7 +182,6 @@ class RosterRow:
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-@_slot_init
 @dataclass(frozen=True, slots=True)
 class DesiredUser:
     """What the roster wants for one user (possibly merged from identical rows).

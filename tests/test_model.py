@@ -58,25 +58,6 @@ def test_they_stay_frozen_and_refuse_wrong_arguments() -> None:
         DesiredUser("k", "K", {}, bogus=1)  # type: ignore[call-arg]
 
 
-def test_a_dataclass_with_more_in_its_init_is_refused_when_it_loads() -> None:
-    from provision.model import _slot_init
-
-    @dataclasses.dataclass(frozen=True, slots=True)
-    class Checked:
-        value: int
-
-        def __post_init__(self) -> None:
-            raise ValueError(self.value)
-
-    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-    class Named:
-        value: int
-
-    for cls in (Checked, Named):
-        with pytest.raises(TypeError, match="only plain frozen slots dataclasses"):
-            _slot_init(cls)
-
-
 def test_bulk_made_values_are_the_classes_own() -> None:
     phones = {PhoneType.MOBILE: "+1 2065550100"}
     row = make_roster_row(2, "Staff", "Ann@contoso.com", "ann@contoso.com", phones, None, RowStatus.OK, {"Dept": "x"})
