@@ -3,26 +3,31 @@
 
 Delimited text (.csv/.tsv/.txt, delimiter sniffed among ``,`` ``;`` tab ``|``; UTF-8
 with or without BOM, UTF-16 with BOM, else cp1252; a PowerShell ``#TYPE`` line above the
-header skipped) is parsed by ``pandas.read_csv(engine="pyarrow")``: pyarrow's
-multi-threaded parser, every cell kept as Arrow text (``dtype_backend="pyarrow"``, no NA
-words, blank lines kept as rows) and turned into Python strings a batch at a time. A file
-it can't take as it is (a line break inside a quoted cell, a row wider or narrower than
-the header, a runaway cell) is read, as a whole, by the csv module instead: it hands over
-each record as it is, so a ragged row becomes a row problem with its row number rather
-than a skipped or fatal line. Excel workbooks (.xlsx/.xlsm) are read by python-calamine
-(the library pandas' ``read_excel(engine="calamine")`` wraps), which keeps the cell types:
-numbers come out as their digits (never ``2065550100.0``) and are marked so a lost ``+``
-or leading zero can be recovered; openpyxl only looks at the formulas of a workbook that
-has some; a workbook without formulas is converted column by column. A DataFrame
-(``frame_table``) is read as if it were a sheet. Whatever the extension says, the first
-bytes decide the format.
+header skipped) is parsed by pyarrow's streaming CSV reader (``pyarrow.csv.open_csv``), a
+block of about ``BATCH_ROWS`` lines at a time: every cell kept as text (no NA words, blank
+lines kept as rows, line breaks inside quotes kept in their cell) and turned into Python
+strings a batch at a time. From the first block pyarrow refuses as it is (a row wider or
+narrower than the header, a runaway cell) to the end, the file is read by the csv module
+instead: it hands over each record as it is, so a ragged row becomes a row problem with its
+row number rather than a skipped or fatal line. Excel workbooks (.xlsx/.xlsm) are read by
+python-calamine (the library pandas' ``read_excel(engine="calamine")`` wraps), which keeps
+the cell types: numbers come out as their digits (never ``2065550100.0``) and are marked so
+a lost ``+`` or leading zero can be recovered; openpyxl only looks at the formulas of a
+workbook that has some; a workbook without formulas is converted column by column. A
+DataFrame (``frame_table``) is read as if it were a sheet. Whatever the extension says, the
+first bytes decide the format.
 
-What pandas costs, measured on the bench's files (``bench/roster_read``): its import
-(~0.25 s of CPU and ~85 MB of memory, paid once per process). The CSV parse itself is
-pyarrow's, as fast as calling pyarrow directly. Workbooks skip pandas: on the bench's
-100,000-row workbook ``read_excel(engine="calamine", dtype=object)`` took ~0.5 s of CPU
-against ~0.3 s for calamine's own parse and rows (the same cells), and the whole read peaked
-at ~240 MB in the main process through pandas, ~150 MB without; nor is the import paid.
+Why not ``pandas.read_csv(engine="pyarrow")``, measured on the bench's million-row CSV
+(``bench/roster_read``): it parses the whole file before handing over a row (the worker
+processes idled ~0.5 s at the start), it can't ask pyarrow for ``newlines_in_values`` (a
+line break inside quotes at a block edge was split silently, so every quoted file was
+pre-scanned), and its import costs ~0.25 s of CPU and ~85 MB per process. The same parser
+called directly streams: the first batch is out after ~10 ms and the main process spends
+~1 s less CPU per million rows. Workbooks skip pandas too: on the bench's 100,000-row
+workbook ``read_excel(engine="calamine", dtype=object)`` took ~0.5 s of CPU against ~0.3 s
+for calamine's own parse and rows (the same cells), and the whole read peaked at ~240 MB in
+the main process through pandas, ~150 MB without. pandas carries rosters and results in
+and out of the Python API as DataFrames (``provision.api``, ``frame_table``).
 
 A file that can't be read as a roster at all (damaged or truncated workbook, a zip that is
 no workbook, a password-protected or legacy workbook, binary data, text that doesn't
@@ -44,9 +49,9 @@ import re
 import warnings
 import zipfile
 import zlib
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import chain, islice, repeat
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Protocol, Sequence, TypeVar
@@ -56,7 +61,6 @@ import python_calamine
 
 from provision.errors import RosterReadError
 from provision.masking import mask_in_text
-from provision.roster.memory import give_back_freed_memory
 
 DELIMITERS = (",", ";", "\t", "|")
 # Excel's own limit for one cell: no roster cell typed or exported by Excel is longer, so a
@@ -349,11 +353,12 @@ def _open_delimited(path: Path) -> Table:
     # blank lines there the way the spreadsheet row numbers do.
     typed = sample.lstrip("\ufeff").startswith("#TYPE")
     fast = header_row == 1 or (header_row == 2 and typed)
-    batches = _pandas_batches(path, encoding, delimiter, header_row, len(header)) if fast else None
-    if batches is not None:
-        f.close()
+    width = len(header)
+    tolerant = _tolerant_from(reader, header_row, width, path)
+    if fast:
+        batches = _arrow_batches(path, encoding, delimiter, header_row, width, _block_size(sample, encoding), tolerant)
     else:
-        batches = batched(_delimited_records(reader, header_row, len(header), path), len(header))
+        batches = tolerant(0)
     return Table(
         header=header,
         header_row=header_row,
@@ -454,129 +459,107 @@ def _delimited_records(reader: Iterator[list[str]], header_row: int, width: int,
         raise _unreadable_text(path, exc, row + 1) from None
 
 
-def _pandas_batches(path: Path, encoding: str, delimiter: str, header_row: int, width: int) -> Iterator[Batch] | None:
-    """The data records through ``pandas.read_csv(engine="pyarrow")`` (pyarrow's
-    multi-threaded parser, columns kept as Arrow strings), or None when the file needs the
-    tolerant csv-module path: a line break inside a quoted cell, a row wider or narrower
-    than the header, a blank line where pyarrow won't keep it, a cell past
-    ``MAX_CELL_CHARS``, text that doesn't decode; or when the installed pandas would not
-    parse cells as text. The choice is made once per file, before any record is handed
-    over, so the tolerant path still reports each malformed row by its number."""
-    if not _pandas_parses_text() or _break_inside_quotes(path, encoding):
-        return None
-    import pandas
+def _arrow_batches(
+    path: Path, encoding: str, delimiter: str, header_row: int, width: int, block_size: int, tolerant: Callable[[int], Iterator[Batch]]
+) -> Iterator[Batch]:
+    """The data records through pyarrow's streaming CSV reader: one block of the file
+    parsed at a time (every cell as text, no NA words, a blank line kept as a row, a line
+    break inside quotes kept in its cell), so the first batch goes out a few milliseconds
+    in, whatever the file's size. Blocks are handed over as they are parsed; a block
+    pyarrow refuses (a row wider or narrower than the header, text that doesn't decode, a
+    cell past ``MAX_CELL_CHARS``) and everything after it is read by ``tolerant(done)``
+    instead, the csv-module path from record ``done`` on, which reports each malformed row
+    by its number. The first block is cut into two batches of ``EDGE_ROWS`` and the rest,
+    the last one's final ``EDGE_ROWS`` made a batch of their own (``_batch_sizes``)."""
     import pyarrow as pa  # type: ignore[import-untyped]
     import pyarrow.compute as pc  # type: ignore[import-untyped]
+    import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
 
     names = [f"c{i}" for i in range(width)]
-    try:
-        # The system allocator hands the parsed buffers back once the rows are built: pandas
-        # can't pass pyarrow a pool, and the default one (mimalloc) kept ~115 MB at 1M rows.
-        default_pool = pa.default_memory_pool()
-        pa.set_memory_pool(pa.system_memory_pool())
-        try:
-            frame = pandas.read_csv(path, sep=delimiter, skiprows=header_row, names=names, encoding=encoding, **_AS_TEXT)
-        finally:
-            pa.set_memory_pool(default_pool)
-        # pyarrow takes its width from the first data row; pandas turns surplus leading
-        # columns into the index, which would shift every cell by one.
-        if list(frame.columns) != names or not isinstance(frame.index, pandas.RangeIndex):
-            return None
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        del frame
-        too_long = max((pc.max(pc.utf8_length(table.column(n))).as_py() or 0 for n in names), default=0)
-        if too_long > MAX_CELL_CHARS:
-            return None
-    except (pandas.errors.ParserError, pandas.errors.EmptyDataError, pa.ArrowException, ValueError, LookupError):
-        return None
-    batches = table.to_batches()
-    del table
-    give_back_freed_memory()  # the parser threads' buffers, before the rows grow
-    return _from_arrow(batches, header_row)
-
-
-# Every cell as Arrow text, as typed: a scalar dtype is pyarrow's type for every column
-# while parsing (a per-column dict would be keyed by names pyarrow never sees), no NA
-# words, a blank line kept as a row.
-_AS_TEXT: dict[str, Any] = {
-    "engine": "pyarrow",
-    "header": None,
-    "dtype": "large_string[pyarrow]",
-    "dtype_backend": "pyarrow",
-    "keep_default_na": False,
-    "na_values": [],
-    "skip_blank_lines": False,
-}
-
-
-@lru_cache(maxsize=1)
-def _pandas_parses_text() -> bool:
-    """Whether the installed pandas hands pyarrow the text type up front. Before pandas 3.1
-    and pyarrow 25 it cast after pyarrow had inferred numbers, so "007" came back "7": then
-    every file takes the csv-module path, slower but exact."""
-    import pandas
-
-    try:
-        frame = pandas.read_csv(io.BytesIO(b"007,1582218195625938945\n"), names=["a", "b"], **_AS_TEXT)
-    except (ValueError, TypeError, ImportError):
-        return False
-    return [str(v) for v in frame.iloc[0]] == ["007", "1582218195625938945"]
-
-
-def _break_inside_quotes(path: Path, encoding: str) -> bool:
-    """Whether a line break may sit inside a quoted cell: a line break after an odd number
-    of quote characters (a stray quote counts too: such a file takes the tolerant path).
-
-    pandas' pyarrow engine cuts the text into 1 MiB blocks at line breaks without looking at
-    quotes (pandas can't ask for pyarrow's ``newlines_in_values``). pyarrow notices most
-    such cuts and fails, but not a cut inside the first block's last record, which it
-    silently reads as two records (``test_a_quoted_line_break_at_the_parsers_block_edge``).
-    Quote-free text costs one ``memchr`` per 4 MiB; quoted text ~0.1 s per 50 MB."""
-    import numpy
-
-    with path.open("rb") as f:
-        bom = f.read(2)
-        f.seek(0)
-        if encoding == "utf-16":  # code units, in the byte order the BOM gives
-            unit: numpy.dtype[Any] = numpy.dtype("<u2" if bom == codecs.BOM_UTF16_LE else ">u2")
-        else:  # the ASCII-compatible encodings: a quote or a line break is that byte and only that
-            unit = numpy.dtype("u1")
-        odd = 0  # quotes seen before this chunk, modulo 2
-        while chunk := f.read(1 << 22):
-            if b'"' not in chunk:
-                if odd and (b"\n" in chunk or b"\r" in chunk):
-                    return True
-                continue
-            units = numpy.frombuffer(chunk, unit, count=len(chunk) // unit.itemsize)
-            # The running count of quotes, modulo 256: its parity is all that matters.
-            quotes = numpy.cumsum(units == ord('"'), dtype=numpy.uint8)
-            inside = ((quotes + odd) & 1).astype(bool)
-            if numpy.any(inside & ((units == ord("\n")) | (units == ord("\r")))):
-                return True
-            odd = (odd + int(quotes[-1])) & 1 if len(quotes) else odd
-    return False
-
-
-def _from_arrow(batches: list[Any], header_row: int) -> Iterator[Batch]:
-    """Batches from pyarrow record batches, each trimmed and converted to Python lists a
-    column at a time and released once handed over (memory falls as the file is read)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
+    # The system allocator hands a block's buffers back once its rows are built (pyarrow's
+    # default pool, mimalloc, kept ~115 MB at 1M rows).
     pool = pa.system_memory_pool()
-    row = header_row + 1
-    batches.reverse()
-    while batches:
-        batch = batches.pop()
-        for start in range(0, batch.num_rows, BATCH_ROWS):
-            piece = batch.slice(start, BATCH_ROWS)
-            count = piece.num_rows
+    unfit = (pa.ArrowException, ValueError, LookupError, UnicodeError, OSError)
+    done = 0
+    try:
+        stream = pa_csv.open_csv(
+            str(path),
+            read_options=pa_csv.ReadOptions(
+                skip_rows=header_row, column_names=names, block_size=block_size, use_threads=False,
+                encoding="utf8" if encoding in {"utf-8", "utf-8-sig"} else encoding,
+            ),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, null_values=[], strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+            memory_pool=pool,
+        )
+    except unfit:
+        yield from tolerant(0)
+        return
+
+    def batches_of(block: Any, cuts: Sequence[int]) -> Iterator[Batch]:
+        nonlocal done
+        at = 0
+        for size in (*cuts, block.num_rows):
+            if size <= at:
+                continue
+            piece = block.slice(at, size - at)
             columns = [pc.utf8_trim_whitespace(column, memory_pool=pool).to_pylist() for column in piece.columns]
-            del piece
-            yield Batch(range(row, row + count), columns, {}, {}, {})
-            row += count
-        del batch
-        give_back_freed_memory()  # the block's buffers
+            row = header_row + 1 + done
+            yield Batch(range(row, row + piece.num_rows), columns, {}, {}, {})
+            done += piece.num_rows
+            at = size
+
+    held = None  # the block before the one just parsed: the last one is cut differently
+    first = True
+    try:
+        while True:
+            try:
+                block = stream.read_next_batch()
+            except StopIteration:
+                break
+            except unfit:
+                block = None
+            if block is not None and max((pc.max(pc.utf8_length(c)).as_py() or 0 for c in block.columns), default=0) > MAX_CELL_CHARS:
+                block = None
+            if block is None:  # refused: what was parsed before it stands, the rest is read the tolerant way
+                if held is not None:
+                    yield from batches_of(held, ())
+                yield from tolerant(done)
+                return
+            if held is not None:
+                yield from batches_of(held, (EDGE_ROWS, 2 * EDGE_ROWS) if first else ())
+                first = False
+            held = block
+        if held is not None:
+            last = held.num_rows - EDGE_ROWS
+            yield from batches_of(held, () if first else (last,) if last > 0 else ())
+    finally:
+        stream.close()
+
+
+def _block_size(sample: str, encoding: str) -> int:
+    """Bytes per pyarrow block: about ``BATCH_ROWS`` lines of the file, judged by its first ones."""
+    lines = max(1, sample.count("\n"))
+    per_line = len(sample) / lines * (2 if encoding == "utf-16" else 1.1)
+    return max(1 << 16, min(1 << 24, int(per_line * BATCH_ROWS)))
+
+
+def _tolerant_from(
+    reader: Iterator[list[str]], header_row: int, width: int, path: Path
+) -> Callable[[int], Iterator[Batch]]:
+    """The csv-module path from data record ``done`` on (the reader stands just below the header)."""
+
+    def resume(done: int) -> Iterator[Batch]:
+        try:
+            deque(islice(reader, done), maxlen=0)
+        except _DAMAGED_TEXT as exc:
+            raise _unreadable_text(path, exc, None) from None
+        return batched(_delimited_records(reader, header_row + done, width, path), width)
+
+    return resume
 
 
 # -- Excel --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from roster.hostile_rosters import NUMBERS, hostile_rosters, roster_rows
 from support.roster_writers import write_csv, write_xlsx
 
 from provision.errors import RosterReadError, UsageError
-from provision.model import RowStatus
+from provision.model import PhoneType, RowStatus
 from provision.roster.files import MAX_CELL_CHARS, MAX_COLUMNS
 from provision.roster.reader import read_roster
 
@@ -150,3 +150,16 @@ def test_an_unclosed_quote_deep_in_a_big_file_names_its_row_with_workers_running
     path.write_text(text, encoding="utf-8")
     with pytest.raises(RosterReadError, match="big.csv can't be read at row 30,001: a cell is longer than"):
         read_roster(path, workers=2)
+
+
+def test_a_ragged_row_deep_in_a_big_file_is_reported_and_every_row_is_kept(tmp_path: Path) -> None:
+    # The fast parser has handed over whole blocks by the time it meets the ragged row: the
+    # rows before it stand, and the rest of the file is read the tolerant way, in order.
+    rows = [["upn", "mobile"], *([f"user{i}@contoso.com", f"+1 206 555 {i % 10_000:04d}"] for i in range(60_000))]
+    rows[45_001].append("stray")  # spreadsheet row 45,002
+    rows[52_001] = rows[52_001][:1]  # row 52,002: no mobile cell at all
+    roster = read_roster(write_csv(tmp_path / "big.csv", rows), workers=0)
+    assert [r.row for r in roster.rows] == list(range(2, 60_002))
+    assert [(i.row, i.code) for i in roster.issues if i.code != "duplicate_mobile"] == [(45_002, "extra_cells")]
+    assert roster.rows[45_000].status is RowStatus.ERROR and roster.rows[52_000].phones[PhoneType.MOBILE] is None
+    assert len(roster.users) == 59_999
