@@ -106,6 +106,7 @@ __all__ = [
     "JournalEvent",
     "StatusCounts",
     "UserVerification",
+    "creation_interrupted",
 ]
 
 JOURNAL_FILENAME = "journal.sqlite"
@@ -563,6 +564,7 @@ class Journal:
                 raise UsageError(f"{db}: a run journal already exists; use resume") from None
             conn = _connect(db, read_only=False)
             try:
+                # Writes the header page, in a transaction of its own (creation_interrupted).
                 _configure_writer(conn, sync)
                 now = _iso(clock())
                 meta = {_META_CREATED: now, _META_TOOL_VERSION: __version__, **run_meta}
@@ -967,6 +969,41 @@ def _check_identity(conn: sqlite3.Connection, db: Path) -> None:
         )
     if version < 1:
         raise UsageError(f"{db}: not a provision run journal (no format version)")
+
+
+def creation_interrupted(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds what a ``Journal.create`` killed before its commit leaves.
+
+    ``create`` claims an empty file, switches it to WAL mode (which writes the database's
+    header page in a rollback-journal transaction of its own), then commits the schema, the
+    application id and every change in one transaction: until that commits, the file has
+    neither a table nor our application id. It is opened read-write, as ``Journal.open``
+    opens it, so that SQLite first undoes what a killed writer left half done: a kill inside
+    the WAL switch leaves its rollback journal hot, which a read-only open can't roll back
+    (it fails, and the file looked like a journal), and rolled back the file is empty. The
+    open never creates the file (``mode=rw``) and only reads; closing it may copy a killed
+    writer's committed WAL into the database file, as any writer's open does: no content
+    changes.
+
+    False for a missing file, a finished journal, and another application's database or a
+    file that is not SQLite: ``Journal.open`` names what those are.
+    """
+    db = _resolve(path)
+    try:
+        if db.stat().st_size == 0:
+            return True  # claimed, killed before SQLite wrote a page
+    except FileNotFoundError:
+        return False
+    try:
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None)
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False  # not SQLite, or not ours to open: Journal.open says which
+    return bool(app_id != APPLICATION_ID and tables == 0)
 
 
 def _remove_database(db: Path) -> None:

@@ -26,13 +26,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from provision.errors import UsageError
+from provision.executor.journal import creation_interrupted
 from provision.private_files import open_private, open_private_binary
 from provision.run.jobs import Job, SandboxTarget
 
@@ -215,23 +215,10 @@ def _absolute(path: Path) -> Path:
 
 
 def _journal_created(path: Path) -> bool:
-    """A journal exists and its creation finished (Journal.create is one transaction).
+    """A journal exists and its creation committed: writes may have begun.
 
-    A run killed inside Journal.create leaves an empty file, or an SQLite file whose
-    schema was never committed (no tables); anything else is left to ``Journal.open``,
+    A run killed inside ``Journal.create`` leaves a file that ``creation_interrupted``
+    recognises; anything else (another application's file too) is left to ``Journal.open``,
     whose own checks name what is wrong with it.
     """
-    try:
-        if path.stat().st_size == 0:
-            return False
-    except FileNotFoundError:
-        return False
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return True  # not ours to judge: Journal.open says what this file is
-    return bool(tables)
+    return path.exists() and not creation_interrupted(path)

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.killed_journal import killed_in_the_wal_switch
 
 from provision.fleet.config import QuarantineConfig, TenantSpec
 from provision.fleet.tenant_run import TenantTask, Watch, run_tenant
 from provision.run.jobs import load_job
+from provision.run.rundir import create_run_dir
 from provision.sandbox.app import SandboxApp, create_app
 from provision.sandbox.auth import AUTHENTICATION_ADMINISTRATOR, GLOBAL_READER, USER_ADMINISTRATOR, make_token
 from provision.sandbox.server import serve_in_thread
@@ -135,6 +137,21 @@ def test_a_stopped_tenant_resumes_without_writing_twice(tmp_path: Path) -> None:
         assert app.sandbox.stats.to_json()["duplicate_writes"] == 0
     assert second["rows_by_outcome"]["applied"] == users
     assert {r["outcome"] for r in results_csv(tmp_path / "fleet" / "tenants" / "t1")} == {"applied"}
+
+
+def test_a_tenant_whose_worker_was_killed_creating_its_journal_applies_afresh(tmp_path: Path) -> None:
+    # The worker was SIGKILLed inside Journal.create's switch to WAL mode (the header page
+    # written, its rollback journal not yet deleted): nothing was sent, so the retry applies.
+    with tenant_sandbox(3) as (app, url):
+        spec = tenant_spec(tmp_path / "in", url, range(3))
+        assert spec.job is not None
+        run = create_run_dir(tmp_path / "fleet" / "tenants" / "t1" / "run", spec.job, spec.job.roster.path)
+        killed_in_the_wal_switch(run.journal_file)
+        result = run_tenant(task_for(spec, tmp_path / "fleet"))
+        assert mobiles(app) == {upn(i): mobile(i) for i in range(3)}
+        assert app.sandbox.stats.to_json()["duplicate_writes"] == 0
+    assert (result["status"], result["exit_code"], result["message"]) == ("ok", 0, "")
+    assert result["rows_by_outcome"]["applied"] == 3
 
 
 def test_an_unreadable_roster_ends_bad_input_without_a_run(tmp_path: Path) -> None:
