@@ -80,6 +80,14 @@ _REGIONS_BY_CODE = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
 _type_check: Callable[[str, PhoneMetadata], int] | None = getattr(phonenumberutil, "_number_type_helper", None)
 _REGION_ALIASES = {"UK": "GB"}
 
+# libphonenumber compiles its metadata's patterns through ``re.compile`` on every use, a
+# lookup in the re module's cache that costs ~9% of a number's normalisation (measured on
+# bench.roster_read's numbers: 22.6 -> 20.5 µs per cell). The library's own switch keeps
+# them compiled (bounded: the metadata's patterns); releases without it just go slower.
+_enable_pattern_cache: Callable[[], None] | None = getattr(phonenumbers.re_util, "enable_pattern_cache", None)
+if _enable_pattern_cache is not None:
+    _enable_pattern_cache()
+
 
 @dataclass(frozen=True, slots=True)
 class NormalisedPhone:
