@@ -81,9 +81,11 @@ _YES = frozenset({"yes", "y", "true", "1", "on", "enable", "enabled"})
 _NO = frozenset({"no", "n", "false", "0", "off", "disable", "disabled"})
 _NO_EXTRA: Mapping[str, str] = MappingProxyType({})
 
-# Answers kept across batches (~40 MB at most), so a number repeated far apart in the file
-# is not normalised again; all of a million-row file's would take ~350 MB.
-KNOWN_CELLS = 200_000
+# Answers kept across batches (~10 MB), so a number repeated across the file (a site's
+# switchboard, met in every batch) is not normalised again. Two batches' worth: a bigger
+# dict is slower to fill and to look up in (cache misses), measured at 200,000 answers: the
+# main process spent 0.3 s more per million rows, for a few thousand repeats more caught.
+KNOWN_CELLS = 50_000
 # A file this big holds more than one chunk in any layout seen: its workers are started
 # before it is read (a CSV row is ~50 bytes, a workbook row ~30 compressed).
 WARM_UP_BYTES = 1_500_000
