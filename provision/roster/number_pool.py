@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import types
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, NamedTuple, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 from provision.model import PhoneType
 from provision.roster.numbers import normalise_distinct
@@ -94,15 +97,22 @@ class BatchNormaliser:
         if self.workers <= 0:
             return
         try:
-            pool = self._started()
-            for _ in range(self.workers):
-                pool.submit(_ready)
+            self._started()
         except (OSError, RuntimeError, BrokenProcessPool):
             self.workers = 0
 
     def _started(self) -> ProcessPoolExecutor:
+        """The pool, every worker process started (each does its imports meanwhile)."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            try:
+                with _callers_main_hidden():
+                    for _ in range(self.workers):  # a worker is started per task while none is idle
+                        pool.submit(_ready)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            self._pool = pool
         return self._pool
 
     def submit(self, keys: Sequence[CellKey]) -> PendingCells:
@@ -136,6 +146,29 @@ class BatchNormaliser:
             out.graphs.update(zip(keys, graphs))
             out.notes.update((keys[at], note) for at, note in notes)
         return out
+
+
+@contextmanager
+def _callers_main_hidden() -> Iterator[None]:
+    """While worker processes start, ``__main__`` is a module of nothing.
+
+    A spawned process first runs the caller's main script again (as ``__mp_main__``) so that
+    what it defines can be unpickled there. The workers need nothing from it (their tasks
+    are this module's functions), and a script calling ``provision.validate`` or
+    ``provision.apply`` without an ``if __name__ == "__main__":`` guard (the README's
+    example, copied into a file) would run again in every worker: read the roster again,
+    even apply the job again, before the worker did any work. Hidden, the script runs once.
+    Only the starts are covered: once every worker runs, no process is started again."""
+    modules = sys.modules
+    main = modules.get("__main__")
+    if main is None or (getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is None):
+        yield  # an interactive session or a notebook: nothing would run again
+        return
+    modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        modules["__main__"] = main
 
 
 _PIECE = 5_000  # keys per task at most: ~0.1 s of work

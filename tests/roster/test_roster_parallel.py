@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,3 +37,36 @@ def test_worker_processes_give_the_same_roster(tmp_path: Path) -> None:
     assert pooled.issues == alone.issues
     assert pooled.users == alone.users
     assert {"duplicate_mobile", "not_a_number", "duplicate_user_conflict"} <= set(alone.issue_counts())
+
+
+SCRIPT = '''
+import resource, sys
+import pandas
+import provision
+
+print("script body ran", flush=True)
+rows = {rows}
+roster = pandas.DataFrame({{
+    "UPN": [f"user{{i}}@contoso.com" for i in range(rows)],
+    "Mobile": [f"+1 206 55{{i // 10_000}} {{i % 10_000:04d}}" for i in range(rows)],
+}})
+checked = provision.validate(roster, region="US")
+children = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("rows", len(checked), "worker cpu", children.ru_utime + children.ru_stime, flush=True)
+'''
+
+
+def test_a_script_without_a_main_guard_runs_once_while_workers_normalise(tmp_path: Path) -> None:
+    # The README's API example, saved as a file and run: a worker process must not run the
+    # script again (it would read the roster again, or apply the job again).
+    script = tmp_path / "check.py"
+    script.write_text(SCRIPT.format(rows=BATCH_ROWS + 10_000), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.count("script body ran") == 1
+    rows, cpu = ran.stdout.split("rows ")[1].split(" worker cpu ")
+    assert int(rows) == BATCH_ROWS + 10_000
+    assert float(cpu) > 0.2  # the workers did normalise: 30,000 distinct numbers are ~0.6 s of CPU
