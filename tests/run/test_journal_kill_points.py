@@ -27,28 +27,17 @@ from support.killed_journal import (
     kill_journal_create,
     killed_in_the_wal_switch,
 )
+from support.run_dirs import nightly_job
 
 from provision.errors import UsageError
 from provision.executor.journal import ChangeStatus, Journal
-from provision.run.jobs import Job, load_job
 from provision.run.rundir import JOURNAL_FILE, RunDir, create_run_dir
-
-JOB_TEXT = """name = "nightly"
-[roster]
-path = "roster.csv"
-[output]
-directory = "reports"
-[target]
-url = "http://127.0.0.1:9/v1.0"
-"""
 
 HALF_CREATED = f"this run stopped before it started writing ({JOURNAL_FILE} was left half-created)"
 
 
 def _run_dir(tmp_path: Path) -> RunDir:
-    (tmp_path / "roster.csv").write_text("user,mobile\nuser0001@contoso.example,+1 4255550101\n", encoding="utf-8")
-    (tmp_path / "nightly.toml").write_text(JOB_TEXT, encoding="utf-8")
-    job: Job = load_job(tmp_path / "nightly.toml")
+    job = nightly_job(tmp_path)
     run = create_run_dir(tmp_path / "reports" / "nightly-20260101T020000Z", job, job.roster.path)
     (run.plan_file).write_text('{"format": 1, "changes": []}', encoding="utf-8")
     return run

@@ -16,29 +16,14 @@ from typing import Callable
 
 import pytest
 from support.cli import run_provision
+from support.run_dirs import NIGHTLY_JOB_TEXT, nightly_job
 
 from provision.errors import UsageError
-from provision.run.jobs import Job, load_job
 from provision.run.rundir import JOB_FILE, JOURNAL_FILE, PLAN_FILE, RESOLVED_JOB_FILE, create_run_dir
-
-JOB_TEXT = """name = "nightly"
-[roster]
-path = "roster.csv"
-[output]
-directory = "reports"
-[target]
-url = "http://127.0.0.1:9/v1.0"
-"""
-
-
-def _job(tmp_path: Path) -> Job:
-    (tmp_path / "roster.csv").write_text("user,mobile\nuser0001@contoso.example,+1 4255550101\n", encoding="utf-8")
-    (tmp_path / "nightly.toml").write_text(JOB_TEXT, encoding="utf-8")
-    return load_job(tmp_path / "nightly.toml")
 
 
 def test_create_run_dir_makes_the_whole_directory_owner_only_and_leaves_nothing_else(tmp_path: Path) -> None:
-    job = _job(tmp_path)
+    job = nightly_job(tmp_path)
     path = tmp_path / "reports" / "nightly-1"
     run = create_run_dir(path, job, job.roster.path)
     assert run.path == path
@@ -49,7 +34,7 @@ def test_create_run_dir_makes_the_whole_directory_owner_only_and_leaves_nothing_
 
 
 def test_create_run_dir_that_fails_leaves_no_directory(tmp_path: Path) -> None:
-    job = _job(tmp_path)
+    job = nightly_job(tmp_path)
     path = tmp_path / "reports" / "nightly-1"
     with pytest.raises(FileNotFoundError):
         create_run_dir(path, job, tmp_path / "no-such-roster.csv")
@@ -57,7 +42,7 @@ def test_create_run_dir_that_fails_leaves_no_directory(tmp_path: Path) -> None:
 
 
 def test_create_run_dir_fills_an_empty_directory_and_refuses_a_used_one(tmp_path: Path) -> None:
-    job = _job(tmp_path)
+    job = nightly_job(tmp_path)
     empty = tmp_path / "chosen"
     empty.mkdir(mode=0o755)
     create_run_dir(empty, job, job.roster.path)
@@ -68,11 +53,11 @@ def test_create_run_dir_fills_an_empty_directory_and_refuses_a_used_one(tmp_path
 
 def _job_file_only(tmp_path: Path, run: Path) -> None:
     run.mkdir(parents=True)
-    (run / JOB_FILE).write_text(JOB_TEXT, encoding="utf-8")
+    (run / JOB_FILE).write_text(NIGHTLY_JOB_TEXT, encoding="utf-8")
 
 
 def _copies(tmp_path: Path, run: Path) -> None:
-    job = _job(tmp_path)
+    job = nightly_job(tmp_path)
     create_run_dir(run, job, job.roster.path)
 
 
