@@ -21,6 +21,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 import types
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -159,16 +160,20 @@ def _callers_main_hidden() -> Iterator[None]:
     example, copied into a file) would run again in every worker: read the roster again,
     even apply the job again, before the worker did any work. Hidden, the script runs once.
     Only the starts are covered: once every worker runs, no process is started again."""
-    modules = sys.modules
-    main = modules.get("__main__")
-    if main is None or (getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is None):
-        yield  # an interactive session or a notebook: nothing would run again
-        return
-    modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        modules["__main__"] = main
+    with _MAIN_SWAP:  # rosters read in several threads at once (a fleet's tenants) restore the real one
+        modules = sys.modules
+        main = modules.get("__main__")
+        if main is None or (getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is None):
+            yield  # an interactive session or a notebook: nothing would run again
+            return
+        modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            modules["__main__"] = main
+
+
+_MAIN_SWAP = threading.Lock()
 
 
 _PIECE = 5_000  # keys per task at most: ~0.1 s of work

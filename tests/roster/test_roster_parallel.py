@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from support.roster_writers import write_csv
 
 from provision.roster.files import BATCH_ROWS
+from provision.roster.number_pool import BatchNormaliser
 from provision.roster.reader import read_roster
 
 TYPED = ["+1 206 555 {:04d}", "(425) 555-{:04d}", "07911 12{:04d}", "020 7946 {:04d}", "+33 6 12 34 {:04d}", "n/a {}", "55{}"]
@@ -70,3 +72,20 @@ def test_a_script_without_a_main_guard_runs_once_while_workers_normalise(tmp_pat
     rows, cpu = ran.stdout.split("rows ")[1].split(" worker cpu ")
     assert int(rows) == BATCH_ROWS + 10_000
     assert float(cpu) > 0.2  # the workers did normalise: 30,000 distinct numbers are ~0.6 s of CPU
+
+
+def test_pools_started_in_several_threads_at_once_leave_main_as_it_was() -> None:
+    # A fleet reads its tenants' rosters in threads: each pool's start hides __main__ and
+    # must put back the real one, not another thread's stand-in.
+    main = sys.modules["__main__"]
+
+    def start_and_stop(_: int) -> int:
+        with BatchNormaliser(1) as normaliser:
+            normaliser.warm_up()
+            return normaliser.workers
+
+    with ThreadPoolExecutor(4) as threads:
+        started = list(threads.map(start_and_stop, range(4)))
+
+    assert started == [1, 1, 1, 1]
+    assert sys.modules["__main__"] is main
