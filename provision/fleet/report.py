@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from provision.errors import ExitCode, exit_meaning
+from provision.executor.journal import creation_interrupted
 from provision.fleet.report_html import render_fleet_html
 from provision.fleet.report_xlsx import write_fleet_xlsx
 from provision.masking import mask_in_text
@@ -167,10 +168,12 @@ def _tenant_entry(result: Mapping[str, Any], fleet_dir: Path, fleet_resume: str)
     entry["report_html"] = _report_link(fleet_dir, entry)
     entry["resume_command"] = None
     if status in _RESUMABLE:
-        # `provision resume` needs a started journal; without one, the fleet re-dispatches it.
+        # `provision resume` needs a started journal; without one (or with one whose creation
+        # was cut off: nothing was sent), the fleet re-dispatches the tenant afresh.
         run_dir = entry["run_dir"]
-        entry["resume_command"] = (f"provision resume {_quoted(fleet_dir / run_dir)}"
-                                   if run_dir and (fleet_dir / run_dir / JOURNAL_FILE).is_file() else fleet_resume)
+        journal = fleet_dir / run_dir / JOURNAL_FILE if run_dir else None
+        started = journal is not None and journal.is_file() and not creation_interrupted(journal)
+        entry["resume_command"] = f"provision resume {_quoted(fleet_dir / run_dir)}" if started else fleet_resume
     return entry
 
 

@@ -17,6 +17,7 @@ import pytest
 from openpyxl import load_workbook
 
 from provision.errors import ExitCode
+from provision.executor.journal import Journal
 from provision.fleet.report import fleet_exit_code, fleet_summary, write_fleet_reports
 from provision.fleet.report_xlsx import write_fleet_xlsx
 from provision.model import PhoneType, RowOutcome
@@ -95,6 +96,9 @@ def fleet(tmp_path: Path) -> tuple[Path, list[dict[str, Any]], dict[str, list[Ro
         rows = _rows(i, 6 + i, extra) if status != "bad_input" else None  # a roster that couldn't be read
         has_run = status not in ("bad_input", "auth_failed", "lost")
         run_dir = _tenant_dir(fleet_dir, key, rows, report=has_run)
+        if status == "stopped":  # a run that started writing: its journal is a real one
+            (fleet_dir / run_dir / "journal.sqlite").unlink()
+            Journal.create(fleet_dir / run_dir, run_meta={"job": "nightly"}, changes=[]).close()
         if rows is not None:
             rows_by_key[key] = rows
         message = f"refused: user {_number(i, 0)} would lose a phone" if status == "refused" else status
@@ -104,6 +108,20 @@ def fleet(tmp_path: Path) -> tuple[Path, list[dict[str, Any]], dict[str, list[Ro
             rows_by_outcome={"applied": 5}, changes={"create": 3}, changes_done={"create": 2}, throttled=1,
         ))
     return fleet_dir, results, rows_by_key
+
+
+def test_a_stopped_tenant_whose_journal_creation_was_cut_off_resumes_through_the_fleet(fleet: Any) -> None:
+    # Killed inside Journal.create: nothing was sent, and `provision resume` would only say
+    # "apply again"; the fleet re-dispatches such a tenant afresh.
+    fleet_dir, results, _ = fleet
+    stopped = next(r for r in results if r["status"] == "stopped")
+    (fleet_dir / stopped["run_dir"] / "journal.sqlite").write_bytes(b"")
+
+    write_fleet_reports(fleet_dir, results, MANIFEST)
+
+    summary = json.loads((fleet_dir / "fleet_summary.json").read_text(encoding="utf-8"))
+    by_status = {t["status"]: t for t in summary["tenants"]}
+    assert by_status["stopped"]["resume_command"] == summary["resume_command"] == f"provision fleet resume {fleet_dir}"
 
 
 @pytest.mark.parametrize(("codes", "expected"), [
