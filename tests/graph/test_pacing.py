@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from support.clock import FakeClock
-from support.pacing import fill_window
+from support.pacing import admit_all, fill_window
 
 from bench.pacing_sim import Scenario, VirtualTimeLoop, simulate
 from provision.graph.pacing import Lane, LanePhase, Pacer, PacingSettings
@@ -275,16 +275,7 @@ def test_after_a_throttle_what_the_server_stored_during_the_pause_goes_out_on_to
         write = pacer.snapshot().lanes[Lane.WRITE]
         assert write.phase is LanePhase.STEADY
         resumed = pacer.snapshot().paused_until or loop.time()
-        sent: list[float] = []
-
-        async def worker() -> None:
-            while loop.time() < resumed + 2.0:
-                async with pacer.slot(Lane.WRITE, 1) as slot:
-                    sent.append(loop.time())
-                    await asyncio.sleep(0.2)
-                    slot.report(200)
-
-        await asyncio.gather(*(worker() for _ in range(16)))
+        sent = await admit_all(pacer, loop, workers=16, batch=1, until=resumed + 2.0)
         return write.rate_limit, resumed, sent
 
     rate, resumed, sent = run_virtual(main)
@@ -306,16 +297,7 @@ def test_after_a_first_throttle_the_rate_is_a_guess_and_nothing_goes_out_on_top_
         write = pacer.snapshot().lanes[Lane.WRITE]
         assert write.phase is LanePhase.RECOVERY
         resumed = pacer.snapshot().paused_until or loop.time()
-        sent: list[float] = []
-
-        async def worker() -> None:
-            while loop.time() < resumed + 1.0:
-                async with pacer.slot(Lane.WRITE, 2) as slot:
-                    sent.extend([loop.time()] * 2)
-                    await asyncio.sleep(0.2)
-                    slot.report(200)
-
-        await asyncio.gather(*(worker() for _ in range(16)))
+        sent = await admit_all(pacer, loop, workers=16, batch=2, until=resumed + 1.0)
         return write.rate_limit, resumed, sent
 
     rate, resumed, sent = run_virtual(main)

@@ -4,11 +4,10 @@ throttles. Virtual time; the requests are reported by hand, as a window server w
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
-from support.pacing import fill_window
+from support.pacing import admit_all, fill_window
 
 from bench.pacing_sim import Scenario, VirtualTimeLoop, simulate
 from provision.graph.pacing import Lane, LanePhase, Pacer, PacingSettings
@@ -21,19 +20,7 @@ async def _throttle(pacer: Pacer, retry_after: float) -> None:
 
 async def _admit_all(pacer: Pacer, loop: VirtualTimeLoop, seconds: float) -> int:
     """Eight workers sending 5-write batches, all admitted, for ``seconds``: how many got through."""
-    until = loop.time() + seconds
-    sent = 0
-
-    async def worker() -> None:
-        nonlocal sent
-        while loop.time() < until:
-            async with pacer.slot(Lane.WRITE, 5) as slot:
-                sent += 5
-                await asyncio.sleep(0.2)
-                slot.report(200)
-
-    await asyncio.gather(*(worker() for _ in range(8)))
-    return sent
+    return len(await admit_all(pacer, loop, workers=8, batch=5, until=loop.time() + seconds))
 
 
 def _write(pacer: Pacer) -> Any:
