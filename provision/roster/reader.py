@@ -563,23 +563,21 @@ class _Builder:
         found: _Found,
     ) -> None:
         """Warnings for what needs a mobile on rows whose mobile cell is empty (or absent)."""
-        alternates = graphs.get(PhoneType.ALTERNATE_MOBILE)
         sheet = self.sheet
-        if alternates is not None:
-            column = self.names.get("alternate_mobile")
-            reason = "an alternate mobile needs a mobile first; it can only be added if the user already has one"
+        needs: list[tuple[Sequence[object] | None, str, str, str]] = [
+            (graphs.get(PhoneType.ALTERNATE_MOBILE), "alternate_mobile", "alternate_without_mobile",
+             "an alternate mobile needs a mobile first; it can only be added if the user already has one"),
+            (sms, "sms_sign_in", "sms_sign_in_without_mobile",
+             "SMS sign-in works only on a mobile; it can only be enabled if the user already has one"),
+        ]
+        for values, field_name, code, reason in needs:
+            if values is None:
+                continue
+            column = self.names.get(field_name)
             found.extend([
-                (k, make_row_issue(rows[k], sheet, column, Severity.WARNING, "alternate_without_mobile", reason))
-                for k, g in enumerate(alternates)
-                if g and (mobile_cells is None or not mobile_cells[k])
-            ])
-        if sms is not None:
-            column = self.names.get("sms_sign_in")
-            reason = "SMS sign-in works only on a mobile; it can only be enabled if the user already has one"
-            found.extend([
-                (k, make_row_issue(rows[k], sheet, column, Severity.WARNING, "sms_sign_in_without_mobile", reason))
-                for k, s in enumerate(sms)
-                if s and (mobile_cells is None or not mobile_cells[k])
+                (k, make_row_issue(rows[k], sheet, column, Severity.WARNING, code, reason))
+                for k, value in enumerate(values)
+                if value and (mobile_cells is None or not mobile_cells[k])
             ])
 
     def _add_rows(
