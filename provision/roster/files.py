@@ -54,13 +54,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, islice, repeat
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, NamedTuple, Protocol, Sequence, TypeVar
+from typing import Any, BinaryIO, Callable, Generator, Iterator, NamedTuple, Protocol, Sequence, TypeVar
 from xml.etree.ElementTree import ParseError
 
 import python_calamine
 
 from provision.errors import RosterReadError
 from provision.masking import mask_in_text
+from provision.roster.sheet_head import sheet_head
 
 DELIMITERS = (",", ";", "\t", "|")
 # Excel's own limit for one cell: no roster cell typed or exported by Excel is longer, so a
@@ -179,6 +180,13 @@ def records_of(batches: Iterator[Batch]) -> Iterator[Record]:
             )
 
 
+class SheetWiderThanHead(Exception):
+    """A sheet read head first holds cells right of its first rows' columns: its header is
+    wider than the head said (blank-named columns, read as passthrough), so the rows
+    already handed over don't have them. The caller reads the sheet again with
+    ``open_table(..., head=False)`` (the whole parse is done by then; rare: a stray cell)."""
+
+
 class _Closable(Protocol):
     def close(self) -> None: ...
 
@@ -209,9 +217,11 @@ class Table:
 FRAME_PATH = Path("<DataFrame>")
 
 
-def open_table(path: Path, sheet: str | int | None = None, *, header_only: bool = False) -> Table:
+def open_table(path: Path, sheet: str | int | None = None, *, header_only: bool = False, head: bool = True) -> Table:
     """Open a roster file; raise RosterReadError when it can't be read at all.
-    ``header_only``: a workbook sheet's first rows only (to look for a header)."""
+    ``header_only``: a workbook sheet's first rows only (to look for a header).
+    ``head``: a big sheet's first rows may be read on their own while the whole sheet is
+    parsed (``sheet_head``); its batches may then raise ``SheetWiderThanHead``."""
     try:
         with path.open("rb") as f:
             magic = f.read(4)
@@ -222,7 +232,7 @@ def open_table(path: Path, sheet: str | int | None = None, *, header_only: bool 
     except OSError as exc:
         raise RosterReadError(f"can't read the roster file {path}: {exc.strerror or exc}") from None
     if magic == _ZIP_MAGIC:
-        return _open_workbook(path, sheet, header_only)
+        return _open_workbook(path, sheet, header_only, head)
     if magic == _OLE_MAGIC:
         if _is_encrypted(path):
             raise RosterReadError(f"{path.name} is a password-protected workbook; save a copy without the password")
@@ -565,10 +575,10 @@ def _tolerant_from(
 # -- Excel --------------------------------------------------------------------------------
 
 
-def _open_workbook(path: Path, sheet: str | int | None, header_only: bool = False) -> Table:
+def _open_workbook(path: Path, sheet: str | int | None, header_only: bool, head: bool) -> Table:
     closables: list[_Closable] = []
     try:
-        return _workbook_table(path, sheet, closables, header_only)
+        return _workbook_table(path, sheet, closables, header_only, head)
     except BaseException:
         for closable in reversed(closables):
             closable.close()
@@ -597,7 +607,7 @@ def _worksheet_names(book: python_calamine.CalamineWorkbook) -> list[str]:
     return [s.name for s in book.sheets_metadata if s.typ == python_calamine.SheetTypeEnum.WorkSheet]
 
 
-def _workbook_table(path: Path, sheet: str | int | None, closables: list[_Closable], header_only: bool) -> Table:
+def _workbook_table(path: Path, sheet: str | int | None, closables: list[_Closable], header_only: bool, head: bool) -> Table:
     """The workbook's Table; everything opened is added to ``closables`` as it opens.
 
     calamine reads the cached values with their types: a number cell stays a number (so a
@@ -608,12 +618,75 @@ def _workbook_table(path: Path, sheet: str | int | None, closables: list[_Closab
     book = _calamine_workbook(path)
     closables.append(book)
     title = _pick_sheet(_worksheet_names(book), sheet, path)
-    with ThreadPoolExecutor(1, thread_name_prefix="roster-formulas") as pool:
-        # calamine parses the sheet without holding the GIL, so the formula check (a second
-        # unzip of the sheets) runs meanwhile instead of after it: on a big workbook the
-        # worker processes idle until the parse is done and the first rows are sent.
-        formulas = None if header_only else pool.submit(_has_formulas, path)
-        return _workbook_rows_table(path, title, _sheet_rows(book, title, path), formulas, closables)
+    if header_only:
+        return _workbook_rows_table(path, title, _sheet_rows(book, title, path), None, closables)
+    # calamine parses the sheet without holding the GIL, so the formula check (a second
+    # unzip of the sheets) and, on a big sheet, the parse of its first rows alone
+    # (``sheet_head``) run meanwhile: the worker processes get numbers to normalise
+    # while the rest of the sheet is parsed.
+    pool = ThreadPoolExecutor(2, thread_name_prefix="roster-sheet")
+    try:
+        formulas = pool.submit(_has_formulas, path)
+        whole = pool.submit(_sheet_rows, book, title, path)
+        first = sheet_head(path, title) if head else None
+        table = _head_first_table(path, title, first, whole, formulas, closables) if first is not None else None
+        return table or _workbook_rows_table(path, title, whole.result(), formulas, closables)
+    finally:
+        pool.shutdown(wait=False)  # the batches wait for the whole parse when they need it
+
+
+def _head_first_table(
+    path: Path,
+    title: str,
+    head: bytes,
+    whole: Future[tuple[Iterator[list[Any]], int]],
+    formulas: Future[bool],
+    closables: list[_Closable],
+) -> Table | None:
+    """The Table of a sheet whose first rows come from ``head`` (``sheet_head``'s copy of the
+    workbook, which holds no formula) and the rest from the whole parse (``whole``) once it
+    is done, read the formula way if the workbook holds any; None (read the whole parse
+    alone) when the header isn't among the head's rows."""
+    book = _guard(path, lambda: python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(head)))
+    try:
+        rows, count = _sheet_rows(book, title, path)
+        values = _guard(path, lambda: list(rows))
+    finally:
+        book.close()
+    header_row = next((k for k, row in enumerate(values) if any(_workbook_cell(v)[0] for v in row)), None)
+    if header_row is None:
+        return None
+    header = _checked_header(tuple(_workbook_cell(v)[0] for v in values[header_row]), path, header_row + 1)
+    _check_lengths([[name] for name in header], header_row + 1, path)
+    header_row += 1  # a spreadsheet row number from here on
+    width = len(header)
+
+    def batches() -> Generator[Batch, None, None]:
+        # The head in two batches: the reader sends a batch out once it holds the next one.
+        half = header_row + (count - header_row) // 2
+        yield from _row_batches(iter(values[header_row:half]), half - header_row, header_row, width, path)
+        yield from _row_batches(iter(values[half:count]), count - half, half, width, path)
+        rest, total = _guard(path, whole.result)
+        rest = _guarded(rest, path)
+        for k, row in enumerate(islice(rest, count)):  # the head's rows: skipped, and checked
+            if len(row) != len(values[k]):  # a cell right of the head's columns, further down
+                raise SheetWiderThanHead(title)
+            if row != values[k]:  # rows out of order in the file: never seen
+                raise RosterReadError(f"sheet {title!r} of {path.name} can't be read: its rows are not in row order")
+        if not _guard(path, formulas.result):
+            yield from _row_batches(rest, total - count, count, width, path)
+            return
+        opened: list[_Closable] = []
+        try:
+            formulas_sheet = _guard(path, lambda: _load_formulas(path, closables=opened)[title])
+            formulas_sheet.reset_dimensions()
+            yield from batched(_fit(_sheet_records(rest, formulas_sheet, path, count), width), width)
+        finally:
+            for closable in reversed(opened):
+                closable.close()
+
+    rest = batches()
+    return Table(header=header, header_row=header_row, batches=rest, sheet=title, closables=(*closables, rest))
 
 
 def _sheet_rows(book: python_calamine.CalamineWorkbook, title: str, path: Path) -> tuple[Iterator[list[Any]], int]:

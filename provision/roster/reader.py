@@ -57,7 +57,16 @@ from provision.model import (
 )
 from provision.roster import numbers as phones
 from provision.roster.columns import PHONE_FIELDS, ColumnMap, match_columns
-from provision.roster.files import BATCH_ROWS, FRAME_PATH, Batch, Table, frame_table, open_table, sheet_names
+from provision.roster.files import (
+    BATCH_ROWS,
+    FRAME_PATH,
+    Batch,
+    SheetWiderThanHead,
+    Table,
+    frame_table,
+    open_table,
+    sheet_names,
+)
 from provision.roster.memory import give_back_freed_memory
 from provision.roster.number_pool import (
     Answers,
@@ -200,7 +209,13 @@ def read_roster(
                 table = replacement
                 colmap = match_columns(table.header, columns)
             with _no_cycle_collection():
-                return _Builder(path, table.sheet, colmap, region).build(table.batches, normaliser)
+                try:
+                    return _Builder(path, table.sheet, colmap, region).build(table.batches, normaliser)
+                except SheetWiderThanHead:
+                    table.close()
+                    table = open_table(path, table.sheet, head=False)
+                    colmap = match_columns(table.header, columns)
+                    return _Builder(path, table.sheet, colmap, region).build(table.batches, normaliser)
         finally:
             table.close()
 

@@ -109,8 +109,7 @@ def test_a_tenant_whose_every_attempt_is_lost_ends_lost_with_exit_5(executor: Ex
 def test_the_fleet_directory_knows_which_tenants_to_resume_and_is_locked_while_used(tmp_path: Path) -> None:
     from provision.errors import ExitCode, RunLockedError
     from provision.fleet.config import load_fleet
-    from provision.fleet.rundir import write_tenant_result
-    from provision.fleet.rundir import create_fleet_dir, fleet_lock, open_fleet_dir
+    from provision.fleet.rundir import create_fleet_dir, fleet_lock, open_fleet_dir, write_tenant_result
 
     (tmp_path / "job.toml").write_text('name = "j"\n', encoding="utf-8")
     (tmp_path / "tenants.csv").write_text("tenant_id,roster\na,a.csv\nb,b.csv\nc,c.csv\nd,d.csv\n", encoding="utf-8")

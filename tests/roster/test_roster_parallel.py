@@ -89,3 +89,34 @@ def test_pools_started_in_several_threads_at_once_leave_main_as_it_was() -> None
 
     assert started == [1, 1, 1, 1]
     assert sys.modules["__main__"] is main
+
+
+START_METHODS = '''
+import sys, threading
+from provision.roster.number_pool import BatchNormaliser
+
+def started_by() -> str:
+    with BatchNormaliser(1) as normaliser:
+        normaliser.warm_up()
+        return normaliser._pool._mp_context.get_start_method()
+
+alone = started_by()
+stop = threading.Event()
+other = threading.Thread(target=stop.wait)
+other.start()
+with_a_thread = started_by()
+stop.set()
+other.join()
+print(alone, with_a_thread)
+'''
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked only on Linux")
+def test_workers_are_forked_only_from_a_process_with_one_thread(tmp_path: Path) -> None:
+    # A fork copies only the calling thread: a lock another thread held would stay held in the worker.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    ran = subprocess.run([sys.executable, "-c", START_METHODS], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.split() == ["fork", "spawn"]

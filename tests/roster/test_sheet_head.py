@@ -1,0 +1,141 @@
+"""A big sheet's first rows are read from a small copy of the workbook while the whole sheet
+is parsed (``roster.sheet_head``): the roster must be the one the whole parse alone gives."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+import python_calamine
+from support.roster_writers import write_xlsx
+
+from provision.roster import sheet_head
+from provision.roster.reader import Roster, read_roster
+
+HEADER = ["UPN", "Mobile", "Office", "Country"]
+
+
+def _rows(count: int, *, stray: bool = True) -> list[list[object]]:
+    rows: list[list[object]] = [[], [], HEADER]  # the header on row 3
+    for i in range(count):
+        mobile: object = f"+1 206 555 {i % 10_000:04d}" if i % 4 else 2065550000 + i  # a quarter are number cells
+        office: object = f"020 7946 {i % 10_000:04d}" if i % 3 else None
+        row: list[object] = [f"user{i}@contoso.com", mobile, office, "GB" if i % 3 == 0 else "US"]
+        if i % 500 == 7:
+            row = [None, None, None, None]  # blank rows, on both sides of the head's end
+        if i == 1_900 and stray:
+            row += [None, "stray"]  # a cell right of the head's columns: a blank-named column
+        rows.append(row)
+    return rows
+
+
+def _read_both(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Roster, Roster]:
+    """The roster read with a head of ~20 KB of sheet XML, and without any head."""
+    monkeypatch.setattr(sheet_head, "HEAD_BYTES", 20_000)
+    monkeypatch.setattr(sheet_head, "MIN_SHEET_BYTES", 40_000)
+    assert sheet_head.sheet_head(path, "Staff") is not None
+    headed = read_roster(path, workers=0)
+    monkeypatch.setattr(sheet_head, "MIN_SHEET_BYTES", 1 << 40)
+    whole = read_roster(path, workers=0)
+    return headed, whole
+
+
+def _same(headed: Roster, whole: Roster) -> None:
+    assert headed.rows == whole.rows
+    assert headed.issues == whole.issues
+    assert headed.users == whole.users
+    assert headed.blank_rows == whole.blank_rows
+
+
+@pytest.mark.parametrize("stray", [False, True], ids=["as wide as its head", "wider further down"])
+@pytest.mark.parametrize("write_only", [True, False], ids=["inline strings", "shared strings"])
+def test_a_head_read_first_gives_the_whole_parse_roster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_only: bool, stray: bool
+) -> None:
+    path = tmp_path / "big.xlsx"
+    if write_only:
+        import openpyxl
+
+        book = openpyxl.Workbook(write_only=True)
+        sheet = book.create_sheet("Staff")
+        for row in _rows(2_500, stray=stray):
+            sheet.append(row)
+        book.save(path)
+    else:
+        write_xlsx(path, {"Cover": [["Read me"]], "Staff": _rows(2_500, stray=stray)})
+
+    headed, whole = _read_both(path, monkeypatch)
+
+    _same(headed, whole)
+    assert len(headed.rows) == 2_500 - 5  # five blank rows
+    assert headed.rows[-1].row == 2_503
+    assert headed.issue_counts()["too_long"] > 1_000  # US numbers in British form: the rows were checked
+    strays = [r.row for r in headed.rows if "stray" in r.extra.values()]
+    assert strays == ([1_904] if stray else [])
+
+
+def test_the_head_is_a_workbook_of_the_sheets_first_whole_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_xlsx(tmp_path / "big.xlsx", {"Staff": _rows(2_500)})
+    monkeypatch.setattr(sheet_head, "HEAD_BYTES", 20_000)
+    monkeypatch.setattr(sheet_head, "MIN_SHEET_BYTES", 40_000)
+
+    head = sheet_head.sheet_head(path, "Staff")
+
+    assert head is not None
+    first = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(head)).get_sheet_by_name("Staff").to_python()
+    every = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Staff").to_python()
+    assert 50 < len(first) < len(every)
+    assert first == [row[: len(first[0])] for row in every[: len(first)]]
+
+
+def test_a_formula_after_the_head_is_still_read_the_formula_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _rows(2_500)
+    rows[2_003][2] = "=1+1"  # row 2,004: openpyxl saves no value for it
+    path = write_xlsx(tmp_path / "big.xlsx", {"Staff": rows})
+
+    headed, whole = _read_both(path, monkeypatch)
+
+    _same(headed, whole)
+    assert [i.row for i in headed.issues if i.code == "formula_without_value"] == [2_004]
+
+
+def test_a_formula_in_the_head_means_no_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _rows(2_500)
+    rows[12][2] = "=1+1"
+    path = write_xlsx(tmp_path / "big.xlsx", {"Staff": rows})
+    monkeypatch.setattr(sheet_head, "HEAD_BYTES", 20_000)
+    monkeypatch.setattr(sheet_head, "MIN_SHEET_BYTES", 40_000)
+
+    assert sheet_head.sheet_head(path, "Staff") is None
+    roster = read_roster(path, workers=0)
+    assert [i.row for i in roster.issues if i.code == "formula_without_value"] == [13]
+
+
+def test_a_small_sheet_or_an_unknown_sheet_has_no_head(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "small.xlsx", {"Staff": _rows(50)})
+
+    assert sheet_head.sheet_head(path, "Staff") is None
+    assert sheet_head.sheet_head(path, "Missing") is None
+
+
+def test_a_namespaced_sheet_is_cut_after_its_last_whole_row() -> None:
+    xml = b'<x:worksheet><x:sheetData><x:row r="1"><x:c/></x:row><x:row r="2"><x:c/></x:row><x:row r="3"><x:c'
+
+    cut = sheet_head._after_last_row(xml)
+
+    assert cut is not None
+    end, prefix = cut
+    assert xml[:end].endswith(b'<x:row r="2"><x:c/></x:row>')
+    assert prefix == b"x:"
+
+
+def test_a_damaged_archive_has_no_head_and_the_whole_parse_says_what_is_wrong(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "big.xlsx", {"Staff": _rows(200)})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+    assert sheet_head.sheet_head(path, "Staff") is None
+    with zipfile.ZipFile(io.BytesIO(data)) as intact:
+        assert "xl/worksheets/sheet1.xml" in intact.namelist()
