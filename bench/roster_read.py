@@ -145,7 +145,7 @@ def generate_xlsx(path: Path, rows: int, seed: int) -> None:
 def distinct_keys(path: Path) -> list[CellKey]:
     """The (cell, region, phone type, number cell) keys the reader normalises, read here
     the reader's way (same files, columns and region rule) but without building rows."""
-    table = open_table(path)
+    table = open_table(path, head=False)  # the same cells; no re-read to allow for
     try:
         colmap = match_columns(table.header, None)
         region_at = colmap.index.get("region")

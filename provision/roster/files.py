@@ -110,6 +110,8 @@ _DAMAGED_WORKBOOK: tuple[type[BaseException], ...] = (
     TypeError,
     IndexError,
 )
+# A head copy of a workbook (``sheet_head``) calamine can't read: the whole parse says why, if it fails too.
+_HEAD_UNREADABLE: tuple[type[BaseException], ...] = (RosterReadError, *_DAMAGED_WORKBOOK)
 # What the csv module and the text decoder raise on a file that isn't delimited text.
 _DAMAGED_TEXT: tuple[type[BaseException], ...] = (csv.Error, UnicodeDecodeError, OSError)
 
@@ -180,11 +182,12 @@ def records_of(batches: Iterator[Batch]) -> Iterator[Record]:
             )
 
 
-class SheetWiderThanHead(Exception):
-    """A sheet read head first holds cells right of its first rows' columns: its header is
-    wider than the head said (blank-named columns, read as passthrough), so the rows
-    already handed over don't have them. The caller reads the sheet again with
-    ``open_table(..., head=False)`` (the whole parse is done by then; rare: a stray cell)."""
+class HeadMismatch(Exception):
+    """A sheet read head first whose whole parse doesn't start with the head's rows: most
+    likely a cell right of the first rows' columns further down (the header is then wider:
+    blank-named columns, read as passthrough), which the rows already handed over lack.
+    The caller reads the sheet again with ``open_table(..., head=False)``; the whole parse
+    is done by then, so that costs the head's rows again (rare: a stray cell)."""
 
 
 class _Closable(Protocol):
@@ -221,7 +224,7 @@ def open_table(path: Path, sheet: str | int | None = None, *, header_only: bool 
     """Open a roster file; raise RosterReadError when it can't be read at all.
     ``header_only``: a workbook sheet's first rows only (to look for a header).
     ``head``: a big sheet's first rows may be read on their own while the whole sheet is
-    parsed (``sheet_head``); its batches may then raise ``SheetWiderThanHead``."""
+    parsed (``sheet_head``); its batches may then raise ``HeadMismatch``."""
     try:
         with path.open("rb") as f:
             magic = f.read(4)
@@ -647,12 +650,15 @@ def _head_first_table(
     workbook, which holds no formula) and the rest from the whole parse (``whole``) once it
     is done, read the formula way if the workbook holds any; None (read the whole parse
     alone) when the header isn't among the head's rows."""
-    book = _guard(path, lambda: python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(head)))
     try:
-        rows, count = _sheet_rows(book, title, path)
-        values = _guard(path, lambda: list(rows))
-    finally:
-        book.close()
+        book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(head))
+        try:
+            rows, count = _sheet_rows(book, title, path)
+            values = _guard(path, lambda: list(rows))
+        finally:
+            book.close()
+    except _HEAD_UNREADABLE:
+        return None  # the whole parse alone
     header_row = next((k for k, row in enumerate(values) if any(_workbook_cell(v)[0] for v in row)), None)
     if header_row is None:
         return None
@@ -669,10 +675,8 @@ def _head_first_table(
         rest, total = _guard(path, whole.result)
         rest = _guarded(rest, path)
         for k, row in enumerate(islice(rest, count)):  # the head's rows: skipped, and checked
-            if len(row) != len(values[k]):  # a cell right of the head's columns, further down
-                raise SheetWiderThanHead(title)
-            if row != values[k]:  # rows out of order in the file: never seen
-                raise RosterReadError(f"sheet {title!r} of {path.name} can't be read: its rows are not in row order")
+            if row != values[k]:  # a cell right of the head's columns further down (its header is wider)
+                raise HeadMismatch(title)
         if not _guard(path, formulas.result):
             yield from _row_batches(rest, total - count, count, width, path)
             return

@@ -62,7 +62,7 @@ from provision.roster.files import (
     BATCH_ROWS,
     FRAME_PATH,
     Batch,
-    SheetWiderThanHead,
+    HeadMismatch,
     Table,
     frame_table,
     open_table,
@@ -212,7 +212,7 @@ def read_roster(
             with _no_cycle_collection():
                 try:
                     return _Builder(path, table.sheet, colmap, region).build(table.batches, normaliser)
-                except SheetWiderThanHead:
+                except HeadMismatch:
                     table.close()
                     table = open_table(path, table.sheet, head=False)
                     colmap = match_columns(table.header, columns)

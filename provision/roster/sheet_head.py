@@ -8,11 +8,12 @@ whose sheet holds only the sheet's first ``HEAD_BYTES`` of XML, cut after a whol
 and sends those rows' numbers out first.
 
 The copy keeps the parts calamine reads for a sheet (content types, relationships, the
-workbook, styles, shared strings) and gives every other worksheet an empty sheet. Any
-surprise (a sheet part that can't be found, no whole row in the head, a formula in it)
-gives no head, and the sheet is read the usual way: the head only changes when rows
-reach the workers, never what they hold (``files`` checks the whole parse's first rows
-against the head's).
+workbook, and the shared strings and styles the workbook's relationships name) and gives
+every other worksheet an empty sheet. Any surprise (a part that can't be found, no whole
+row in the head, a formula in it) gives no head, and the sheet is read the usual way. The
+head only changes when rows reach the workers, never what they hold: ``files`` checks the
+whole parse's first rows against the head's, and the reader reads the sheet again without
+a head if they differ (``files.HeadMismatch``).
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ _ROW_END = re.compile(rb"</([A-Za-z_][\w.\-]*:)?row>")
 _FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
 _REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 _EMPTY_SHEET = b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData/></worksheet>'
-# The parts calamine reads for one sheet's values; other parts (images, drawings, themes) are left out.
-_KEPT = frozenset({"[Content_Types].xml", "_rels/.rels", "xl/workbook.xml", "xl/_rels/workbook.xml.rels", "xl/styles.xml", "xl/sharedStrings.xml"})
+_WORKBOOK = "xl/workbook.xml"
+_WORKBOOK_RELS = "xl/_rels/workbook.xml.rels"
+# The parts calamine reads for one sheet's values; other parts (images, drawings, pivot
+# caches) are left out. Shared strings and styles are found by relationship type.
+_KEPT = frozenset({"[Content_Types].xml", "_rels/.rels", _WORKBOOK, _WORKBOOK_RELS})
+_KEPT_TYPES = ("/sharedStrings", "/styles")
 
 
 def sheet_head(path: Path, title: str) -> bytes | None:
@@ -42,8 +47,11 @@ def sheet_head(path: Path, title: str) -> bytes | None:
     first rows; None when the sheet is small, or anything is not as expected."""
     try:
         with zipfile.ZipFile(path) as book:
-            part = _sheet_part(book, title)
-            if part is None or book.getinfo(part).file_size < MIN_SHEET_BYTES:
+            parts = _parts(book, title)
+            if parts is None:
+                return None
+            part, kept = parts
+            if book.getinfo(part).file_size < MIN_SHEET_BYTES:
                 return None
             with book.open(part) as sheet:
                 head = sheet.read(HEAD_BYTES)
@@ -60,25 +68,33 @@ def sheet_head(path: Path, title: str) -> bytes | None:
                         copy.writestr(name, xml)
                     elif name.startswith("xl/worksheets/") and name.endswith(".xml"):
                         copy.writestr(name, _EMPTY_SHEET)
-                    elif name in _KEPT:
+                    elif name in kept:
                         copy.writestr(name, book.read(name))
             return out.getvalue()
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ValueError, EOFError, RuntimeError, ElementTree.ParseError):
         return None  # the whole parse says what is wrong, if anything
 
 
-def _sheet_part(book: zipfile.ZipFile, title: str) -> str | None:
-    """The zip member holding sheet ``title``, from the workbook and its relationships."""
-    sheets = ElementTree.fromstring(book.read("xl/workbook.xml"))
+def _parts(book: zipfile.ZipFile, title: str) -> tuple[str, frozenset[str]] | None:
+    """The zip member holding sheet ``title``, and the members to copy with it (``_KEPT``,
+    shared strings, styles), from the workbook and its relationships; None when one of
+    them is missing."""
+    sheets = ElementTree.fromstring(book.read(_WORKBOOK))
     rel = next((s.get(_REL_NS) for s in sheets.iterfind(".//{*}sheet") if s.get("name") == title), None)
     if rel is None:
         return None
-    rels = ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels"))
-    target = next((r.get("Target") for r in rels.iterfind("{*}Relationship") if r.get("Id") == rel), None)
-    if not target:
+    part = None
+    kept = set(_KEPT)
+    for relation in ElementTree.fromstring(book.read(_WORKBOOK_RELS)).iterfind("{*}Relationship"):
+        target = relation.get("Target") or ""
+        name = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+        if relation.get("Id") == rel:
+            part = name
+        elif (relation.get("Type") or "").endswith(_KEPT_TYPES):
+            kept.add(name)
+    if part is None or not kept.union((part,)) <= book.NameToInfo.keys():
         return None
-    name = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
-    return name if name in book.NameToInfo else None
+    return part, frozenset(kept)
 
 
 def _after_last_row(head: bytes) -> tuple[int, bytes] | None:
