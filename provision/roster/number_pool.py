@@ -94,6 +94,14 @@ class BatchNormaliser:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    @property
+    def started(self) -> bool:
+        return self._pool is not None
+
+    def forks(self) -> bool:
+        """Whether workers started now would be forked (cheaply): ``_start_method``."""
+        return self.workers > 0 and _start_method().get_start_method() == "fork"
+
     def warm_up(self) -> None:
         """Start the worker processes now, in the background, so they are ready for ``submit``."""
         if self.workers <= 0:

@@ -120,3 +120,29 @@ def test_workers_are_forked_only_from_a_process_with_one_thread(tmp_path: Path) 
 
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert ran.stdout.split() == ["fork", "spawn"]
+
+
+ONE_BATCH = '''
+import resource, sys
+from provision.roster.reader import read_roster
+
+pooled = read_roster(sys.argv[1])
+children = resource.getrusage(resource.RUSAGE_CHILDREN)
+alone = read_roster(sys.argv[1], workers=0)
+same = pooled.rows == alone.rows and pooled.issues == alone.issues and pooled.users == alone.users
+print(len(pooled.rows), same, children.ru_utime + children.ru_stime > 0)
+'''
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked only on Linux")
+def test_a_one_batch_roster_with_many_numbers_is_normalised_by_forked_workers(tmp_path: Path) -> None:
+    rows = [["UPN", "Mobile", "Office", "Country"]]
+    for i in range(8_000):
+        rows.append([f"user{i}@contoso.com", f"+1 206 55{i % 10} {i:04d}", f"020 7946 {i:04d}" if i % 2 else "", "GB" if i % 3 else "US"])
+    path = write_csv(tmp_path / "mid.csv", rows)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    ran = subprocess.run([sys.executable, "-c", ONE_BATCH, str(path)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.split() == ["8000", "True", "True"]
