@@ -631,11 +631,30 @@ def _workbook_table(path: Path, sheet: str | int | None, closables: list[_Closab
     try:
         formulas = pool.submit(_has_formulas, path)
         whole = pool.submit(_sheet_rows, book, title, path)
+        # calamine's workbook can't be closed while it parses ("Already borrowed"): whoever
+        # closes it, on any path, waits for the parse first.
+        closables[closables.index(book)] = _ClosedAfter(whole, book)
         first = sheet_head(path, title) if head else None
         table = _head_first_table(path, title, first, whole, formulas, closables) if first is not None else None
         return table or _workbook_rows_table(path, title, whole.result(), formulas, closables)
     finally:
         pool.shutdown(wait=False)  # the batches wait for the whole parse when they need it
+
+
+class _ClosedAfter:
+    """``closable``, closed once a background step using it is done (that step's outcome is
+    reported by whoever waits for it, if anyone still does)."""
+
+    def __init__(self, step: Future[Any], closable: _Closable) -> None:
+        self.step = step
+        self.closable = closable
+
+    def close(self) -> None:
+        try:
+            self.step.result()
+        except Exception:  # noqa: BLE001
+            pass
+        self.closable.close()
 
 
 def _head_first_table(

@@ -11,6 +11,7 @@ import pytest
 import python_calamine
 from support.roster_writers import write_xlsx
 
+from provision.errors import RosterReadError
 from provision.roster import sheet_head
 from provision.roster.reader import Roster, read_roster
 
@@ -139,3 +140,54 @@ def test_a_damaged_archive_has_no_head_and_the_whole_parse_says_what_is_wrong(tm
     assert sheet_head.sheet_head(path, "Staff") is None
     with zipfile.ZipFile(io.BytesIO(data)) as intact:
         assert "xl/worksheets/sheet1.xml" in intact.namelist()
+
+
+def _hand_written_workbook(path: Path, header: list[str], rows: int) -> Path:
+    """A one-sheet workbook of inline strings, written directly (fast enough for big sheets)."""
+
+    def row(number: int, cells: list[str]) -> str:
+        inner = "".join(f'<c r="{chr(65 + i)}{number}" t="inlineStr"><is><t>{text}</t></is></c>' for i, text in enumerate(cells))
+        return f'<row r="{number}">{inner}</row>'
+
+    body = [row(1, header)] + [row(n, [f"user{n}@contoso.com", f"+1 206 555 {n % 10_000:04d}"]) for n in range(2, rows + 2)]
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    parts = {
+        "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+        "</Types>",
+        "_rels/.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        f'<Relationship Id="rId1" Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": f'<workbook xmlns="{main}" xmlns:r="{rel}"><sheets><sheet name="Staff" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        f'<Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>',
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><sheetData>{"".join(body)}</sheetData></worksheet>',
+    }
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in parts.items():
+            z.writestr(name, text)
+    return path
+
+
+def test_a_head_whose_header_is_refused_still_ends_in_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The whole sheet is still being parsed when the head's header is refused: closing the
+    # workbook then must wait for the parse, not fail ("Already borrowed") in its place.
+    path = _hand_written_workbook(tmp_path / "big.xlsx", ["Name", "Mobile"], 60_000)
+    monkeypatch.setattr(sheet_head, "HEAD_BYTES", 20_000)
+    monkeypatch.setattr(sheet_head, "MIN_SHEET_BYTES", 40_000)
+    assert sheet_head.sheet_head(path, "Staff") is not None
+
+    with pytest.raises(RosterReadError, match="no user column"):
+        read_roster(path, workers=0)
+
+
+def test_a_hand_written_big_sheet_reads_the_same_with_a_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _hand_written_workbook(tmp_path / "big.xlsx", ["UPN", "Mobile"], 20_000)
+
+    headed, whole = _read_both(path, monkeypatch)
+
+    _same(headed, whole)
+    assert len(headed.rows) == 20_000
