@@ -29,6 +29,9 @@ from xml.etree import ElementTree
 HEAD_BYTES = 2_000_000
 # Sheets smaller than this are parsed whole in ~60 ms or less: a head isn't worth its cost.
 MIN_SHEET_BYTES = 4 * HEAD_BYTES
+# The head's copy parses the shared strings again, all of them: past this, that costs more
+# time and memory than the head's ~9,000 rows save.
+MAX_COPIED_BYTES = 16_000_000
 
 _ROW_END = re.compile(rb"</([A-Za-z_][\w.\-]*:)?row>")
 _FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
@@ -51,7 +54,7 @@ def sheet_head(path: Path, title: str) -> bytes | None:
             if parts is None:
                 return None
             part, kept = parts
-            if book.getinfo(part).file_size < MIN_SHEET_BYTES:
+            if book.getinfo(part).file_size < MIN_SHEET_BYTES or sum(book.getinfo(n).file_size for n in kept) > MAX_COPIED_BYTES:
                 return None
             with book.open(part) as sheet:
                 head = sheet.read(HEAD_BYTES)
