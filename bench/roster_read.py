@@ -164,11 +164,6 @@ def distinct_keys(path: Path) -> list[CellKey]:
         table.close()
 
 
-def per_key_seconds(keys: list[CellKey], seed: int) -> float:
-    """libphonenumber's time per distinct key: the median of ``ROUNDS`` passes (``key_passes``)."""
-    return statistics.median(key_passes(keys, seed))
-
-
 def key_passes(keys: list[CellKey], seed: int) -> list[float]:
     """libphonenumber's time per distinct key, through the reader's own (uncached)
     ``normalise_distinct``: CPU time, so a busy machine's waits don't count, in each of

@@ -45,7 +45,6 @@ import csv
 import datetime as dt
 import io
 import lzma
-import re
 import warnings
 import zipfile
 import zlib
@@ -61,7 +60,7 @@ import python_calamine
 
 from provision.errors import RosterReadError
 from provision.masking import mask_in_text
-from provision.roster.sheet_head import sheet_head
+from provision.roster.sheet_head import holds_formula, sheet_head
 
 DELIMITERS = (",", ";", "\t", "|")
 # Excel's own limit for one cell: no roster cell typed or exported by Excel is longer, so a
@@ -76,7 +75,6 @@ _SNIFF_CHARS = 64 * 1024
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls, or an encrypted (password-protected) .xlsx
 _ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")  # the OLE stream of an encrypted workbook
-_FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
 # Records per Batch: big enough that per-batch costs vanish, small enough that the first
 # batch's phone cells reach the worker processes early and the last one's rows are quick.
 BATCH_ROWS = 20_000
@@ -678,12 +676,10 @@ def _head_first_table(
             book.close()
     except _HEAD_UNREADABLE:
         return None  # the whole parse alone
-    header_row = next((k for k, row in enumerate(values) if any(_workbook_cell(v)[0] for v in row)), None)
-    if header_row is None:
+    found = _sheet_header(iter(values), path)
+    if found is None:
         return None
-    header = _checked_header(tuple(_workbook_cell(v)[0] for v in values[header_row]), path, header_row + 1)
-    _check_lengths([[name] for name in header], header_row + 1, path)
-    header_row += 1  # a spreadsheet row number from here on
+    header_row, header = found
     width = len(header)
 
     def batches() -> Generator[Batch, None, None]:
@@ -701,9 +697,7 @@ def _head_first_table(
             return
         opened: list[_Closable] = []
         try:
-            formulas_sheet = _guard(path, lambda: _load_formulas(path, closables=opened)[title])
-            formulas_sheet.reset_dimensions()
-            yield from batched(_fit(_sheet_records(rest, formulas_sheet, path, count), width), width)
+            yield from _formula_batches(rest, path, title, count, width, opened)
         finally:
             for closable in reversed(opened):
                 closable.close()
@@ -739,21 +733,36 @@ def _workbook_rows_table(
     rows, total = sheet_rows
     if formulas is None:
         rows, total = islice(rows, _HEADER_SEARCH_ROWS), min(total, _HEADER_SEARCH_ROWS)
-    searched = _guarded(rows, path)  # calamine converts cells as they are taken; takes one row at a time
-    header_row, first = next(((k, row) for k, row in enumerate(searched) if any(_workbook_cell(v)[0] for v in row)), (None, None))
-    if header_row is None or first is None:
+    found = _sheet_header(_guarded(rows, path), path)  # calamine converts cells as they are taken; takes one row at a time
+    if found is None:
         raise RosterReadError(f"sheet {title!r} of {path.name} has no header row (the sheet is empty)")
-    header = _checked_header(tuple(_workbook_cell(v)[0] for v in first), path, header_row + 1)
-    _check_lengths([[name] for name in header], header_row + 1, path)
-    header_row += 1  # a spreadsheet row number from here on
+    header_row, header = found
     if formulas is None or not _guard(path, formulas.result):
         batches = _row_batches(rows, total - header_row, header_row, len(header), path)
     else:
-        formulas_sheet = _guard(path, lambda: _load_formulas(path, closables=closables)[title])
-        formulas_sheet.reset_dimensions()  # some exporters write a wrong <dimension>; don't trust it
-        records = _sheet_records(_guarded(rows, path), formulas_sheet, path, header_row)
-        batches = batched(_fit(records, len(header)), len(header))
+        batches = _formula_batches(rows, path, title, header_row, len(header), closables)
     return Table(header=header, header_row=header_row, batches=batches, sheet=title, closables=tuple(closables))
+
+
+def _sheet_header(rows: Iterator[list[Any]], path: Path) -> tuple[int, tuple[str, ...]] | None:
+    """The first non-blank row of a sheet's values (taken from ``rows``) as its header, and
+    its spreadsheet row number; None when every row is blank."""
+    at, first = next(((k, row) for k, row in enumerate(rows) if any(_workbook_cell(v)[0] for v in row)), (None, None))
+    if at is None or first is None:
+        return None
+    header = _checked_header(tuple(_workbook_cell(v)[0] for v in first), path, at + 1)
+    _check_lengths([[name] for name in header], at + 1, path)
+    return at + 1, header
+
+
+def _formula_batches(
+    rows: Iterator[list[Any]], path: Path, title: str, after: int, width: int, closables: list[_Closable]
+) -> Iterator[Batch]:
+    """Batches of a sheet's values below row ``after``, read the formula way: openpyxl (added
+    to ``closables``) marks formula cells with no cached value."""
+    formulas_sheet = _guard(path, lambda: _load_formulas(path, closables=closables)[title])
+    formulas_sheet.reset_dimensions()  # some exporters write a wrong <dimension>; don't trust it
+    return batched(_fit(_sheet_records(_guarded(rows, path), formulas_sheet, path, after), width), width)
 
 
 def _workbook_cell(value: object) -> tuple[str, bool]:
@@ -895,10 +904,7 @@ def _has_formulas(path: Path) -> bool:
                 with z.open(name) as f:
                     tail = b""
                     while chunk := f.read(1 << 20):
-                        window = tail + chunk
-                        # A formula element starts "<f" or, namespaced, ":f": two byte searches
-                        # rule most of a sheet out faster than the pattern (~0.02 s per 100k rows).
-                        if (b"<f" in window or b":f" in window) and _FORMULA_TAG.search(window):
+                        if holds_formula(tail + chunk):
                             return True
                         tail = chunk[-8:]
     return False

@@ -59,7 +59,7 @@ def sheet_head(path: Path, title: str) -> bytes | None:
             with book.open(part) as sheet:
                 head = sheet.read(HEAD_BYTES)
             cut = _after_last_row(head)
-            if cut is None or ((b"<f" in head or b":f" in head) and _FORMULA_TAG.search(head, 0, cut[0])):
+            if cut is None or holds_formula(head[: cut[0]]):
                 return None
             end, prefix = cut
             xml = head[:end] + b"</" + prefix + b"sheetData></" + prefix + b"worksheet>"
@@ -76,6 +76,12 @@ def sheet_head(path: Path, title: str) -> bytes | None:
             return out.getvalue()
     except Exception:  # noqa: BLE001  # any surprise (zip, compression, XML): the whole parse says what is wrong, if anything
         return None
+
+
+def holds_formula(xml: bytes) -> bool:
+    """Whether sheet XML holds a formula element (``<f>``, or namespaced ``<x:f>``). Two byte
+    searches rule most of a sheet out faster than the pattern (~0.02 s per 100k rows)."""
+    return (b"<f" in xml or b":f" in xml) and _FORMULA_TAG.search(xml) is not None
 
 
 def _parts(book: zipfile.ZipFile, title: str) -> tuple[str, frozenset[str]] | None:
