@@ -11,6 +11,7 @@ pandas only when a DataFrame is asked for (a CSV roster's cells are parsed throu
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 from provision.model import FIELD_BY_PHONE_TYPE, PHONE_TYPES
@@ -25,21 +26,33 @@ Cell = int | str
 
 
 def validation_table(roster: Roster) -> tuple[list[str], Iterator[list[Cell]]]:
-    """The header and, lazily, one record per data row (phones in Graph form, blank as "")."""
+    """The header and, lazily, one record per data row (phones in Graph form, blank as "").
+    Read from the roster's columns: no ``RosterRow`` is made."""
     by_row = roster.issues_by_row()
+    columns = roster.rows.columns
     phone_fields = [FIELD_BY_PHONE_TYPE[t] for t in PHONE_TYPES]
     extra = [name for name in roster.extra_columns if name not in {"row", "user", "status", "problems", *phone_fields}]
     header = ["row", "user", *phone_fields, "status", "problems", *extra]
+    # A header named twice keeps its last column's cells, as a row's ``extra`` mapping does.
+    kept = dict(zip(columns.extra_names, columns.extras))
+    blank = repeat("")
+    phones = [_text(columns.phone_column(t)) if t in columns.types else blank for t in PHONE_TYPES]
+    extras = [kept[name] if name in kept else blank for name in extra]
+
+    def problems(row: int) -> str:
+        return " | ".join(f"{i.column + ': ' if i.column else ''}{i.reason} [{i.code}]" for i in by_row.get(row, ()))
 
     def records() -> Iterator[list[Cell]]:
-        for row in roster.rows:
-            problems = " | ".join(
-                f"{i.column + ': ' if i.column else ''}{i.reason} [{i.code}]" for i in by_row.get(row.row, ())
-            )
-            phones = [row.phones.get(t) or "" for t in PHONE_TYPES]
-            yield [row.row, row.user, *phones, row.status.value, problems, *(row.extra.get(n, "") for n in extra)]
+        statuses = (status.value for status in columns.statuses())
+        extra_cells: Iterator[tuple[str, ...]] = zip(*extras) if extras else repeat(())
+        for row, user, phone_cells, status, more in zip(columns.numbers, columns.users, zip(*phones), statuses, extra_cells):
+            yield [row, user, *phone_cells, status, problems(row), *more]
 
     return header, records()
+
+
+def _text(values: list[str | None] | None) -> Iterator[str]:
+    return repeat("") if values is None else (value or "" for value in values)
 
 
 def roster_frame(roster: Roster) -> "pandas.DataFrame":

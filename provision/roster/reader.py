@@ -2,7 +2,8 @@
 
 ``read_roster`` reads a CSV or Excel roster (``provision.roster.files``), finds its columns
 (``provision.roster.columns``), normalises every phone cell (``provision.roster.numbers``) and
-checks the rows against each other. No row disappears: each data row is a ``RosterRow``
+checks the rows against each other. No row disappears: each data row is a row of the
+``Roster`` (``provision.roster.result``: kept as columns, a ``RosterRow`` made when read)
 and its user is in ``Roster.users`` unless the row has an error ``RowIssue``; blank rows
 are counted. Row numbers are the ones a spreadsheet shows (the header is row 1 when it
 is on the first line).
@@ -14,9 +15,9 @@ answered in an earlier batch are not sent again (up to ``KNOWN_CELLS`` answers a
 When its answers are back, every check a row's own cells decide runs over whole columns
 (user keys, regions, SMS flags parsed once per distinct cell, the answers mapped back,
 the warnings that need a mobile) and only rows with a problem are looked at one by one;
-then the batch's ``RosterRow`` values, and ``DesiredUser`` for users met for the first
-time, are made in one pass each. The checks across rows (a user on several rows, a
-mobile shared by users) run at the end and only rewrite the rows they concern.
+then the batch's columns are appended to the roster's and its new users noted, by the
+position of their first row. The checks across rows (a user on several rows, a mobile
+shared by users) run at the end and only touch the rows they concern.
 
 ``files`` parses the file (a CSV through pyarrow's streaming reader, a workbook through
 python-calamine, a big sheet's first rows on their own: ``sheet_head``); the checks here are
@@ -32,30 +33,18 @@ from __future__ import annotations
 
 import gc
 import re
-from bisect import bisect_left
-from collections import Counter, deque
+from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from itertools import chain, compress, count, filterfalse, repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter, gt, itemgetter, ne
 from os import PathLike
 from pathlib import Path
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence, cast
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence, cast
 
 from provision.errors import RosterReadError, UsageError
 from provision.masking import mask
-from provision.model import (
-    DesiredUser,
-    PhoneType,
-    RosterRow,
-    RowIssue,
-    RowStatus,
-    Severity,
-    make_desired_user,
-    make_roster_row,
-    make_row_issue,
-)
+from provision.model import PhoneType, RowIssue, Severity, make_row_issue
 from provision.roster import numbers as phones
 from provision.roster.columns import PHONE_FIELDS, ColumnMap, match_columns
 from provision.roster.files import (
@@ -78,7 +67,8 @@ from provision.roster.number_pool import (
     default_workers,
     normalise_now,
 )
-from provision.roster.row_phones import SLOT, RowPhones
+from provision.roster.result import DesiredUsers, Roster, RosterRows, RowColumns
+from provision.roster.row_phones import SLOT
 
 if TYPE_CHECKING:
     import pandas
@@ -89,7 +79,6 @@ _GUID = re.compile(r"\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _UPN = re.compile(r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+")
 _YES = frozenset({"yes", "y", "true", "1", "on", "enable", "enabled"})
 _NO = frozenset({"no", "n", "false", "0", "off", "disable", "disabled"})
-_NO_EXTRA: Mapping[str, str] = MappingProxyType({})
 
 # Answers kept across batches (~10 MB), so a number repeated across the file (a site's
 # switchboard, met in every batch) is not normalised again. Two batches' worth: a bigger
@@ -109,42 +98,7 @@ FORKED_WARM_UP_BYTES = 300_000
 # before it is read (a CSV row is ~50 bytes, a workbook row ~30 compressed).
 WARM_UP_BYTES = 1_500_000
 
-_OK, _WARNING, _ERROR = 0, 1, 2
-_STATUS = (RowStatus.OK, RowStatus.WARNING, RowStatus.ERROR)
-
-
-@dataclass(frozen=True, slots=True)
-class Roster:
-    """A read roster. ``columns``: field -> header actually used; ``extra_columns``: the
-    passthrough headers, in file order. ``issues`` are sorted by row."""
-
-    path: Path
-    sheet: str | None
-    columns: Mapping[str, str]
-    extra_columns: tuple[str, ...]
-    rows: tuple[RosterRow, ...]
-    users: Mapping[str, DesiredUser]
-    issues: tuple[RowIssue, ...]
-    blank_rows: int
-    default_region: str | None = None
-    phone_types: tuple[PhoneType, ...] = field(default=())
-
-    def count(self, status: RowStatus) -> int:
-        return sum(1 for r in self.rows if r.status is status)
-
-    def status_counts(self) -> dict[RowStatus, int]:
-        counts = Counter(r.status for r in self.rows)
-        return {s: counts.get(s, 0) for s in RowStatus}
-
-    def issue_counts(self, severity: Severity | None = None) -> Counter[str]:
-        """How many issues of each code (optionally of one severity)."""
-        return Counter(i.code for i in self.issues if severity is None or i.severity is severity)
-
-    def issues_by_row(self) -> dict[int, tuple[RowIssue, ...]]:
-        grouped: dict[int, list[RowIssue]] = {}
-        for issue in self.issues:
-            grouped.setdefault(issue.row, []).append(issue)
-        return {row: tuple(found) for row, found in grouped.items()}
+_OK, _WARNING, _ERROR = 0, 1, 2  # a row's severity byte: an index into result.STATUS
 
 
 def user_key(value: str) -> str | None:
@@ -349,8 +303,8 @@ class _Builder:
     """Turns batches into rows column by column, then checks rows against each other.
 
     Per batch: every check a row's own cells decide runs over whole columns, each row gets
-    its severity byte (``_OK`` / ``_WARNING`` / ``_ERROR``), its ``RosterRow`` and, for the
-    first row of a user without error, its ``DesiredUser``. The checks across rows
+    its severity byte (``_OK`` / ``_WARNING`` / ``_ERROR``), its cells join the roster's
+    columns and the first row of a user without error is noted. The checks across rows
     (repeated users, shared mobiles) run at the end and only touch the rows they concern.
     """
 
@@ -361,17 +315,25 @@ class _Builder:
         self.at = _Layout.of(colmap)
         self.region = region
         self.names = colmap.names
-        self.rows: list[RosterRow] = []
-        self.users: dict[str, DesiredUser] = {}
-        self.issues: list[RowIssue] = []
+        # The rows, one list per field (``result.RowColumns``): no object per row.
+        self.numbers: list[int] = []
+        self.user_cells: list[str] = []
+        self.keys: list[str | None] = []
+        self.phone_columns: dict[PhoneType, list[str | None]] = {t: [] for t, _, _ in self.at.phones}
+        self.sms: list[bool | None] | None = [] if self.at.sms_sign_in is not None else None
+        self.extras: tuple[list[str], ...] = tuple([] for _ in self.at.extra)
         self.severity = bytearray()
+        self.issues: list[RowIssue] = []
         self.blank_rows = 0
-        # Users seen so far are the keys of ``users`` (first row without error) and of
-        # ``first_error`` (first row with one): no third map of a million keys.
-        self.first_error: dict[str, int] = {}  # key -> position of its first row
+        # Every user's first row, with an error or not: its user is wanted unless that row
+        # ends with an error (its own, or a conflict between the user's rows), which
+        # ``result.DesiredUsers`` reads from the rows' severity.
+        self.users: dict[str, int] = {}  # key -> position of its first row
         self.repeats: dict[str, list[int]] = {}  # key -> row positions, for users on several rows
-        # Mobiles, over the rows without error as they come: where each is first, and the
-        # later rows of those met again (a user's other rows, or other users': shared).
+        self.merged: dict[str, tuple[int, ...]] = {}  # a user's identical rows' numbers
+        # Mobiles as the rows come: where each is first, and the later rows of those met
+        # again (a user's other rows, or other users': shared). Rows with an error are
+        # left out only at the end, when every row's severity is known.
         self.first_at: dict[str, int] = {}
         self.again: dict[str, list[int]] = {}
         self.masked: dict[str, str] = {}  # a mobile met again -> its masked form, for the reasons
@@ -410,7 +372,6 @@ class _Builder:
             if not pending:  # the last answers in: the workers go before the last rows are made
                 normaliser.close()
             self._make_rows(prepared, answers)
-        self.first_error.clear()
         self._check_repeats()
         self._check_shared_mobiles()
         give_back_freed_memory()  # the file's buffers and the batches' results
@@ -604,10 +565,10 @@ class _Builder:
             if values is None:
                 continue
             column = self.names.get(field_name)
+            # bool(value) > bool(mobile cell): a value, and no mobile beside it
+            hits = values if mobile_cells is None else map(gt, map(bool, values), map(bool, mobile_cells))
             found.extend([
-                (k, make_row_issue(rows[k], sheet, column, Severity.WARNING, code, reason))
-                for k, value in enumerate(values)
-                if value and (mobile_cells is None or not mobile_cells[k])
+                (k, make_row_issue(rows[k], sheet, column, Severity.WARNING, code, reason)) for k in compress(count(), hits)
             ])
 
     def _add_rows(
@@ -618,84 +579,37 @@ class _Builder:
         sms: list[bool | None] | None,
         severity: bytearray,
     ) -> None:
-        """The batch's RosterRows, its new users, and what the checks across rows need."""
-        at = self.at
+        """The batch's rows added to the columns, its new users, and what the checks
+        across rows need."""
         columns = batch.columns
-        users = columns[at.user]
-        nothing = repeat(None)
-        mobiles = graphs.get(PhoneType.MOBILE)
-        phone_values = list(
-            map(
-                RowPhones,
-                repeat(at.types),
-                mobiles if mobiles is not None else nothing,
-                graphs.get(PhoneType.ALTERNATE_MOBILE, nothing),
-                graphs.get(PhoneType.OFFICE, nothing),
-            )
-        )
-        if at.extra:
-            names = [name for _, name in at.extra]
-            extras: Iterable[Mapping[str, str]] = [
-                dict(zip(names, cells)) for cells in zip(*(columns[p] for p, _ in at.extra))
-            ]
-        else:
-            extras = repeat(_NO_EXTRA)
-        sms_values = sms if sms is not None else [None] * len(keys)
-        base = len(self.rows)
-        self.rows.extend(
-            map(
-                make_roster_row,
-                batch.rows,
-                repeat(self.sheet),
-                users,
-                keys,
-                phone_values,
-                sms_values,
-                map(_STATUS.__getitem__, severity),
-                extras,
-            )
-        )
+        base = len(self.numbers)
+        self.numbers += batch.rows
+        self.user_cells += columns[self.at.user]
+        self.keys += keys
+        for phone_type, values in graphs.items():
+            self.phone_columns[phone_type] += values
+        if self.sms is not None and sms is not None:
+            self.sms += sms
+        for (position, _), kept in zip(self.at.extra, self.extras):
+            kept += columns[position]
         self.severity += severity
-        desired = self.users
-        first_error = self.first_error
-        rows = batch.rows
-        for k, key in enumerate(keys):
-            if key is None:
-                continue
-            if key in desired or key in first_error:
-                self._repeat(key, base + k)
-            elif severity[k] == _ERROR:
-                first_error[key] = base + k
+        repeats = self.repeats
+        for key, i, first in _met_again(self.users, keys, base):
+            positions = repeats.get(key)
+            if positions is None:
+                repeats[key] = [first, i]
             else:
-                desired[key] = make_desired_user(key, users[k], phone_values[k], sms_values[k], (rows[k],))
+                positions.append(i)
+        mobiles = graphs.get(PhoneType.MOBILE)
         if mobiles is not None:
-            self._note_mobiles(mobiles, severity, base)
-
-    def _repeat(self, key: str, i: int) -> None:
-        """Row position ``i`` holds a user already seen."""
-        positions = self.repeats.get(key)
-        if positions is not None:
-            positions.append(i)
-            return
-        first = self.first_error.get(key)
-        if first is None:  # its first row is the user's: found by row number (rows are in order)
-            first = bisect_left(self.rows, self.users[key].rows[0], key=_row_of)
-        self.repeats[key] = [first, i]
-
-    def _note_mobiles(self, mobiles: list[str | None], severity: bytearray, base: int) -> None:
-        """Where each mobile is, over the rows without error, as the rows come (a row
-        without a user has an error)."""
-        first_at = self.first_at.setdefault
-        again = self.again
-        for i, number, level in zip(count(base), mobiles, severity):
-            if number is None or level == _ERROR or first_at(number, i) == i:
-                continue
-            later = again.get(number)
-            if later is None:
-                again[number] = [i]
-                self.masked[number] = mask(number)  # now, while the workers still run
-            else:
-                later.append(i)
+            again = self.again
+            for number, i, _ in _met_again(self.first_at, mobiles, base):
+                later = again.get(number)
+                if later is None:
+                    again[number] = [i]
+                    self.masked[number] = mask(number)  # now, while the workers still run
+                else:
+                    later.append(i)
 
     # -- rows against each other -----------------------------------------------------------
 
@@ -705,31 +619,28 @@ class _Builder:
         level = _ERROR if issue.severity is Severity.ERROR else _WARNING
         if self.severity[i] < level:
             self.severity[i] = level
-            _raise_status(self.rows[i], _STATUS[level])
 
     def _check_repeats(self) -> None:
         """A user on several rows is applied once if the rows agree; else none is applied."""
-        rows = self.rows
+        numbers = self.numbers
         severity = self.severity
+        values: list[Sequence[object]] = [*self.phone_columns.values()]
+        if self.sms is not None:
+            values.append(self.sms)
         column = self.names.get("user")
         for key, positions in self.repeats.items():
-            first = rows[positions[0]]
-            identical = all(
-                severity[p] != _ERROR and rows[p].phones == first.phones and rows[p].sms_sign_in == first.sms_sign_in
-                for p in positions
-            )
-            numbers = tuple(rows[p].row for p in positions)
+            first = positions[0]
+            identical = all(severity[p] != _ERROR and all(v[p] == v[first] for v in values) for p in positions)
+            rows = tuple(numbers[p] for p in positions)
             if identical:
-                user = self.users[key]
-                self.users[key] = replace(user, rows=numbers)
+                self.merged[key] = rows
                 continue
             broken = any(severity[p] == _ERROR for p in positions)
             why = "one of them has errors" if broken else "with different values"
-            self.users.pop(key, None)
             for p in positions:
-                others = ", ".join(str(r) for r in numbers if r != rows[p].row)
+                others = ", ".join(str(r) for r in rows if r != numbers[p])
                 self._raise(p, RowIssue(
-                    rows[p].row, self.sheet, column, Severity.ERROR, "duplicate_user_conflict",
+                    numbers[p], self.sheet, column, Severity.ERROR, "duplicate_user_conflict",
                     f"the same user is also on row(s) {others}, {why}; none of them is applied",
                 ))
 
@@ -740,37 +651,49 @@ class _Builder:
         reason is written once, from its masked form (made as the rows came). This runs
         after the workers have finished, so it is kept lean: no pass over every row."""
         severity = self.severity
-        rows = self.rows
+        numbers = self.numbers
+        keys = self.keys
         issues = self.issues
         sheet = self.sheet
         column = self.names.get("mobile")
         first_at = self.first_at
         for number, later in self.again.items():
             live = [p for p in (first_at[number], *later) if severity[p] != _ERROR]
-            users = len({rows[p].key for p in live})
+            users = len({keys[p] for p in live})
             if users < 2:
                 continue
             reason = f"{self.masked[number]} is the mobile of {users} users; SMS sign-in can work for only one of them"
             for p in live:
-                row = rows[p]
-                issues.append(make_row_issue(row.row, sheet, column, Severity.WARNING, "duplicate_mobile", reason))
+                issues.append(make_row_issue(numbers[p], sheet, column, Severity.WARNING, "duplicate_mobile", reason))
                 if severity[p] == _OK:
                     severity[p] = _WARNING
-                    _raise_status(row, RowStatus.WARNING)
         self.first_at.clear()
 
     def _finish(self) -> Roster:
         issues = sorted(self.issues, key=_row_of)  # stable: each row's issues keep their order
         self.issues.clear()
-        rows = tuple(self.rows)
-        self.rows.clear()
+        phones = self.phone_columns
+        columns = RowColumns(
+            self.sheet,
+            self.at.types,
+            self.numbers,
+            self.user_cells,
+            self.keys,
+            phones.get(PhoneType.MOBILE),
+            phones.get(PhoneType.ALTERNATE_MOBILE),
+            phones.get(PhoneType.OFFICE),
+            self.sms,
+            self.severity,
+            tuple(name for _, name in self.at.extra),
+            self.extras,
+        )
         return Roster(
             path=self.path,
             sheet=self.sheet,
             columns=dict(self.names),
             extra_columns=tuple(name for _, name in self.colmap.extra),
-            rows=rows,
-            users=self.users,
+            rows=RosterRows(columns),
+            users=DesiredUsers(columns, self.users, self.merged),
             issues=tuple(issues),
             blank_rows=self.blank_rows,
             default_region=self.region,
@@ -778,12 +701,15 @@ class _Builder:
         )
 
 
-def _raise_status(row: RosterRow, status: RowStatus) -> None:
-    """A row's status raised once every row is known (users on several rows, shared
-    mobiles): tens of thousands of rows, after the workers are done. The row is changed in
-    place, in a tenth of the time ``replace`` takes: no one holds it before ``read_roster``
-    returns (it is in no set or dict, and frozen from then on)."""
-    object.__setattr__(row, "status", status)
+def _met_again(first: dict[str, int], values: list[str | None], base: int) -> Iterator[tuple[str, int, int]]:
+    """(value, position, position of its first row) for each row of a batch (its first at
+    ``base``) whose value, not None, is already in ``first``; the others' positions are
+    added to it. In C loops but the last: a million rows' users or mobiles, most of them
+    met once."""
+    present = list(compress(count(base), values))  # a value is a non-empty string or None
+    named = cast("list[str]", list(compress(values, values)))
+    firsts = list(map(first.setdefault, named, present))
+    return compress(zip(named, present, firsts), map(ne, firsts, present))
 
 
 def _bad_region(value: str) -> str:

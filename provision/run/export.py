@@ -149,7 +149,7 @@ def _listed_subjects(job: Job, users_file: Path | None) -> tuple[list[_Subject],
     """The job roster's users, or the users file's; and the user cells that name no user."""
     if users_file is None:
         roster = load_roster(job)
-        cells = [(row.key, row.user) for row in roster.rows]
+        cells = list(zip(roster.rows.columns.keys, roster.rows.columns.users))
     else:
         cells = [(user_key(cell), cell) for cell in _user_cells(users_file)]
     subjects: dict[str, _Subject] = {}

@@ -82,7 +82,7 @@ def plan_policy(job: Job) -> PlanPolicy:
 
 def roster_size(job: Job, roster: Roster, target: str, policy: PlanPolicy) -> RosterSize:
     """The roster's rows and usable rows, and (when the policy compares) the previous run's."""
-    usable = sum(1 for row in roster.rows if row.status is not RowStatus.ERROR)
+    usable = len(roster.rows) - roster.count(RowStatus.ERROR)
     previous = latest_finished_run(job.output.directory, job.name, target, fleet_key=job.fleet_key) if policy.min_roster_percent else None
     if previous is None:
         return RosterSize(len(roster.rows), usable)

@@ -1,0 +1,87 @@
+"""A Roster kept as columns: its rows and users read like the tuple and dict they replace."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+from support.roster_writers import write_csv
+
+from provision.model import PhoneType, RowStatus
+from provision.roster.frame import validation_table
+from provision.roster.reader import read_roster
+
+M, O = PhoneType.MOBILE, PhoneType.OFFICE
+
+ROWS = [
+    ["UPN", "Mobile", "Office", "SMS", "Cost centre"],
+    ["a@contoso.com", "+1 206 555 0100", "", "yes", "CC1"],  # 2: ok
+    ["bad user", "+1 206 555 0101", "", "", "CC2"],  # 3: error, no key
+    ["b@contoso.com", "not a number", "", "", "CC3"],  # 4: b's first row has an error
+    ["b@contoso.com", "+1 206 555 0102", "", "", "CC4"],  # 5: ...so b is in conflict
+    ["c@contoso.com", "+1 206 555 0103", "+1 206 555 0199", "no", "CC5"],  # 6: c twice, the same
+    ["C@Contoso.com", "+1 206 555 0103", "+1 206 555 0199", "no", "CC6"],  # 7
+    ["d@contoso.com", "+1 206 555 0104", "", "", ""],  # 8: d twice, differently
+    ["d@contoso.com", "+1 206 555 0105", "", "", ""],  # 9
+    ["e@contoso.com", "+1 206 555 0100", "", "", ""],  # 10: a's mobile: shared
+]
+
+
+@pytest.fixture(scope="module")
+def roster(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    return read_roster(write_csv(tmp_path_factory.mktemp("r") / "r.csv", ROWS), workers=0)
+
+
+def test_users_are_those_whose_first_row_ends_without_error(roster) -> None:  # type: ignore[no-untyped-def]
+    assert list(roster.users) == ["a@contoso.com", "c@contoso.com", "e@contoso.com"]
+    assert len(roster.users) == 3
+    assert "b@contoso.com" not in roster.users and "d@contoso.com" not in roster.users
+    assert roster.users.get("d@contoso.com") is None
+    with pytest.raises(KeyError):
+        roster.users["b@contoso.com"]
+    c = roster.users["c@contoso.com"]
+    assert (c.user, c.rows, c.sms_sign_in) == ("c@contoso.com", (6, 7), False)
+    assert c.phones == {M: "+1 2065550103", O: "+1 2065550199"}
+    assert dict(roster.users)["a@contoso.com"].rows == (2,)
+
+
+def test_rows_read_like_a_tuple(roster) -> None:  # type: ignore[no-untyped-def]
+    rows = roster.rows
+    assert len(rows) == 9
+    assert [r.row for r in rows] == list(range(2, 11))
+    assert rows[-1].row == 10 and rows[0].row == 2
+    assert [r.row for r in rows[1:3]] == [3, 4]
+    with pytest.raises(IndexError):
+        rows[9]
+    assert rows == tuple(rows) and rows == list(rows) and rows != tuple(rows)[:-1]
+    assert rows[0].extra == {"Cost centre": "CC1"} and rows[0].sms_sign_in is True
+    assert rows[1].key is None and rows[1].status is RowStatus.ERROR
+    statuses = [r.status for r in rows]
+    assert statuses.count(RowStatus.ERROR) == roster.count(RowStatus.ERROR) == 5  # 3, 4, 5, 8, 9
+    assert statuses.count(RowStatus.WARNING) == roster.count(RowStatus.WARNING) == 2  # 2 and 10 share a mobile
+    assert roster.status_counts() == {RowStatus.OK: 2, RowStatus.WARNING: 2, RowStatus.ERROR: 5}
+
+
+def test_the_validation_table_from_columns_matches_the_rows(roster) -> None:  # type: ignore[no-untyped-def]
+    header, records = validation_table(roster)
+    by_row = roster.issues_by_row()
+    expected = [
+        [r.row, r.user, r.phones.get(M) or "", "", r.phones.get(O) or "", r.status.value,
+         " | ".join(f"{i.column + ': ' if i.column else ''}{i.reason} [{i.code}]" for i in by_row.get(r.row, ())),
+         r.extra["Cost centre"]]
+        for r in roster.rows
+    ]
+    assert header == ["row", "user", "mobile", "alternate_mobile", "office", "status", "problems", "Cost centre"]
+    assert list(records) == expected
+
+
+def test_a_roster_survives_pickling(roster) -> None:  # type: ignore[no-untyped-def]
+    again = pickle.loads(pickle.dumps(roster))
+    assert again.rows == roster.rows and again.users == roster.users and again.issues == roster.issues
+
+
+def test_an_empty_roster(tmp_path: Path) -> None:
+    roster = read_roster(write_csv(tmp_path / "r.csv", [["UPN", "Mobile"]]), workers=0)
+    assert roster.rows == () and len(roster.users) == 0 and list(roster.users) == []
+    assert roster.status_counts() == {RowStatus.OK: 0, RowStatus.WARNING: 0, RowStatus.ERROR: 0}
