@@ -2,7 +2,7 @@
 
 libphonenumber is pure Python (about 25 µs a number); a million-row roster holds about
 1.5 million phone cells, each different. A chunk's distinct cells therefore go, in pieces
-of ``_PIECE``, to a process pool (one worker per core) while the caller carries on
+of ``PIECE_CELLS``, to a process pool (one worker per core) while the caller carries on
 reading; on 2 cores this reads 1M rows in ~0.5x the in-process time (bench.roster_read).
 Cells and answers cross the process boundary as flat lists, cheap to pickle; the answers
 come back as one dict of Graph forms and a small one of the cells with a problem or warning. The cells
@@ -132,7 +132,7 @@ class BatchNormaliser:
             pool = self._started()
             # Pieces smaller than a chunk keep every worker busy to the end of the file, and
             # as many per worker, of one size, so the last batch's pieces end together.
-            count = -(-len(keys) // _PIECE)
+            count = -(-len(keys) // PIECE_CELLS)
             count += -count % self.workers
             size = -(-len(keys) // count)
             pieces = [keys[at : at + size] for at in range(0, len(keys), size)]
@@ -221,7 +221,7 @@ def _callers_main_hidden() -> Iterator[None]:
 _MAIN_SWAP = threading.Lock()
 
 
-_PIECE = 5_000  # keys per task at most: ~0.1 s of work
+PIECE_CELLS = 5_000  # keys per task at most: ~0.1 s of work
 
 # What crosses the process boundary, column-wise so pickling is a few flat lists: the
 # cells (raw texts, regions, phone type values, number-cell flags) one way; the Graph
@@ -247,12 +247,30 @@ def _work(wire: _Wire) -> _Answers:
     return _normalise(*wire)
 
 
+def work_order(raws: Sequence[str]) -> list[int]:
+    """The order a piece's cells are normalised in: by their texts.
+
+    Cells in text order are ~13% faster than the same cells shuffled (measured on
+    bench.roster_read's numbers in pieces of 5,000, fresh cells each time, one process
+    or two at once: 15.6-16.5 against 18.2-18.8 us a cell): numbers with the same
+    beginning take the same paths through libphonenumber's metadata and patterns, which
+    then stay in the CPU's caches. The sort costs ~0.3 us a cell."""
+    return sorted(range(len(raws)), key=raws.__getitem__)
+
+
 def _normalise(raws: list[str], regions: list[str | None], types: list[str | None], numbers: list[bool]) -> _Answers:
-    graphs: list[str | None] = []
+    """The cells' answers, in their order (worked through in ``work_order``)."""
+    graphs: list[str | None] = [None] * len(raws)
     notes: list[tuple[int, CellNote]] = []
-    for at, (raw, region, type_value, number) in enumerate(zip(raws, regions, types, numbers)):
-        r = normalise_distinct(raw, region, _PHONE_TYPE[type_value] if type_value else None, from_number=number)
-        graphs.append(r.graph)
+    for at in work_order(raws):
+        type_value = types[at]
+        r = normalise_distinct(raws[at], regions[at], _PHONE_TYPE[type_value] if type_value else None, from_number=numbers[at])
+        graphs[at] = r.graph
         if r.problem or r.warning:
             notes.append((at, (r.problem, r.reason, r.warning)))
+    notes.sort(key=_first_of)
     return graphs, notes
+
+
+def _first_of(note: tuple[int, CellNote]) -> int:
+    return note[0]

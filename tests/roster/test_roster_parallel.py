@@ -146,3 +146,23 @@ def test_a_one_batch_roster_with_many_numbers_is_normalised_by_forked_workers(tm
 
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert ran.stdout.split() == ["8000", "True", "True"]
+
+
+def test_cells_worked_through_in_text_order_keep_their_own_answers() -> None:
+    # The pool works a piece's cells in the order of their texts; each answer must still
+    # land on its own cell, and the notes on theirs.
+    from provision.model import PhoneType
+    from provision.roster.number_pool import normalise_cells
+    from provision.roster.numbers import normalise_distinct
+
+    keys = [
+        (TYPED[i % len(TYPED)].format(i * 37 % 10_000), REGIONS[i % len(REGIONS)] or None, PhoneType.MOBILE, False)
+        for i in range(400, 0, -1)
+    ]
+    answers = normalise_cells(keys)
+    for raw, region, phone_type, number in keys:
+        one = normalise_distinct(raw, region, phone_type, from_number=number)
+        assert answers.graphs[(raw, region, phone_type, number)] == one.graph
+        note = answers.notes.get((raw, region, phone_type, number))
+        assert note == ((one.problem, one.reason, one.warning) if one.problem or one.warning else None)
+    assert any(answers.notes.values()) and any(answers.graphs.values())
