@@ -5,8 +5,8 @@ libphonenumber is pure Python (about 25 µs a number); a million-row roster hold
 of ``PIECE_CELLS``, to a process pool (one worker per core) while the caller carries on
 reading; on 2 cores this reads 1M rows in ~0.5x the in-process time (bench.roster_read).
 Cells and answers cross the process boundary as flat lists, cheap to pickle; the answers
-come back as one dict of Graph forms and a small one of the cells with a problem or warning. The cells
-are distinct already, so they go through ``normalise_distinct`` (no cache to fill). A
+come back as a list of Graph forms in the keys' order and a small dict of the keys with a
+problem or warning (``Answers``). The cells are distinct already, so they go through ``normalise_distinct`` (no cache to fill). A
 failing pool falls back to doing the work in-process, so the result never depends on the
 pool.
 
@@ -39,12 +39,12 @@ CellNote = tuple[str | None, str, str | None]
 
 
 class Answers(NamedTuple):
-    """Normalised cells: ``graphs`` holds every cell's Graph form (None: unusable),
-    ``notes`` the cells that have a problem or a warning. Most cells have neither, so a
-    cell's answer is one string and whole columns map through ``graphs.get``."""
+    """Normalised cells, in the order of the keys asked about: ``graphs[i]`` is key ``i``'s
+    Graph form (None: unusable); ``notes`` maps the index of each key with a problem or a
+    warning to its note. Most cells have neither, so an answer is mostly one string."""
 
-    graphs: dict[CellKey, str | None]
-    notes: dict[CellKey, CellNote]
+    graphs: list[str | None]
+    notes: dict[int, CellNote]
 
 
 # Results not necessarily ready yet: calling it waits for them.
@@ -63,7 +63,7 @@ def default_workers() -> int:
 def normalise_cells(keys: Sequence[CellKey]) -> Answers:
     """Each cell's answer, in this process."""
     graphs, notes = _normalise(*_to_wire(keys)) if keys else ([], [])
-    return Answers(dict(zip(keys, graphs)), {keys[at]: note for at, note in notes})
+    return Answers(graphs, dict(notes))
 
 
 def normalise_now(keys: Sequence[CellKey]) -> PendingCells:
@@ -143,18 +143,16 @@ class BatchNormaliser:
         return lambda: self._collect(pieces, futures)
 
     def _collect(self, pieces: list[Sequence[CellKey]], futures: list[Future[_Answers]]) -> Answers:
-        out = Answers({}, {})
+        out = Answers([], {})
         for keys, future in zip(pieces, futures):
             try:
                 graphs, notes = future.result()
             except (OSError, RuntimeError, BrokenProcessPool):
                 self.workers = 0
-                done = normalise_cells(keys)
-                out.graphs.update(done.graphs)
-                out.notes.update(done.notes)
-                continue
-            out.graphs.update(zip(keys, graphs))
-            out.notes.update((keys[at], note) for at, note in notes)
+                graphs, notes = _normalise(*_to_wire(keys))
+            offset = len(out.graphs)
+            out.graphs.extend(graphs)
+            out.notes.update((offset + at, note) for at, note in notes)
         return out
 
 

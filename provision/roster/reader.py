@@ -11,7 +11,8 @@ is on the first line).
 The file arrives in column-wise batches (``files.Batch``, ``BATCH_ROWS`` records). A
 batch's distinct phone cells (cell, region, phone type, number cell) go out for
 normalising (to worker processes for big files) while the next batches are read; cells
-answered in an earlier batch are not sent again (up to ``KNOWN_CELLS`` answers are kept).
+met several times in an earlier batch are not sent again (up to ``KNOWN_CELLS`` answers are
+kept). Each cell's answer is read back by position (``_Prepared.first``), not by its key.
 When its answers are back, every check a row's own cells decide runs over whole columns
 (user keys, regions, SMS flags parsed once per distinct cell, the answers mapped back,
 the warnings that need a mobile) and only rows with a problem are looked at one by one;
@@ -36,8 +37,8 @@ import re
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain, compress, count, filterfalse, repeat
-from operator import attrgetter, gt, itemgetter, ne
+from itertools import chain, compress, count, repeat
+from operator import attrgetter, gt, itemgetter, ne, not_
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping, Sequence, cast
@@ -80,10 +81,10 @@ _UPN = re.compile(r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+")
 _YES = frozenset({"yes", "y", "true", "1", "on", "enable", "enabled"})
 _NO = frozenset({"no", "n", "false", "0", "off", "disable", "disabled"})
 
-# Answers kept across batches (~10 MB), so a number repeated across the file (a site's
-# switchboard, met in every batch) is not normalised again. Two batches' worth: a bigger
-# dict is slower to fill and to look up in (cache misses), measured at 200,000 answers: the
-# main process spent 0.3 s more per million rows, for a few thousand repeats more caught.
+# Answers kept across batches, of cells met more than once in a batch (``_remember``), so a
+# number repeated across the file (a site's switchboard) is not normalised again. Bounded:
+# a dict bigger than the CPU's caches is slow to fill and look up in (measured when every
+# answer was kept: 200,000 of them cost the main process 0.3 s more per million rows).
 KNOWN_CELLS = 50_000
 # Distinct cells of a one-batch file worth sending to forked workers: ~0.1 s of work in
 # this process, ~0.05 s on two workers.
@@ -287,16 +288,26 @@ class _Layout:
 @dataclass(slots=True)
 class _Prepared:
     """A batch whose phone cells are out for normalising: its blank records dropped, each
-    record's region, and each phone column's cells as normalisation keys (None: blank)."""
+    record's region, and where each phone cell's answer will be.
+
+    ``cells``: the batch's phone cells as normalisation keys (None: blank), one column
+    after another; ``first``: for each, the position in ``cells`` of the first cell equal
+    to it, where its answer is kept (an answer per distinct cell, read back by position,
+    never by hashing a key again). ``sent``: the first positions of the keys out for
+    normalising, in their order; ``known``: (first position, answer) of keys an earlier
+    batch answered."""
 
     batch: Batch
     regions: list[str | None] | None  # None: every record has the default region
     bad_regions: list[int]
-    cells: list[list[CellKey | None]]
-    known: Answers | None  # answers of earlier batches, for cells not sent again
+    cells: list[CellKey | None]
+    first: list[int]
+    sent: Sequence[int]
+    known: list[tuple[int, _Known]]
 
 
 _Found = list[tuple[int, RowIssue]]  # (index in the batch, issue)
+_Known = tuple[str | None, CellNote | None]  # an answer kept for later batches: Graph form, note
 
 
 class _Builder:
@@ -339,8 +350,8 @@ class _Builder:
         self.masked: dict[str, str] = {}  # a mobile met again -> its masked form, for the reasons
         self.region_cache: dict[str, str | None] = {"": region}
         self.sms_cache: dict[str, bool | None] = {}
-        self.answered: dict[CellKey, str | None] = {}  # answers kept across batches: Graph forms
-        self.answered_notes: dict[CellKey, CellNote] = {}  # and the notes among them
+        self.answered: dict[CellKey, _Known] = {}  # answers kept across batches (``_remember``)
+        self.remembering = True
         self.bad_sms: set[str] = set()
 
     def build(self, batches: Iterator[Batch], normaliser: BatchNormaliser) -> Roster:
@@ -365,7 +376,7 @@ class _Builder:
                 prepared, results = pending.popleft()
                 self._make_rows(prepared, results())
         self.answered.clear()  # nothing more to send
-        self.answered_notes.clear()
+        self.remembering = False
         while pending:
             prepared, results = pending.popleft()
             answers = results()
@@ -393,25 +404,24 @@ class _Builder:
             regions = list(map(cache.__getitem__, column))
             if None in regions:
                 bad_regions = [k for k, (value, region) in enumerate(zip(column, regions)) if region is None and value]
-        cells: list[list[CellKey | None]] = []
+        cells: list[CellKey | None] = []
         for phone_type, _, position in at.phones:
             raw = batch.columns[position]
             numbers = batch.numeric.get(position)
             flags = [k in numbers for k in range(len(raw))] if numbers else repeat(False)
             in_region = regions if regions is not None else repeat(self.region)
-            cells.append(
-                [(cell, region, phone_type, number) if cell else None for cell, region, number in zip(raw, in_region, flags)]
-            )
-        distinct = dict.fromkeys(chain.from_iterable(cells))
-        distinct.pop(None, None)
-        keys = cast("list[CellKey]", list(distinct))
-        answered = self.answered
-        seen = answered.keys() & distinct.keys()  # a set operation: over the smaller of the two
+            cells += [(cell, region, phone_type, number) if cell else None for cell, region, number in zip(raw, in_region, flags)]
+        where: dict[CellKey | None, int] = {}
+        first = list(map(where.setdefault, cells, count()))  # each cell -> where it is first
+        where.pop(None, None)
+        seen = self.answered.keys() & where.keys()  # a set operation: over the smaller of the two
         if not seen:
-            return _Prepared(batch, regions, bad_regions, cells, None), keys
-        notes = self.answered_notes
-        known = Answers({key: answered[key] for key in seen}, {key: notes[key] for key in seen if key in notes})
-        return _Prepared(batch, regions, bad_regions, cells, known), list(filterfalse(seen.__contains__, keys))
+            return _Prepared(batch, regions, bad_regions, cells, first, list(where.values()), []), cast("list[CellKey]", list(where))
+        answered = self.answered
+        known = [(where[key], answered[key]) for key in seen]
+        fresh = list(map(not_, map(seen.__contains__, where)))
+        keys = cast("list[CellKey]", list(compress(where, fresh)))
+        return _Prepared(batch, regions, bad_regions, cells, first, list(compress(where.values(), fresh)), known), keys
 
     def _without_blanks(self, batch: Batch) -> Batch:
         """The batch without its blank records (only counted); most rows have a user, so
@@ -432,21 +442,35 @@ class _Builder:
             {new[k]: v for k, v in batch.overflow.items() if k in new},
         )
 
-    def _remember(self, answers: Answers) -> None:
-        """Keep a batch's answers for the batches after it, up to ``KNOWN_CELLS`` of them:
-        a number repeated across the file (a site's switchboard) is normalised once per
-        that many distinct cells, and the cache's memory stays bounded."""
-        if len(self.answered) + len(answers.graphs) > KNOWN_CELLS:
+    def _remember(self, prepared: _Prepared, graphs: dict[int, str | None], notes: dict[int, CellNote]) -> None:
+        """Keep the answers of cells met more than once in a batch for the batches after it,
+        up to ``KNOWN_CELLS`` of them: a number repeated across the file (a site's
+        switchboard) is met several times in each batch, and is normalised once per that
+        many such cells. A cell met once in a batch is most likely met once in the file
+        (or a few times: each normalised again, a few microseconds), so keeping every
+        answer would cost more, in a dict bigger than the CPU's caches, than it saves."""
+        first = prepared.first
+        repeated = set(compress(first, map(ne, first, count())))  # where repeated cells are first
+        if not self.remembering or not repeated:
+            return
+        if len(self.answered) + len(repeated) > KNOWN_CELLS:
             self.answered.clear()
-            self.answered_notes.clear()
-        self.answered.update(answers.graphs)
-        self.answered_notes.update(answers.notes)
+        cells = prepared.cells
+        for at in repeated:
+            key = cells[at]
+            if key is not None:
+                self.answered[key] = (graphs.get(at), notes.get(at))
 
     def _make_rows(self, prepared: _Prepared, answers: Answers) -> None:
-        self._remember(answers)
-        if prepared.known:
-            answers.graphs.update(prepared.known.graphs)
-            answers.notes.update(prepared.known.notes)
+        # Each distinct cell's answer at its first position: a small dict of ints.
+        sent = prepared.sent
+        graphs = dict(zip(sent, answers.graphs))
+        notes = {sent[k]: note for k, note in answers.notes.items()}
+        for p, (graph, note) in prepared.known:
+            graphs[p] = graph
+            if note is not None:
+                notes[p] = note
+        self._remember(prepared, graphs, notes)
         batch = prepared.batch
         at = self.at
         rows = list(batch.rows)  # one int per row number, shared by the row, its user and issues
@@ -456,7 +480,12 @@ class _Builder:
         keys = self._user_keys(users, rows, found)
         for k in prepared.bad_regions:
             self._add(found, k, rows[k], "region", Severity.WARNING, "invalid_region", _bad_region(columns[at.region][k]))  # type: ignore[index]
-        graphs = {t: self._phones(t, name, cells, answers, rows, found) for (t, name, _), cells in zip(at.phones, prepared.cells)}
+        size = len(rows)
+        first = prepared.first
+        phones = {
+            t: self._phones(name, first[n * size : (n + 1) * size], graphs, notes, rows, found)
+            for n, (t, name, _) in enumerate(at.phones)
+        }
         sms = self._sms_sign_in(columns[at.sms_sign_in], rows, found) if at.sms_sign_in is not None else None
         for k in sorted(batch.uncached):
             for position in sorted(batch.uncached[k]):
@@ -470,7 +499,7 @@ class _Builder:
                 f"the row has {batch.overflow[k]} non-empty cell(s) beyond the header's columns "
                 "(an unquoted delimiter inside a value?)",
             )
-        self._without_mobile(columns[at.mobile] if at.mobile is not None else None, graphs, sms, rows, found)
+        self._without_mobile(columns[at.mobile] if at.mobile is not None else None, phones, sms, rows, found)
         found.sort(key=_first)  # stable: a row's issues keep the order they were found in
         severity = bytearray(len(rows))
         for k, issue in found:
@@ -478,7 +507,7 @@ class _Builder:
             if severity[k] < level:
                 severity[k] = level
         self.issues.extend(map(_second, found))
-        self._add_rows(batch._replace(rows=rows), keys, graphs, sms, severity)
+        self._add_rows(batch._replace(rows=rows), keys, phones, sms, severity)
 
     def _add(self, found: _Found, k: int, row: int, field_name: str | None, severity: Severity, code: str, reason: str) -> None:
         column = self.names.get(field_name) if field_name else None
@@ -506,24 +535,24 @@ class _Builder:
 
     def _phones(
         self,
-        phone_type: PhoneType,
         field_name: str,
-        cells: list[CellKey | None],
-        answers: Answers,
+        first: list[int],
+        graphs: dict[int, str | None],
+        notes: dict[int, CellNote],
         rows: Sequence[int],
         found: _Found,
     ) -> list[str | None]:
-        """A phone column in Graph's form (None: blank or unusable), and its cells' problems."""
-        notes = answers.notes
+        """A phone column in Graph's form (None: blank or unusable), and its cells' problems;
+        ``first``: where each of its cells' answer is (``_Prepared``)."""
         if notes:
             sheet = self.sheet
             column = self.names.get(field_name)
-            for k in compress(count(), map(notes.__contains__, cells)):
-                problem, reason, warning = notes[cells[k]]  # type: ignore[index]  # a cell with a note is not blank
+            for k in compress(count(), map(notes.__contains__, first)):
+                problem, reason, warning = notes[first[k]]
                 found.append((k, make_row_issue(
                     rows[k], sheet, column, Severity.ERROR if problem else Severity.WARNING, problem or warning, reason,  # type: ignore[arg-type]
                 )))
-        return list(map(answers.graphs.get, cells))  # type: ignore[arg-type]  # a blank cell (None) has no answer
+        return list(map(graphs.get, first))  # a blank cell has no answer: None
 
     def _sms_sign_in(self, column: list[str], rows: Sequence[int], found: _Found) -> list[bool | None]:
         """The SMS sign-in column (None: blank), each distinct cell parsed once; an
