@@ -173,15 +173,13 @@ def write_report(roster: Roster, out: Path) -> None:
     Every text cell (headers included: passthrough names come from the roster) goes
     through results.csv's formula-injection rule; phone cells in Graph form stay usable.
     """
-    from provision.report.layout import safe_text  # the one rule, shared with results.csv/.xlsx
+    from provision.report.layout import safe_column, safe_text  # the one rule, shared with results.csv/.xlsx
     from provision.roster.frame import validation_table
 
-    header, records = validation_table(roster)
+    header, columns = validation_table(roster)
     phone_columns = {2, 3, 4}  # mobile, alternate_mobile, office
+    safe = [columns[0], *(safe_column(c, phone=i in phone_columns) for i, c in enumerate(columns) if i)]  # type: ignore[arg-type]  # text past ``row``
     with open_private(out, newline="") as f:  # 0600: the table holds every number
         writer = csv.writer(f)
         writer.writerow([safe_text(h) for h in header])
-        for record in records:
-            writer.writerow(
-                [cell if isinstance(cell, int) else safe_text(cell, phone=i in phone_columns) for i, cell in enumerate(record)]
-            )
+        writer.writerows(zip(*safe))

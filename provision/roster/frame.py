@@ -10,12 +10,14 @@ pandas only when a DataFrame is asked for (a CSV roster's cells are parsed throu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from itertools import repeat
+from collections.abc import Sequence
+from itertools import groupby, repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
-from provision.model import FIELD_BY_PHONE_TYPE, PHONE_TYPES
+from provision.model import FIELD_BY_PHONE_TYPE, PHONE_TYPES, RowIssue
 from provision.roster.reader import Roster
+from provision.roster.result import STATUS
 
 if TYPE_CHECKING:
     import pandas
@@ -25,42 +27,39 @@ __all__ = ["roster_frame", "validation_table"]
 Cell = int | str
 
 
-def validation_table(roster: Roster) -> tuple[list[str], Iterator[list[Cell]]]:
-    """The header and, lazily, one record per data row (phones in Graph form, blank as "").
-    Read from the roster's columns: no ``RosterRow`` is made."""
-    by_row = roster.issues_by_row()
+def validation_table(roster: Roster) -> tuple[list[str], list[Sequence[Cell]]]:
+    """The header and the table's columns, one list per column, each a row per data row:
+    ``row`` holds ints, the others text (a blank phone or passthrough cell is ""). Made from
+    the roster's columns: no ``RosterRow`` is made, and a column is read whole."""
     columns = roster.rows.columns
+    size = len(columns.numbers)
     phone_fields = [FIELD_BY_PHONE_TYPE[t] for t in PHONE_TYPES]
     extra = [name for name in roster.extra_columns if name not in {"row", "user", "status", "problems", *phone_fields}]
     header = ["row", "user", *phone_fields, "status", "problems", *extra]
     # A header named twice keeps its last column's cells, as a row's ``extra`` mapping does.
     kept = dict(zip(columns.extra_names, columns.extras))
-    blank = repeat("")
-    phones = [_text(columns.phone_column(t)) if t in columns.types else blank for t in PHONE_TYPES]
-    extras = [kept[name] if name in kept else blank for name in extra]
-
-    def problems(row: int) -> str:
-        return " | ".join(f"{i.column + ': ' if i.column else ''}{i.reason} [{i.code}]" for i in by_row.get(row, ()))
-
-    def records() -> Iterator[list[Cell]]:
-        statuses = (status.value for status in columns.statuses())
-        extra_cells: Iterator[tuple[str, ...]] = zip(*extras) if extras else repeat(())
-        for row, user, phone_cells, status, more in zip(columns.numbers, columns.users, zip(*phones), statuses, extra_cells):
-            yield [row, user, *phone_cells, status, problems(row), *more]
-
-    return header, records()
+    phones = [_text(columns.phone_column(t), size) for t in PHONE_TYPES]
+    texts = [status.value for status in STATUS]
+    statuses = list(map(texts.__getitem__, columns.severity))
+    said = {row: " | ".join(map(_said, issues)) for row, issues in groupby(roster.issues, key=attrgetter("row"))}
+    problems = list(map(said.get, columns.numbers, repeat("")))
+    extras = [list(kept[name]) if name in kept else [""] * size for name in extra]
+    return header, [list(columns.numbers), list(columns.users), *phones, statuses, problems, *extras]
 
 
-def _text(values: list[str | None] | None) -> Iterator[str]:
-    return repeat("") if values is None else (value or "" for value in values)
+def _said(issue: RowIssue) -> str:
+    return f"{issue.column + ': ' if issue.column else ''}{issue.reason} [{issue.code}]"
+
+
+def _text(values: list[str | None] | None, size: int) -> list[str]:
+    return [""] * size if values is None else [value or "" for value in values]
 
 
 def roster_frame(roster: Roster) -> "pandas.DataFrame":
     """``validation_table`` as a DataFrame: ``row`` as int64, every other column as pandas strings."""
     import pandas
 
-    header, records = validation_table(roster)
-    frame = pandas.DataFrame.from_records(list(records), columns=header)
-    text = [name for name in header if name != "row"]
-    return frame.astype({"row": "int64", **{name: "string" for name in text}})
-
+    header, columns = validation_table(roster)
+    frame = pandas.DataFrame(dict(enumerate(columns)))  # by position: a passthrough name may repeat
+    frame.columns = pandas.Index(header)
+    return frame.astype({"row": "int64", **{name: "string" for name in header if name != "row"}})

@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, groupby
+from operator import attrgetter
 from pathlib import Path
 from types import MappingProxyType
 from typing import overload
@@ -31,6 +32,7 @@ STATUS = (RowStatus.OK, RowStatus.WARNING, RowStatus.ERROR)  # a row's severity 
 _LEVEL = {status: level for level, status in enumerate(STATUS)}
 _ERROR = _LEVEL[RowStatus.ERROR]
 _NO_EXTRA: Mapping[str, str] = MappingProxyType({})
+_row_of = attrgetter("row")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +200,5 @@ class Roster:
         return Counter(i.code for i in self.issues if severity is None or i.severity is severity)
 
     def issues_by_row(self) -> dict[int, tuple[RowIssue, ...]]:
-        grouped: dict[int, list[RowIssue]] = {}
-        for issue in self.issues:
-            grouped.setdefault(issue.row, []).append(issue)
-        return {row: tuple(found) for row, found in grouped.items()}
+        return {row: tuple(found) for row, found in groupby(self.issues, key=_row_of)}  # issues are sorted by row
 

@@ -6,7 +6,7 @@ import pytest
 
 from provision.masking import mask_in_text
 from provision.model import RowOutcome
-from provision.report.layout import build_layout, mask_phone, neutralise, safe_text
+from provision.report.layout import build_layout, mask_phone, neutralise, safe_column, safe_text
 from provision.report.values import RowResult
 
 
@@ -81,3 +81,10 @@ def test_layout_puts_passthrough_columns_last_and_renames_clashes() -> None:
     names = [c.name for c in build_layout(rows).columns]
     assert names[-3:] == ["Dept", "extra_user", "Cost centre"]
     assert len(names) == len(set(names))
+
+
+def test_a_whole_column_gets_the_same_rule_as_each_cell() -> None:
+    column = ["alice@contoso.com", "=1+1", "", "+1 2065550100", "+1+1", "@x", "a=b", "\tsneaky", "-100"]
+    for phone in (False, True):
+        assert safe_column(column, phone=phone) == [safe_text(value, phone=phone) for value in column]
+    assert safe_column(column, phone=True)[3] == "+1 2065550100" and safe_column(column)[3] == "'+1 2065550100"

@@ -64,7 +64,7 @@ def test_rows_read_like_a_tuple(roster) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_the_validation_table_from_columns_matches_the_rows(roster) -> None:  # type: ignore[no-untyped-def]
-    header, records = validation_table(roster)
+    header, columns = validation_table(roster)
     by_row = roster.issues_by_row()
     expected = [
         [r.row, r.user, r.phones.get(M) or "", "", r.phones.get(O) or "", r.status.value,
@@ -73,7 +73,7 @@ def test_the_validation_table_from_columns_matches_the_rows(roster) -> None:  # 
         for r in roster.rows
     ]
     assert header == ["row", "user", "mobile", "alternate_mobile", "office", "status", "problems", "Cost centre"]
-    assert list(records) == expected
+    assert [list(record) for record in zip(*columns)] == expected
 
 
 def test_a_roster_survives_pickling(roster) -> None:  # type: ignore[no-untyped-def]
