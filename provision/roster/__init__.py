@@ -9,6 +9,7 @@ The first stage of the pipeline, and the only one that reads HR files:
 ``row_phones``   a row's phones as a compact read-only mapping
 ``memory``       handing freed memory back to the OS after the big steps
 ``reader``       ``read_roster``: all of the above, plus the checks across rows
+``result``       the ``Roster`` it returns: columns, its rows and users made when read
 
 Callers use ``read_roster`` and ``Roster``; the planner and the executor compare numbers
 with ``canonical_digits``. The names below are loaded on first use, so importing one
@@ -24,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from provision.roster.numbers import canonical_digits, normalise, region_for
-    from provision.roster.reader import Roster, read_roster
+    from provision.roster.reader import read_roster
+    from provision.roster.result import Roster
 
 __all__ = ["Roster", "canonical_digits", "normalise", "read_roster", "region_for"]
 
 _HOMES = {
-    "Roster": "provision.roster.reader",
+    "Roster": "provision.roster.result",
     "read_roster": "provision.roster.reader",
     "canonical_digits": "provision.roster.numbers",
     "normalise": "provision.roster.numbers",

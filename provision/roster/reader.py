@@ -27,7 +27,7 @@ plain Python over lists: the dedupe and mapping of phone cells was measured thro
 against 0.46 s for the dicts here, on a machine whose other core runs a worker. The source may also be a pandas
 DataFrame (``provision.roster.files.frame_table``). The cyclic garbage collector is
 paused while a roster is built; the workers are stopped before the last batch's rows are made,
-and a million-row CSV peaks at about 0.9 GB for the whole process tree (bench.roster_read).
+and a million-row CSV peaks at about 0.65 GB for the whole process tree (bench.roster_read).
 """
 
 from __future__ import annotations
