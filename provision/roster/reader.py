@@ -449,10 +449,10 @@ class _Builder:
         many such cells. A cell met once in a batch is most likely met once in the file
         (or a few times: each normalised again, a few microseconds), so keeping every
         answer would cost more, in a dict bigger than the CPU's caches, than it saves."""
+        if not self.remembering:
+            return
         first = prepared.first
         repeated = set(compress(first, map(ne, first, count())))  # where repeated cells are first
-        if not self.remembering or not repeated:
-            return
         if len(self.answered) + len(repeated) > KNOWN_CELLS:
             self.answered.clear()
         cells = prepared.cells
