@@ -30,7 +30,8 @@ Cell = int | str
 def validation_table(roster: Roster) -> tuple[list[str], list[Sequence[Cell]]]:
     """The header and the table's columns, one list per column, each a row per data row:
     ``row`` holds ints, the others text (a blank phone or passthrough cell is ""). Made from
-    the roster's columns: no ``RosterRow`` is made, and a column is read whole."""
+    the roster's columns: no ``RosterRow`` is made, and a column is read whole. Some columns
+    are the roster's own lists: read them, don't change them."""
     columns = roster.rows.columns
     size = len(columns.numbers)
     phone_fields = [FIELD_BY_PHONE_TYPE[t] for t in PHONE_TYPES]
@@ -43,8 +44,8 @@ def validation_table(roster: Roster) -> tuple[list[str], list[Sequence[Cell]]]:
     statuses = list(map(texts.__getitem__, columns.severity))
     said = {row: " | ".join(map(_said, issues)) for row, issues in groupby(roster.issues, key=attrgetter("row"))}
     problems = list(map(said.get, columns.numbers, repeat("")))
-    extras = [list(kept[name]) if name in kept else [""] * size for name in extra]
-    return header, [list(columns.numbers), list(columns.users), *phones, statuses, problems, *extras]
+    extras = [kept[name] if name in kept else [""] * size for name in extra]
+    return header, [columns.numbers, columns.users, *phones, statuses, problems, *extras]  # the roster's own lists: read only
 
 
 def _said(issue: RowIssue) -> str:
