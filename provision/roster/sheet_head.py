@@ -106,6 +106,16 @@ def _parts(book: zipfile.ZipFile, title: str) -> tuple[str, frozenset[str]] | No
     return part, frozenset(kept)
 
 
+def sheet_part(book: zipfile.ZipFile, title: str) -> str | None:
+    """The zip member holding sheet ``title`` (``xl/worksheets/sheet1.xml``...); None when
+    the workbook's parts are not as expected."""
+    try:
+        parts = _parts(book, title)
+    except Exception:  # noqa: BLE001  # a damaged workbook part: the caller looks at every sheet
+        return None
+    return None if parts is None else parts[0]
+
+
 def _after_last_row(head: bytes) -> tuple[int, bytes] | None:
     """Where the last whole row of ``head`` ends, and the sheet's namespace prefix
     (``b"x:"`` for ``</x:row>``, else empty); None when the head holds no whole row."""

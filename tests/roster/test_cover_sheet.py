@@ -42,3 +42,17 @@ def test_a_named_sheet_is_never_swapped_and_no_roster_sheet_is_said(tmp_path: Pa
     lonely = write_xlsx(tmp_path / "c.xlsx", {"Cover": COVER, "Notes": [["free text"]]})
     with pytest.raises(RosterReadError, match="no other sheet holds a user and a phone column either"):
         read_roster(lonely)
+
+
+def test_a_formula_on_another_sheet_leaves_the_roster_sheet_on_the_fast_path(tmp_path: Path) -> None:
+    # A summary sheet of formulas beside the roster is common; only the sheet read decides
+    # whether the roster goes through openpyxl's (much slower) formula mode.
+    from provision.roster.files import _has_formulas
+
+    path = write_xlsx(tmp_path / "r.xlsx", {"Staff": STAFF, "Summary": [["Staff", "=COUNTA(Staff!A:A)-1"]]})
+    assert _has_formulas(path, "Summary")
+    assert not _has_formulas(path, "Staff")
+    roster = read_roster(path, sheet="Staff")
+    assert [r.row for r in roster.rows] == [2, 3] and not roster.issues
+    formulas = write_xlsx(tmp_path / "f.xlsx", {"Staff": [*STAFF, ["cy@contoso.com", "=A2"]]})
+    assert _has_formulas(formulas, "Staff")
