@@ -44,6 +44,9 @@ def test_users_are_those_whose_first_row_ends_without_error(roster) -> None:  # 
     assert (c.user, c.rows, c.sms_sign_in) == ("c@contoso.com", (6, 7), False)
     assert c.phones == {M: "+1 2065550103", O: "+1 2065550199"}
     assert dict(roster.users)["a@contoso.com"].rows == (2,)
+    assert list(roster.users.items()) == [(key, roster.users[key]) for key in roster.users]
+    assert list(roster.users.values()) == [roster.users[key] for key in roster.users]
+    assert ("b@contoso.com", None) not in roster.users.items() and len(roster.users.values()) == 3
 
 
 def test_rows_read_like_a_tuple(roster) -> None:  # type: ignore[no-untyped-def]
