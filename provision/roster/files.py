@@ -688,16 +688,12 @@ def _head_first_table(
         yield from _row_batches(iter(values[header_row:half]), half - header_row, header_row, width, path)
         yield from _row_batches(iter(values[half:count]), count - half, half, width, path)
         rest, total = _guard(path, whole.result)
-        rest = _guarded(rest, path)
-        for k, row in enumerate(islice(rest, count)):  # the head's rows: skipped, and checked
+        for k, row in enumerate(_guarded(islice(rest, count), path)):  # the head's rows: skipped, and checked
             if row != values[k]:  # a cell right of the head's columns further down (its header is wider)
                 raise HeadMismatch(title)
-        if not _guard(path, formulas.result):
-            yield from _row_batches(rest, total - count, count, width, path)
-            return
-        opened: list[_Closable] = []
+        opened: list[_Closable] = []  # the formula way's openpyxl book, opened after the Table was made
         try:
-            yield from _formula_batches(rest, path, title, count, width, opened)
+            yield from _batches_below(rest, total, count, width, path, title, _guard(path, formulas.result), opened)
         finally:
             for closable in reversed(opened):
                 closable.close()
@@ -737,10 +733,8 @@ def _workbook_rows_table(
     if found is None:
         raise RosterReadError(f"sheet {title!r} of {path.name} has no header row (the sheet is empty)")
     header_row, header = found
-    if formulas is None or not _guard(path, formulas.result):
-        batches = _row_batches(rows, total - header_row, header_row, len(header), path)
-    else:
-        batches = _formula_batches(rows, path, title, header_row, len(header), closables)
+    holds = formulas is not None and _guard(path, formulas.result)
+    batches = _batches_below(rows, total, header_row, len(header), path, title, holds, closables)
     return Table(header=header, header_row=header_row, batches=batches, sheet=title, closables=tuple(closables))
 
 
@@ -755,11 +749,14 @@ def _sheet_header(rows: Iterator[list[Any]], path: Path) -> tuple[int, tuple[str
     return at + 1, header
 
 
-def _formula_batches(
-    rows: Iterator[list[Any]], path: Path, title: str, after: int, width: int, closables: list[_Closable]
+def _batches_below(
+    rows: Iterator[list[Any]], total: int, after: int, width: int, path: Path, title: str, formulas: bool, closables: list[_Closable]
 ) -> Iterator[Batch]:
-    """Batches of a sheet's values below row ``after``, read the formula way: openpyxl (added
+    """Batches of a sheet's values (``total`` rows in all) below row ``after``: straight from
+    calamine's values, or, when the sheet holds a formula, the formula way: openpyxl (added
     to ``closables``) marks formula cells with no cached value."""
+    if not formulas:
+        return _row_batches(rows, total - after, after, width, path)
     formulas_sheet = _guard(path, lambda: _load_formulas(path, closables=closables)[title])
     formulas_sheet.reset_dimensions()  # some exporters write a wrong <dimension>; don't trust it
     return batched(_fit(_sheet_records(_guarded(rows, path), formulas_sheet, path, after), width), width)

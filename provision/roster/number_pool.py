@@ -266,9 +266,4 @@ def _normalise(raws: list[str], regions: list[str | None], types: list[str | Non
         graphs[at] = r.graph
         if r.problem or r.warning:
             notes.append((at, (r.problem, r.reason, r.warning)))
-    notes.sort(key=_first_of)
-    return graphs, notes
-
-
-def _first_of(note: tuple[int, CellNote]) -> int:
-    return note[0]
+    return graphs, notes  # notes in work order: the caller looks them up by position

@@ -68,7 +68,7 @@ from provision.roster.number_pool import (
     default_workers,
     normalise_now,
 )
-from provision.roster.result import DesiredUsers, Roster, RosterRows, RowColumns
+from provision.roster.result import STATUS, DesiredUsers, Roster, RosterRows, RowColumns
 from provision.roster.row_phones import SLOT
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ FORKED_WARM_UP_BYTES = 300_000
 # before it is read (a CSV row is ~50 bytes, a workbook row ~30 compressed).
 WARM_UP_BYTES = 1_500_000
 
-_OK, _WARNING, _ERROR = 0, 1, 2  # a row's severity byte: an index into result.STATUS
+_OK, _WARNING, _ERROR = range(len(STATUS))  # a row's severity byte: an index into result.STATUS
 
 
 def user_key(value: str) -> str | None:
