@@ -88,3 +88,26 @@ def test_an_empty_roster(tmp_path: Path) -> None:
     roster = read_roster(write_csv(tmp_path / "r.csv", [["UPN", "Mobile"]]), workers=0)
     assert roster.rows == () and len(roster.users) == 0 and list(roster.users) == []
     assert roster.status_counts() == {RowStatus.OK: 0, RowStatus.WARNING: 0, RowStatus.ERROR: 0}
+
+
+def test_users_met_again_in_later_batches(tmp_path: Path) -> None:
+    """A user's rows far apart in the file (the reader works in batches of a few thousand
+    rows) are found as one user: identical rows merge, different ones conflict."""
+    rows: list[list[str]] = [["UPN", "Mobile"]]
+    rows += [[f"u{i}@contoso.com", f"+1 206 55{i // 10_000} {i % 10_000:04d}"] for i in range(12_000)]
+    rows[9_001] = ["u0@contoso.com", "+1 206 550 0000"]  # u0 again, the same: merged
+    rows[11_001] = ["U1@contoso.com", "+1 425 555 0100"]  # u1 again, differently: both rows in error
+    rows[11_002] = ["u5@contoso.com", "+1 206 550 0005"]
+    rows[11_003] = ["u5@contoso.com", "+1 206 550 0005"]  # u5 three times, two of them in one batch
+    roster = read_roster(write_csv(tmp_path / "far.csv", rows), workers=0)
+
+    users = roster.users
+    assert users["u0@contoso.com"].rows == (2, 9_002)
+    assert users["u5@contoso.com"].rows == (7, 11_003, 11_004)
+    assert "u1@contoso.com" not in users
+    conflicts = [i.row for i in roster.issues if i.code == "duplicate_user_conflict"]
+    assert conflicts == [3, 11_002]
+    keys = list(users)
+    assert len(keys) == len(users) == 12_000 - 4 - 1  # four users replaced by repeats, u1 in conflict
+    assert keys[:3] == ["u0@contoso.com", "u2@contoso.com", "u3@contoso.com"]
+    assert [k for k, _ in users.items()] == keys and len(set(keys)) == len(keys)
