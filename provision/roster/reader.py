@@ -41,7 +41,7 @@ from itertools import chain, compress, count, repeat
 from operator import attrgetter, gt, itemgetter, ne, not_
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping, Sequence, cast
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Sequence, cast
 
 from provision.errors import RosterReadError, UsageError
 from provision.masking import mask
@@ -348,6 +348,9 @@ class _Builder:
         self.first_at: dict[str, int] = {}
         self.again: dict[str, list[int]] = {}
         self.masked: dict[str, str] = {}  # a mobile met again -> its masked form, for the reasons
+        # number -> (its rows met again when looked at, its duplicate_mobile issues by position)
+        self.shared: dict[str, tuple[int, list[tuple[int, RowIssue]]]] = {}
+        self.raised: list[int] = []  # rows given an issue across rows (``_raise``)
         self.region_cache: dict[str, str | None] = {"": region}
         self.sms_cache: dict[str, bool | None] = {}
         self.answered: dict[CellKey, _Known] = {}  # answers kept across batches (``_remember``)
@@ -379,6 +382,10 @@ class _Builder:
         self.remembering = False
         while pending:
             prepared, results = pending.popleft()
+            if not pending:
+                # While the workers end the last batch: the mobiles shared so far, to redo
+                # at the end only where the last rows or the user checks change them.
+                self._shared_mobiles(self.again)
             answers = results()
             if not pending:  # the last answers in: the workers go before the last rows are made
                 normaliser.close()
@@ -652,6 +659,7 @@ class _Builder:
     def _raise(self, i: int, issue: RowIssue) -> None:
         """An issue found across rows: recorded, and the row's status raised if it must be."""
         self.issues.append(issue)
+        self.raised.append(i)
         level = _ERROR if issue.severity is Severity.ERROR else _WARNING
         if self.severity[i] < level:
             self.severity[i] = level
@@ -688,30 +696,52 @@ class _Builder:
                     f"the same user is also on row(s) {others}, {why}; none of them is applied",
                 ))
 
-    def _check_shared_mobiles(self) -> None:
-        """A mobile on the rows of several users: SMS sign-in can only work for one of them.
-        Only mobiles met on more than one row are looked at, over their rows still without
-        error (a user on several rows may have lost them since); each shared number's
-        reason is written once, from its masked form (made as the rows came). This runs
-        after the workers have finished, so it is kept lean: no pass over every row."""
+    def _shared_mobiles(self, numbers: Iterable[str]) -> None:
+        """The ``duplicate_mobile`` issues of these numbers, as the rows' severity stands:
+        a mobile on the rows of several users, over its rows without error (a user on
+        several rows may have lost them since); each number's reason written once, from
+        its masked form (made as the rows came). Kept per number with the count of its
+        rows met again, so that a later look redoes only the numbers that changed."""
         severity = self.severity
-        numbers = self.numbers
+        numbers_of = self.numbers
         keys = self.keys
-        issues = self.issues
         sheet = self.sheet
         column = self.names.get("mobile")
         first_at = self.first_at
-        for number, later in self.again.items():
+        again = self.again
+        shared = self.shared
+        for number in numbers:
+            later = again[number]
             live = [p for p in (first_at[number], *later) if severity[p] != _ERROR]
             users = len({keys[p] for p in live})
             if users < 2:
+                shared[number] = (len(later), [])
                 continue
             reason = f"{self.masked[number]} is the mobile of {users} users; SMS sign-in can work for only one of them"
-            for p in live:
-                issues.append(make_row_issue(numbers[p], sheet, column, Severity.WARNING, "duplicate_mobile", reason))
+            shared[number] = (len(later), [(p, make_row_issue(numbers_of[p], sheet, column, Severity.WARNING, "duplicate_mobile", reason)) for p in live])
+
+    def _check_shared_mobiles(self) -> None:
+        """A mobile on the rows of several users: SMS sign-in can only work for one of them.
+        Only mobiles met on more than one row are looked at. Most were already looked at
+        while the workers normalised the last batch (``build``); this runs after them, on
+        one core, so it redoes only the numbers met again since or on a row in error since
+        (``_raise``)."""
+        again = self.again
+        shared = self.shared
+        dirty = [number for number, later in again.items() if shared.get(number, (-1,))[0] != len(later)]
+        mobiles = self.phone_columns.get(PhoneType.MOBILE)
+        if mobiles is not None and self.raised:
+            dirty += {number for p in self.raised if (number := mobiles[p]) is not None and number in again}
+        self._shared_mobiles(dirty)
+        severity = self.severity
+        issues = self.issues
+        for _, found in shared.values():
+            for p, issue in found:
+                issues.append(issue)
                 if severity[p] == _OK:
                     severity[p] = _WARNING
         self.first_at.clear()
+        shared.clear()
 
     def _finish(self) -> Roster:
         issues = sorted(self.issues, key=_row_of)  # stable: each row's issues keep their order

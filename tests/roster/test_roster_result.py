@@ -91,23 +91,44 @@ def test_an_empty_roster(tmp_path: Path) -> None:
 
 
 def test_users_met_again_in_later_batches(tmp_path: Path) -> None:
-    """A user's rows far apart in the file (the reader works in batches of a few thousand
-    rows) are found as one user: identical rows merge, different ones conflict."""
+    """A user's rows far apart in the file (read in batches of 5,000 to 20,000 rows) are
+    found as one user: identical rows merge, different ones conflict."""
     rows: list[list[str]] = [["UPN", "Mobile"]]
-    rows += [[f"u{i}@contoso.com", f"+1 206 55{i // 10_000} {i % 10_000:04d}"] for i in range(12_000)]
-    rows[9_001] = ["u0@contoso.com", "+1 206 550 0000"]  # u0 again, the same: merged
-    rows[11_001] = ["U1@contoso.com", "+1 425 555 0100"]  # u1 again, differently: both rows in error
-    rows[11_002] = ["u5@contoso.com", "+1 206 550 0005"]
-    rows[11_003] = ["u5@contoso.com", "+1 206 550 0005"]  # u5 three times, two of them in one batch
+    rows += [[f"u{i}@contoso.com", f"+1 206 55{i // 10_000} {i % 10_000:04d}"] for i in range(45_000)]
+    rows[30_001] = ["u0@contoso.com", "+1 206 550 0000"]  # u0 again, the same: merged
+    rows[44_001] = ["U1@contoso.com", "+1 425 555 0100"]  # u1 again, differently: both rows in error
+    rows[44_002] = ["u5@contoso.com", "+1 206 550 0005"]
+    rows[44_003] = ["u5@contoso.com", "+1 206 550 0005"]  # u5 three times, two of them in one batch
     roster = read_roster(write_csv(tmp_path / "far.csv", rows), workers=0)
 
     users = roster.users
-    assert users["u0@contoso.com"].rows == (2, 9_002)
-    assert users["u5@contoso.com"].rows == (7, 11_003, 11_004)
+    assert users["u0@contoso.com"].rows == (2, 30_002)
+    assert users["u5@contoso.com"].rows == (7, 44_003, 44_004)
     assert "u1@contoso.com" not in users
     conflicts = [i.row for i in roster.issues if i.code == "duplicate_user_conflict"]
-    assert conflicts == [3, 11_002]
+    assert conflicts == [3, 44_002]
     keys = list(users)
-    assert len(keys) == len(users) == 12_000 - 4 - 1  # four users replaced by repeats, u1 in conflict
+    assert len(keys) == len(users) == 45_000 - 4 - 1  # four users replaced by repeats, u1 in conflict
     assert keys[:3] == ["u0@contoso.com", "u2@contoso.com", "u3@contoso.com"]
     assert [k for k, _ in users.items()] == keys and len(set(keys)) == len(keys)
+
+
+def test_shared_mobiles_judged_on_the_final_rows(tmp_path: Path) -> None:
+    """Mobiles shared by users are looked at while the last batch is out (a file of a few
+    pyarrow blocks), then again where that batch or the checks across rows changed them:
+    the outcome is the final rows'."""
+    rows: list[list[str]] = [["UPN", "Mobile"]]
+    rows += [[f"u{i}@contoso.com", f"+1 206 55{i // 10_000} {i % 10_000:04d}"] for i in range(45_000)]
+    rows[1] = ["a@contoso.com", "+1 425 555 0100"]  # row 2: a and b share a mobile...
+    rows[2] = ["b@contoso.com", "+1 425 555 0100"]  # row 3
+    rows[44_001] = ["b@contoso.com", "+1 425 555 0199"]  # ...until b's rows conflict, in the last batch
+    rows[3] = ["c@contoso.com", "+1 425 555 0200"]  # row 4: c's mobile...
+    rows[44_002] = ["d@contoso.com", "+1 425 555 0200"]  # ...is d's too, in the last batch
+    rows[4] = ["e@contoso.com", "+1 425 555 0300"]  # row 5: e and f share one, early on
+    rows[5] = ["f@contoso.com", "+1 425 555 0300"]  # row 6
+    roster = read_roster(write_csv(tmp_path / "shared.csv", rows), workers=0)
+
+    shared = sorted(i.row for i in roster.issues if i.code == "duplicate_mobile")
+    assert shared == [4, 5, 6, 44_003]
+    statuses = {row.row: row.status for row in roster.rows[:5]}
+    assert statuses == {2: RowStatus.OK, 3: RowStatus.ERROR, 4: RowStatus.WARNING, 5: RowStatus.WARNING, 6: RowStatus.WARNING}
