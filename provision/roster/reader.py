@@ -55,6 +55,7 @@ from provision.roster.files import (
     HeadMismatch,
     Table,
     frame_table,
+    matching,
     open_table,
     sheet_names,
 )
@@ -78,6 +79,9 @@ __all__ = ["Roster", "read_roster", "user_key", "parse_sms_sign_in"]
 
 _GUID = re.compile(r"\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?")
 _UPN = re.compile(r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]+")
+# A UPN in printable ASCII without capitals (RE2, for ``files.matching``): ``_UPN`` matches
+# it too and it is its own key, so most user cells need no look in Python.
+_PLAIN_UPN = r"^[!-?\[-~]+@(?:[!-\-/-?\[-~]+\.)+[!-\-/-?\[-~]+$"
 _YES = frozenset({"yes", "y", "true", "1", "on", "enable", "enabled"})
 _NO = frozenset({"no", "n", "false", "0", "off", "disable", "disabled"})
 
@@ -484,7 +488,7 @@ class _Builder:
         columns = batch.columns
         users = columns[at.user]
         found: _Found = []
-        keys = self._user_keys(users, rows, found)
+        keys = self._user_keys(users, rows, found, matching(batch, at.user, _PLAIN_UPN))
         for k in prepared.bad_regions:
             self._add(found, k, rows[k], "region", Severity.WARNING, "invalid_region", _bad_region(columns[at.region][k]))  # type: ignore[index]
         size = len(rows)
@@ -520,14 +524,26 @@ class _Builder:
         column = self.names.get(field_name) if field_name else None
         found.append((k, make_row_issue(row, self.sheet, column, severity, code, reason)))
 
-    def _user_keys(self, users: list[str], rows: Sequence[int], found: _Found) -> list[str | None]:
+    def _user_keys(self, users: list[str], rows: Sequence[int], found: _Found, plain: list[bool] | None) -> list[str | None]:
         """Each user cell's matching key (``user_key``): the UPNs in one pass over the column,
-        then the rest (object ids, errors) one by one."""
+        then the rest (object ids, errors) one by one. ``plain``: the cells known to be
+        their own key already (``_PLAIN_UPN``), found in C; the others are looked at here."""
         upn = _UPN.fullmatch
-        keys: list[str | None] = [
-            (user if (folded := user.casefold()) == user else folded) if upn(user) else None for user in users
-        ]
-        for k in [k for k, key in enumerate(keys) if key is None]:
+        if plain is None:
+            keys: list[str | None] = [
+                (user if (folded := user.casefold()) == user else folded) if upn(user) else None for user in users
+            ]
+            unknown = [k for k, key in enumerate(keys) if key is None]
+        else:
+            keys = list(users)
+            unknown = []
+            for k in compress(count(), map(not_, plain)):
+                user = users[k]
+                key = (user if (folded := user.casefold()) == user else folded) if upn(user) else None
+                keys[k] = key
+                if key is None:
+                    unknown.append(k)
+        for k in unknown:
             user = users[k]
             if not user:
                 self._add(found, k, rows[k], "user", Severity.ERROR, "missing_user", "the row has no user (UPN or object id)")

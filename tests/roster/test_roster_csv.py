@@ -300,3 +300,29 @@ def test_empty_lines_between_rows_keep_the_row_numbers(tmp_path: Path) -> None:
 
     assert [r.row for r in roster.rows] == [2, 4, 6] and roster.blank_rows == 2
     assert codes_by_row(roster) == {6: ["not_a_number"]}
+
+
+USER_CELLS = [
+    "ann@contoso.com", "Ann.Lee@Contoso.com", "ÅSA@contoso.se", "straße@contoso.de", "bo@sub.contoso.co.uk",
+    "o'brien+mfa@contoso.com", "no-at-sign", "two@@contoso.com", "dot@contoso.", "@contoso.com", "x@contoso",
+    "a b@contoso.com", "tab\t@contoso.com", "ctl\x1f@contoso.com", "{4F1A2B3C-1111-2222-3333-444455556666}",
+    "4f1a2b3c-1111-2222-3333-444455556666", "ann@contoso..com", "[x]@contoso.com", "a@contoso.com.", "~@a.b",
+]
+
+
+def test_user_keys_are_the_same_whether_pyarrow_parsed_the_file_or_not(tmp_path: Path) -> None:
+    # Most UPNs are recognised in C over pyarrow's column; the others, and files read
+    # without pyarrow (a DataFrame here), go through Python: each cell gets user_key's answer.
+    import pandas
+
+    from provision.roster.reader import user_key
+
+    rows = [["UPN", "Mobile"], *([cell, f"+1 206 555 {k:04d}"] for k, cell in enumerate(USER_CELLS))]
+    from_csv = read_roster(write_csv(tmp_path / "users.csv", rows), workers=0)
+    from_frame = read_roster(pandas.DataFrame(rows[1:], columns=rows[0]), workers=0)
+
+    expected = [user_key(cell) for cell in USER_CELLS]
+    assert [row.key for row in from_csv.rows] == expected
+    assert [row.key for row in from_frame.rows] == expected
+    assert {i.row for i in from_csv.issues if i.code == "invalid_user"} == {k + 2 for k, key in enumerate(expected) if key is None}
+    assert expected.count(None) >= 6 and "ann.lee@contoso.com" in expected and "strasse@contoso.de" in expected
