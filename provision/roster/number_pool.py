@@ -64,8 +64,8 @@ def default_workers() -> int:
 
 def normalise_cells(keys: Sequence[CellKey]) -> Answers:
     """Each cell's answer, in this process."""
-    graphs, notes = _normalise(*_columns(keys)) if keys else ([], [])
-    return Answers(graphs, dict(notes))
+    graphs, note_at, notes = _normalise(*_columns(keys)) if keys else ([], [], [])
+    return Answers(graphs, dict(zip(note_at, notes)))
 
 
 def normalise_now(keys: Sequence[CellKey]) -> PendingCells:
@@ -145,17 +145,19 @@ class BatchNormaliser:
         return lambda: self._collect(pieces, futures)
 
     def _collect(self, pieces: list[Sequence[CellKey]], futures: list[Future[_Packed]]) -> Answers:
-        out = Answers([], {})
+        graphs: list[str | None] = []
+        note_at: list[int] = []
+        notes: list[CellNote] = []
         for keys, future in zip(pieces, futures):
             try:
-                graphs, notes = _unpacked(future.result())
+                answers = _unpacked(future.result())
             except (OSError, RuntimeError, BrokenProcessPool):
                 self.workers = 0
-                graphs, notes = _normalise(*_columns(keys))
-            offset = len(out.graphs)
-            out.graphs.extend(graphs)
-            out.notes.update((offset + at, note) for at, note in notes)
-        return out
+                answers = _normalise(*_columns(keys))
+            note_at += map(len(graphs).__add__, answers[1])
+            notes += answers[2]
+            graphs += answers[0]
+        return Answers(graphs, dict(zip(note_at, notes)))
 
 
 def _start_method() -> BaseContext:
@@ -232,8 +234,8 @@ PIECE_CELLS = 5_000  # keys per task at most: ~0.1 s of work
 # come back the same way, without the unusable cells' None (``_Packed``).
 _SEP = "\x1e"  # ASCII's record separator: never in a Graph form, all but never in a cell
 _Wire = tuple[str | list[str], list[str | None], list[str | None], list[bool]]
-_Answers = tuple[list[str | None], list[tuple[int, CellNote]]]
-_Packed = tuple[str, list[int], list[tuple[int, CellNote]]]  # Graph forms joined, where the Nones go, notes
+_Answers = tuple[list[str | None], list[int], list[CellNote]]  # Graph forms; the notes' positions, the notes
+_Packed = tuple[str, list[int], list[int], list[CellNote]]  # Graph forms joined, where the Nones go, the notes
 
 
 _TYPE_VALUE: dict[PhoneType | None, str | None] = {t: t.value for t in PhoneType}
@@ -261,16 +263,24 @@ def _from_wire(wire: _Wire) -> _Columns:
 
 
 def _packed(answers: _Answers) -> _Packed:
-    graphs, notes = answers
-    return _SEP.join(filter(None, graphs)), list(compress(count(), map(not_, graphs))), notes
+    graphs, note_at, notes = answers
+    return _SEP.join(filter(None, graphs)), list(compress(count(), map(not_, graphs))), note_at, notes
 
 
 def _unpacked(packed: _Packed) -> _Answers:
-    joined, nones, notes = packed
-    graphs: list[str | None] = joined.split(_SEP) if joined else []  # type: ignore[assignment]  # list is invariant
-    for at in nones:  # ascending: each lands where it was
-        graphs.insert(at, None)
-    return graphs, notes
+    joined, nones, note_at, notes = packed
+    usable = joined.split(_SEP) if joined else []
+    if not nones:
+        return usable, note_at, notes  # type: ignore[return-value]  # list is invariant
+    graphs: list[str | None] = []
+    taken = 0
+    for at in nones:  # ascending: each None lands where it was, the usable ones between
+        between = at - len(graphs)
+        graphs += usable[taken : taken + between]
+        taken += between
+        graphs.append(None)
+    graphs += usable[taken:]
+    return graphs, note_at, notes
 
 
 def _ready() -> None:
@@ -295,11 +305,13 @@ def work_order(raws: Sequence[str]) -> list[int]:
 def _normalise(raws: list[str], regions: list[str | None], types: list[str | None], numbers: list[bool]) -> _Answers:
     """The cells' answers, in their order (worked through in ``work_order``)."""
     graphs: list[str | None] = [None] * len(raws)
-    notes: list[tuple[int, CellNote]] = []
+    note_at: list[int] = []
+    notes: list[CellNote] = []
     for at in work_order(raws):
         type_value = types[at]
         r = normalise_distinct(raws[at], regions[at], _PHONE_TYPE[type_value] if type_value else None, from_number=numbers[at])
         graphs[at] = r.graph
         if r.problem or r.warning:
-            notes.append((at, (r.problem, r.reason, r.warning)))
-    return graphs, notes  # notes in work order: the caller looks them up by position
+            note_at.append(at)
+            notes.append((r.problem, r.reason, r.warning))
+    return graphs, note_at, notes  # notes in work order: the caller looks them up by position

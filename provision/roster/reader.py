@@ -476,7 +476,7 @@ class _Builder:
         # Each distinct cell's answer at its first position: a small dict of ints.
         sent = prepared.sent
         graphs = dict(zip(sent, answers.graphs))
-        notes = {sent[k]: note for k, note in answers.notes.items()}
+        notes = dict(zip(map(sent.__getitem__, answers.notes), answers.notes.values()))
         for p, (graph, note) in prepared.known:
             graphs[p] = graph
             if note is not None:

@@ -169,21 +169,29 @@ def test_cells_worked_through_in_text_order_keep_their_own_answers() -> None:
     assert answers.notes and any(answers.graphs)
 
 
-@pytest.mark.parametrize("odd_cell", ["", "+1 206 555\x1e0100"], ids=["texts joined", "a cell with the separator"])
-def test_answers_cross_to_workers_and_back_in_their_places(odd_cell: str) -> None:
+USABLE = [f"+1 206 555 {k:04d}" for k in range(40)]
+UNUSABLE = ["n/a", "call reception", "123", "+999 12345"] * 5
+MIXED = ["n/a", *(TYPED[i % len(TYPED)].format(i) for i in range(300)), "call reception"]
+
+
+@pytest.mark.parametrize(
+    "raws",
+    [MIXED, [*MIXED[:150], "+1 206 555\x1e0100", *MIXED[151:]], USABLE, UNUSABLE, [*USABLE[:5], *UNUSABLE[:6], *USABLE[5:9], "n/a"]],
+    ids=["texts joined", "a cell with the separator", "all usable", "none usable", "unusable in a row"],
+)
+def test_answers_cross_to_workers_and_back_in_their_places(raws: list[str]) -> None:
     # Texts cross joined on one character, Graph forms come back joined without the
     # unusable cells' None: every answer must come back to its own cell, first and last included.
     from provision.model import PhoneType
     from provision.roster.number_pool import BatchNormaliser, normalise_cells
 
-    raws = ["n/a", *(TYPED[i % len(TYPED)].format(i) for i in range(300)), "call reception"]
-    if odd_cell:
-        raws[150] = odd_cell
     keys = [(raw, REGIONS[k % len(REGIONS)] or None, PhoneType.MOBILE, False) for k, raw in enumerate(raws)]
     with BatchNormaliser(1) as pool:
         pooled = pool.submit(keys)()
     alone = normalise_cells(keys)
     assert pooled.graphs == alone.graphs and pooled.notes == alone.notes
-    assert pooled.graphs[0] is None and pooled.graphs[-1] is None
-    assert (pooled.graphs[150] is None) == bool(odd_cell)
-    assert sum(g is None for g in pooled.graphs) > 3 and sum(g is not None for g in pooled.graphs) > 100
+    assert len(pooled.graphs) == len(raws)
+    if len(raws) == len(MIXED):
+        assert pooled.graphs[0] is None and pooled.graphs[-1] is None and (pooled.graphs[150] is None) == ("\x1e" in raws[150])
+    else:  # only the +1 206 555 numbers are usable
+        assert [g is not None for g in pooled.graphs] == [raw.startswith("+1 206 555") for raw in raws]
