@@ -799,10 +799,20 @@ def _row_batches(rows: Iterator[list[Any]], total: int, header_row: int, width: 
         texts: list[list[str]] = []
         numeric: dict[int, frozenset[int]] = {}
         for at, cells in enumerate(values):
+            try:
+                texts.append(list(map(str.strip, cells)))  # a column of text cells (an empty cell is ""): in C
+                continue
+            except TypeError:  # a number, date or boolean cell among them
+                pass
             column: list[Any] = [v.strip() if type(v) is str else v for v in cells]
             numbers: set[int] = set()
             for k in [k for k, v in enumerate(column) if type(v) is not str]:
-                column[k], is_number = _workbook_cell(column[k])
+                value = column[k]
+                if type(value) is float and value.is_integer() and -1e17 < value < 1e17:
+                    column[k] = str(int(value))  # cell_text's answer for the usual phone number cell
+                    numbers.add(k)
+                    continue
+                column[k], is_number = _workbook_cell(value)
                 if is_number:
                     numbers.add(k)
             if numbers and at < width:
