@@ -4,11 +4,11 @@ libphonenumber is pure Python (about 25 µs a number); a million-row roster hold
 1.5 million phone cells, each different. A chunk's distinct cells therefore go, in pieces
 of ``PIECE_CELLS``, to a process pool (one worker per core) while the caller carries on
 reading; on 2 cores this reads 1M rows in ~0.5x the in-process time (bench.roster_read).
-Cells and answers cross the process boundary as flat lists, cheap to pickle; the answers
-come back as a list of Graph forms in the keys' order and a small dict of the keys with a
-problem or warning (``Answers``). The cells are distinct already, so they go through ``normalise_distinct`` (no cache to fill). A
-failing pool falls back to doing the work in-process, so the result never depends on the
-pool.
+Cells and answers cross the process boundary column-wise, cheap to pickle (texts joined
+into one string, ``_Wire``); the caller gets a list of Graph forms in the keys' order and a
+dict of the keys with a problem or warning (``Answers``). The cells are distinct already,
+so they go through ``normalise_distinct`` (no cache to fill). A failing pool falls back to
+doing the work in-process, so the result never depends on the pool.
 
 A spawned worker starts an interpreter and imports this module, ``provision.model`` and
 phonenumbers: ~70 ms of CPU; a forked one ~6 ms, so workers are forked where that is
