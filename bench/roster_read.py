@@ -22,7 +22,10 @@ Each read is judged against a floor measured around it: three passes over the sa
 before it and three just after, the median of the six. These machines are shared and
 their speed drifts by several percent within a minute (measured: the same sample's per-key
 time 22.7 us and 24.4 us a minute apart), so a floor taken once, ahead of a read, can move
-its ratio by that much; the ratio of a file is the median of its reads'.
+its ratio by that much; the ratio of a file is the median of its reads' (five by default:
+a 14 s read can still drift by several percent against floors taken around it: two runs
+of three reads 20 minutes apart, of code that differed only in how notes cross between
+processes, gave CSV medians 1.207 and 1.294).
 
 Targets (issue 12): CSV wall <= 1.2 x floor, workbook wall <= 1.3 x floor, peak RSS of the
 tree <= 1 GB for 1M rows. The load average is printed next to the figures, and only the
@@ -281,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--xlsx-rows", type=int, default=100_000)
-    parser.add_argument("--reads", type=int, default=3, help="reads of each file, each against its own floor")
+    parser.add_argument("--reads", type=int, default=5, help="reads of each file, each against its own floor")
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
