@@ -195,3 +195,20 @@ def test_answers_cross_to_workers_and_back_in_their_places(raws: list[str]) -> N
         assert pooled.graphs[0] is None and pooled.graphs[-1] is None and (pooled.graphs[150] is None) == ("\x1e" in raws[150])
     else:  # only the +1 206 555 numbers are usable
         assert [g is not None for g in pooled.graphs] == [raw.startswith("+1 206 555") for raw in raws]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="pipe sizes are set on Linux only")
+def test_a_pieces_answers_fit_in_the_pools_pipes() -> None:
+    # A worker whose answers don't fit in the pipe waits for the caller to read them: the
+    # pool's pipes are widened where the system allows it, so that a worker never waits.
+    import fcntl
+
+    from provision.roster.number_pool import BatchNormaliser
+
+    allowed = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    with BatchNormaliser(1) as normaliser:
+        normaliser.warm_up()
+        pool = normaliser._pool
+        assert pool is not None
+        sizes = {fcntl.fcntl(q._reader.fileno(), fcntl.F_GETPIPE_SZ) for q in (pool._call_queue, pool._result_queue)}  # type: ignore[attr-defined]
+    assert sizes == {min(allowed, 1 << 20)} or allowed < 1 << 20
