@@ -24,8 +24,8 @@ their speed drifts by several percent within a minute (measured: the same sample
 time 22.7 us and 24.4 us a minute apart), so a floor taken once, ahead of a read, can move
 its ratio by that much; the ratio of a file is the median of its reads' (five by default:
 a 14 s read can still drift by several percent against floors taken around it: two runs
-of three reads 20 minutes apart, of code that differed only in how notes cross between
-processes, gave CSV medians 1.207 and 1.294).
+of three reads 20 minutes apart, with the same CSV code (only the workbook path differed),
+gave CSV medians 1.207 and 1.294).
 
 Targets (issue 12): CSV wall <= 1.2 x floor, workbook wall <= 1.3 x floor, peak RSS of the
 tree <= 1 GB for 1M rows. The load average is printed next to the figures, and only the
