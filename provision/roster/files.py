@@ -152,7 +152,7 @@ def matching(batch: Batch, position: int, pattern: str) -> list[bool] | None:
     check the reader would otherwise run per cell in Python: 1M cells in ~0.05 s."""
     if batch.arrow is None:
         return None
-    import pyarrow.compute as pc  # type: ignore[import-untyped]
+    import pyarrow.compute as pc
 
     found: list[bool] = pc.match_substring_regex(batch.arrow[position], pattern).to_pylist()
     return found
@@ -498,7 +498,7 @@ def _arrow_batches(
     the last one's final ``EDGE_ROWS`` made a batch of their own (``_batch_sizes``)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
+    import pyarrow.csv as pa_csv
 
     names = [f"c{i}" for i in range(width)]
     # The system allocator hands a block's buffers back once its rows are built (pyarrow's

@@ -280,10 +280,9 @@ def _columns(keys: Sequence[CellKey]) -> _Columns:
 
 
 def _to_wire(keys: Sequence[CellKey]) -> _Wire:
-    raws, regions, types, numbers = zip(*keys)
+    raws, regions, types, numbers = _columns(keys)
     joined = _SEP.join(raws)
-    texts: str | list[str] = joined if joined.count(_SEP) == len(raws) - 1 else list(raws)
-    return texts, list(regions), list(map(_TYPE_VALUE.get, types)), list(numbers)
+    return (joined if joined.count(_SEP) == len(raws) - 1 else raws), regions, types, numbers
 
 
 def _from_wire(wire: _Wire) -> _Columns:
