@@ -918,6 +918,11 @@ def _pick_sheet(names: list[str], sheet: str | int | None, path: Path) -> str:
     return names[sheet]
 
 
+# Bytes of a chunk kept for the next, so a tag cut by the chunks' border is seen whole (a
+# namespace prefix is a few letters).
+_TAG_OVERLAP = 64
+
+
 def _has_formulas(path: Path, title: str) -> bool:
     """Whether sheet ``title`` holds a formula (every worksheet is looked at when its part
     can't be told). Only that sheet: a summary sheet of COUNTIFs beside the roster would
@@ -932,7 +937,7 @@ def _has_formulas(path: Path, title: str) -> bool:
                 while chunk := f.read(1 << 20):
                     if holds_formula(tail + chunk):
                         return True
-                    tail = chunk[-8:]
+                    tail = chunk[-_TAG_OVERLAP:]
     return False
 
 

@@ -34,7 +34,10 @@ MIN_SHEET_BYTES = 4 * HEAD_BYTES
 MAX_COPIED_BYTES = 16_000_000
 
 _ROW_END = re.compile(rb"</([A-Za-z_][\w.\-]*:)?row>")
-_FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[ >/]")
+_FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[\s>/]")
+# A formula tag's end: a literal first byte, which ``re`` finds by a fast scan, and rare in
+# sheet XML, where "<" starts every tag (a search for b"<f" took 16 ms per 22 MB of XML, this 5).
+_FORMULA_END = re.compile(rb"f[\s>/]")
 _REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 _EMPTY_SHEET = b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData/></worksheet>'
 _WORKBOOK = "xl/workbook.xml"
@@ -79,9 +82,14 @@ def sheet_head(path: Path, title: str) -> bytes | None:
 
 
 def holds_formula(xml: bytes) -> bool:
-    """Whether sheet XML holds a formula element (``<f>``, or namespaced ``<x:f>``). Two byte
-    searches rule most of a sheet out faster than the pattern (~0.02 s per 100k rows)."""
-    return (b"<f" in xml or b":f" in xml) and _FORMULA_TAG.search(xml) is not None
+    """Whether sheet XML holds a formula element (``<f>``, or namespaced ``<x:f>``): each
+    formula tag's end, then the tag it ends (from the last "<" before it)."""
+    for end in _FORMULA_END.finditer(xml):
+        at = end.start()
+        start = xml.rfind(b"<", 0, at)
+        if start >= 0 and _FORMULA_TAG.fullmatch(xml, start, at + 2):
+            return True
+    return False
 
 
 def _parts(book: zipfile.ZipFile, title: str) -> tuple[str, frozenset[str]] | None:

@@ -220,3 +220,37 @@ def test_a_workbook_whose_shared_strings_are_huge_has_no_head(tmp_path: Path, mo
     monkeypatch.setattr(sheet_head, "MAX_COPIED_BYTES", 10_000)
 
     assert sheet_head.sheet_head(path, "Staff") is None
+
+
+@pytest.mark.parametrize(
+    ("xml", "holds"),
+    [
+        (b'<c r="A1"><f>SUM(B1:B9)</f><v>3</v></c>', True),
+        (b'<x:c r="A1"><x:f t="shared" ref="A1:A9" si="0"/></x:c>', True),
+        (b'<c r="A1">\n  <f\n t="shared" si="0"/>\n</c>', True),  # pretty-printed: a newline after the name
+        (b'<c r="A1"><f/></c>', True),
+        (b'<c r="A1" t="inlineStr"><is><t>Chief of staff: &lt;f&gt; is text</t></is></c>', False),  # "<" is escaped in text
+        (b'<c r="A1" t="inlineStr"><is><t>Chief of staff</t></is></c><ref a="b"/><xf x="1"/>', False),
+        (b'<c r="A1" t="inlineStr"><is><t>if/then, of f> x</t></is></c>', False),
+        (b"f> f/ f ", False),
+    ],
+)
+def test_a_formula_tag_is_told_from_text_and_other_tags(xml: bytes, holds: bool) -> None:
+    assert sheet_head.holds_formula(xml) is holds
+
+
+def test_a_formula_tag_cut_by_the_chunks_border_is_found(tmp_path: Path) -> None:
+    from provision.roster.files import _has_formulas
+
+    cell = b'<c r="A1" t="inlineStr"><is><t>x</t></is></c>'
+    for cut in (1, 9, 14):  # the tag's end past the border, its start up to 14 bytes before it
+        pad = b"<row>" + cell * ((1 << 20) // len(cell))
+        pad = pad[: (1 << 20) - cut]
+        pad = pad[: pad.rfind(b"</c>") + 4]
+        pad += b" " * ((1 << 20) - cut - len(pad))  # the tag starts ``cut`` bytes before the border
+        xml = b"<worksheet><sheetData>" + pad[22:] + b'<spreadsheet:f t="shared" si="0"/></row></sheetData></worksheet>'
+        path = tmp_path / f"cut{cut}.xlsx"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as book:
+            book.writestr("xl/worksheets/sheet1.xml", xml)
+        assert xml.index(b"<spreadsheet:f") == (1 << 20) - cut
+        assert _has_formulas(path, "Staff")
