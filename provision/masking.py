@@ -70,6 +70,17 @@ def mask(number: str) -> str:
     ``+1 2065550100`` -> ``+1 *******100``; ``+44 2079460958x12`` -> ``+44 *******958x**``.
     Anything else (national forms, garbage) keeps at most its last three digits.
     """
+    # Graph's own form (``+1 2065550100``), most numbers masked (a roster's shared mobiles:
+    # tens of thousands per million rows), is cut at its space: ~1 us against ~4 us for the
+    # general rule below, whose answer it is (tests.test_masking).
+    code, space, rest = number.partition(" ")
+    if space and number.isascii() and rest.isdigit() and code.startswith("+") and code[1:].isdigit() and int(code[1:]) in _COUNTRY_CODES:
+        shown = rest[-_KEEP_LAST:] if len(rest) >= _MIN_SHOWN else ""
+        return f"{code} {'*' * (len(rest) - len(shown))}{shown}"
+    return _mask_any(number)
+
+
+def _mask_any(number: str) -> str:
     text = fold(number).strip()
     mark = _EXTENSION_MARK.search(text) if text.startswith("+") else None
     main, ext = (text[: mark.start()], text[mark.end() :]) if mark else (text, "")

@@ -85,3 +85,31 @@ def test_an_extension_in_either_case_keeps_no_digit() -> None:
     # A Graph mask's x's are no extension, whatever their case.
     assert mask("+1 xxxxxxx100") == mask("+1 XXXXXXX100") == "+1 ***"
 
+
+
+def _graph_forms() -> list[str]:
+    import phonenumbers
+
+    forms = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                forms.append(f"+{example.country_code} {phonenumbers.national_significant_number(example)}")
+    return forms
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "+01 2065550100", "+1 206555", "+1 2065550", "+999 2065550100", "+1 2065550100x12", "+1  2065550100",
+        " +1 2065550100", "+1 2065550100 ", "+1 \uff12\uff10\uff16\uff15\uff15\uff15\uff10\uff11\uff10\uff10",
+        "+\uff11 2065550100", "+1 206555010\u00b2", "+ 2065550100", "+1 ", "1 2065550100", "+44 20 7946 0958",
+    ],
+)
+def test_graph_forms_are_masked_as_the_general_rule_masks_them(extra: str) -> None:
+    # ``mask`` cuts Graph's own form at its space; every answer must be the general rule's.
+    from provision.masking import _mask_any
+
+    for number in [*_graph_forms(), extra]:
+        assert mask(number) == _mask_any(number), number
