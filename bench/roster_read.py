@@ -25,7 +25,9 @@ time 22.7 us and 24.4 us a minute apart), so a floor taken once, ahead of a read
 its ratio by that much; the ratio of a file is the median of its reads' (five by default:
 a 14 s read can still drift by several percent against floors taken around it: two runs
 of three reads 20 minutes apart, with the same CSV code (only the workbook path differed),
-gave CSV medians 1.207 and 1.294).
+gave CSV medians 1.207 and 1.294). A read whose floor moved by more than ``DISTURBED_DRIFT``
+percent from before it to after it is printed but not counted, and another is taken (up
+to ``--reads`` such reads per file).
 
 Targets (issue 12): CSV wall <= 1.2 x floor, workbook wall <= 1.3 x floor, peak RSS of the
 tree <= 1 GB for 1M rows. The load average is printed next to the figures, and only the
@@ -60,6 +62,10 @@ XLSX_TARGET = 1.3
 RSS_TARGET_MB = 1024.0
 SAMPLE_KEYS = 20_000
 ROUNDS = 3
+# Per-key time after a read against before it, in percent, past which the machine's speed
+# changed too much during the read to judge it (another tenant's burst: seen +59% and -40%
+# on these shared machines; a quiet read drifts within about +-12%).
+DISTURBED_DRIFT = 20.0
 
 REGIONS = ("US", "GB", "DE", "FR", "IN", "BR", "JP", "AU", "ES", "IT", "MX", "NL", "SE", "CA")
 HEADER = ["UserPrincipalName", "Mobile Phone", "Alternate Mobile", "Work Phone", "Country"]
@@ -303,7 +309,10 @@ def main(argv: list[str] | None = None) -> int:
             ratios: list[float] = []
             shuffled_ratios: list[float] = []
             peak = 0.0
-            for n in range(args.reads):
+            disturbed = 0
+            for n in count():
+                if len(ratios) == args.reads or disturbed == args.reads:
+                    break
                 before = key_passes(keys, args.seed + n)
                 before_shuffled = key_passes(keys, args.seed + n, shuffled=True)
                 load_before = os.getloadavg()[0]
@@ -315,14 +324,19 @@ def main(argv: list[str] | None = None) -> int:
                 floor = len(keys) * per_key / cores
                 shuffled_floor = len(keys) * statistics.median(before_shuffled + after_shuffled) / cores
                 wall = report["wall"]
-                ratios.append(wall / floor)
-                shuffled_ratios.append(wall / shuffled_floor)
                 peak = max(peak, peak_mb)
                 cpu = report["cpu_main"] + report["cpu_workers"]
                 drift = (statistics.median(after) / statistics.median(before) - 1) * 100
+                counted = abs(drift) <= DISTURBED_DRIFT
+                if counted:
+                    ratios.append(wall / floor)
+                    shuffled_ratios.append(wall / shuffled_floor)
+                else:
+                    disturbed += 1
                 print(
                     f"  read {n + 1}: wall {wall:.2f} s = {wall / floor:.3f} x floor ({floor:.2f} s: {per_key * 1e6:.1f} us/key x keys "
                     f"/ {cores} cores; per-key time after/before the read {drift:+.1f}%); load {load_before:.2f} -> {load_after:.2f}"
+                    + ("" if counted else "; DISTURBED (the machine's speed changed during the read): not counted, read again")
                 )
                 print(f"          {wall / shuffled_floor:.3f} x the floor of keys in shuffled order ({shuffled_floor:.2f} s)")
                 print(
@@ -330,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{cpu / (floor * cores):.3f} x the floor's CPU; peak RSS tree {peak_mb:,.0f} MB, main process {main_mb:,.0f} MB; "
                     f"{report['issues']:,} issues, {report['users']:,} users"
                 )
+            if not ratios:
+                print(f"  {label}: every read was disturbed; no figure")
+                ok = False
+                continue
             ratio = statistics.median(ratios)
             print(f"  {label} wall: median {ratio:.3f} x floor (target <= {target}); peak RSS of the process tree {peak:,.0f} MB "
                   f"(target <= {RSS_TARGET_MB:,.0f} MB per 1M rows); {statistics.median(shuffled_ratios):.3f} x the shuffled floor")
