@@ -38,6 +38,8 @@ _FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[\s>/]")
 # A formula tag's end: a literal first byte, which ``re`` finds by a fast scan, and rare in
 # sheet XML, where "<" starts every tag (a search for b"<f" took 16 ms per 22 MB of XML, this 5).
 _FORMULA_END = re.compile(rb"f[\s>/]")
+# Ends looked at one by one before the search by the tag's start is cheaper (~1.6 ms per MB).
+_MANY_ENDS = 2_000
 _REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 _EMPTY_SHEET = b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData/></worksheet>'
 _WORKBOOK = "xl/workbook.xml"
@@ -83,8 +85,12 @@ def sheet_head(path: Path, title: str) -> bytes | None:
 
 def holds_formula(xml: bytes) -> bool:
     """Whether sheet XML holds a formula element (``<f>``, or namespaced ``<x:f>``): each
-    formula tag's end, then the tag it ends (from the last "<" before it)."""
-    for end in _FORMULA_END.finditer(xml):
+    formula tag's end, then the tag it ends (from the last "<" before it). XML full of
+    text with such ends ("Head of Sales" in every row of an inline-string sheet: ~0.3 us
+    each) is searched by the tag's start instead, ~1.6 ms per MB whatever it holds."""
+    for n, end in enumerate(_FORMULA_END.finditer(xml)):
+        if n == _MANY_ENDS:
+            return (b"<f" in xml or b":f" in xml) and _FORMULA_TAG.search(xml) is not None
         at = end.start()
         start = xml.rfind(b"<", 0, at)
         if start >= 0 and _FORMULA_TAG.fullmatch(xml, start, at + 2):

@@ -254,3 +254,11 @@ def test_a_formula_tag_cut_by_the_chunks_border_is_found(tmp_path: Path) -> None
             book.writestr("xl/worksheets/sheet1.xml", xml)
         assert xml.index(b"<spreadsheet:f") == (1 << 20) - cut
         assert _has_formulas(path, "Staff")
+
+
+@pytest.mark.parametrize("formula", [b"", b'<c r="A9"><f>A1</f></c>', b'<x:c r="A9"><x:f t="shared" si="0"/></x:c>'])
+def test_a_sheet_full_of_text_like_a_formula_tags_end_is_still_told_right(formula: bytes) -> None:
+    # Past ``_MANY_ENDS`` such ends the search goes by the tag's start: same answers.
+    cell = b'<c r="B1" t="inlineStr"><is><t>Chief of staff</t></is></c>'
+    xml = b"<sheetData>" + cell * (sheet_head._MANY_ENDS + 10) + formula + b"</sheetData>"
+    assert sheet_head.holds_formula(xml) is bool(formula)
