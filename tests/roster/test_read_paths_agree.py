@@ -342,9 +342,8 @@ def csv_text(rows: list[list[str]], case: Case, layout: Layout) -> str:
     if layout.powershell:
         out.write("#TYPE System.Management.Automation.PSCustomObject" + end)
     out.write(end * layout.blank_above)
-    writer = csv.writer(out, delimiter=case.delimiter, lineterminator=end)
-    if layout.powershell:
-        writer = csv.writer(out, delimiter=case.delimiter, lineterminator=end, quoting=csv.QUOTE_ALL)
+    quoting = csv.QUOTE_ALL if layout.powershell else csv.QUOTE_MINIMAL
+    writer = csv.writer(out, delimiter=case.delimiter, lineterminator=end, quoting=quoting)
     writer.writerow(HEADER)
     for k, cells in enumerate(rows):
         if k in layout.stray:
