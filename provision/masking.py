@@ -75,9 +75,14 @@ def mask(number: str) -> str:
     # general rule below, whose answer it is (tests.test_masking).
     code, space, rest = number.partition(" ")
     if space and number.isascii() and rest.isdigit() and code.startswith("+") and code[1:].isdigit() and int(code[1:]) in _COUNTRY_CODES:
-        shown = rest[-_KEEP_LAST:] if len(rest) >= _MIN_SHOWN else ""
-        return f"{code} {'*' * (len(rest) - len(shown))}{shown}"
+        return f"{code} {_hidden(rest)}"
     return _mask_any(number)
+
+
+def _hidden(digits: str) -> str:
+    """National digits as shown: the last three of seven or more, the others starred."""
+    shown = digits[-_KEEP_LAST:] if len(digits) >= _MIN_SHOWN else ""
+    return "*" * (len(digits) - len(shown)) + shown
 
 
 def _mask_any(number: str) -> str:
@@ -89,9 +94,7 @@ def _mask_any(number: str) -> str:
         return "***"
     suffix = "x" + "*" * len(_DIGITS.findall(ext)) if ext else ""
     cc = _country_code(main, digits) if text.startswith("+") else ""
-    rest = digits[len(cc) :]
-    shown = rest[-_KEEP_LAST:] if len(rest) >= _MIN_SHOWN else ""
-    hidden = "*" * (len(rest) - len(shown)) + shown
+    hidden = _hidden(digits[len(cc) :])
     return f"+{cc} {hidden}{suffix}" if cc else f"{hidden}{suffix}"
 
 
