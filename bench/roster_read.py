@@ -40,6 +40,7 @@ import argparse
 import csv
 import json
 import os
+import platform
 import random
 import statistics
 import subprocess
@@ -286,6 +287,29 @@ def measure(path: Path) -> tuple[dict[str, float], float, float]:
     return json.loads(out), peak / 1024, peak_main / 1024
 
 
+def machine() -> str:
+    """The CPU the figures were measured on. The ratios depend on it, not only on the load:
+    the floor is interpreted Python (libphonenumber), much of the rest is C (pyarrow,
+    calamine, list and dict builtins), and CPUs differ in how fast they run each. Measured
+    with the same code: a 2-core AMD EPYC of family 23 model 49 at 2.25 GHz gave CSV 1.13-1.14
+    and xlsx 1.24-1.25, at ~45 us a key; the faster EPYC of earlier sessions, at ~16-23 us
+    a key, gave 1.21-1.26 and 1.34-1.38."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            for line in info:
+                name, _, value = line.partition(":")
+                if not line.strip():
+                    break  # the first processor's fields are enough
+                fields.setdefault(name.strip(), value.strip())
+    except OSError:
+        pass
+    if not fields:
+        return platform.processor() or platform.machine()
+    mhz = fields.get("cpu MHz", "?").split(".")[0]
+    return f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}) at {mhz} MHz"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -294,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
+    print(f"machine: {cores} cores of {machine()}")
     ok = True
     with tempfile.TemporaryDirectory(prefix="bench-roster-") as tmp:
         files = [
