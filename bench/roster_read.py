@@ -291,8 +291,8 @@ def machine() -> str:
     """The CPU the figures were measured on. The ratios depend on it, not only on the load:
     the floor is interpreted Python (libphonenumber), much of the rest is C (pyarrow,
     calamine, list and dict builtins), and CPUs differ in how fast they run each. Measured
-    with the same code: a 2-core AMD EPYC of family 23 model 49 at 2.25 GHz gave CSV 1.13-1.14
-    and xlsx 1.24-1.25, at ~45 us a key; the faster EPYC of earlier sessions, at ~16-23 us
+    with the same code: a 2-core AMD EPYC of family 23 model 49 at 2.25 GHz gave CSV 1.12-1.14
+    and xlsx 1.22-1.25, at ~45 us a key; the faster EPYC of earlier sessions, at ~16-23 us
     a key, gave 1.21-1.26 and 1.34-1.38."""
     fields: dict[str, str] = {}
     try:
